@@ -1,0 +1,524 @@
+//! The agent's configuration: a YAML file (`/etc/onprem/agent.yaml`, or
+//! `--config`) and command-line flags that override it. Flags keep
+//! node_exporter's names (`--web.listen-address`, `--collector.<name>`,
+//! `--path.sysfs`, …) so operators moving from node_exporter keep their
+//! unit files' habits.
+//!
+//! Loading is parse, then validate: parsing rejects unknown fields and
+//! names the field path; validation compiles every pattern and collects
+//! every problem, naming the field or the flag that set it. Nothing binds
+//! before the whole configuration is valid.
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::exporter::{self, Paths};
+use crate::validate::{FieldError, FieldErrors};
+
+/// Where the agent looks for its config file unless `--config` says.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/onprem/agent.yaml";
+/// node_exporter's port, on loopback: nothing listens beyond loopback
+/// unless configured to.
+pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:9100";
+
+/// The config file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct File {
+    /// The HTTP listener.
+    pub web: Web,
+    /// Where to read host state from (for containers and test trees).
+    pub paths: PathsFile,
+    /// Which collectors run, and their options.
+    pub collectors: exporter::Settings,
+    /// Logging.
+    pub log: Log,
+}
+
+/// The `web:` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Web {
+    /// Address to listen on, `host:port` (`--web.listen-address`);
+    /// `:9100` means every interface.
+    pub listen_address: String,
+    /// Scrapes served at once before answering 503; 0 for no bound
+    /// (`--web.max-requests`).
+    pub max_requests: usize,
+    /// Leave out the `process_*` and `onprem_build_info` metrics
+    /// (`--web.disable-exporter-metrics`).
+    pub disable_exporter_metrics: bool,
+}
+
+impl Default for Web {
+    fn default() -> Self {
+        Web {
+            listen_address: DEFAULT_LISTEN_ADDRESS.to_owned(),
+            max_requests: exporter::http::DEFAULT_MAX_REQUESTS,
+            disable_exporter_metrics: false,
+        }
+    }
+}
+
+/// The `paths:` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathsFile {
+    /// procfs mount point (`--path.procfs`).
+    pub procfs: PathBuf,
+    /// sysfs mount point (`--path.sysfs`).
+    pub sysfs: PathBuf,
+    /// The host's root filesystem (`--path.rootfs`).
+    pub rootfs: PathBuf,
+}
+
+impl Default for PathsFile {
+    fn default() -> Self {
+        let p = Paths::default();
+        PathsFile { procfs: p.procfs, sysfs: p.sysfs, rootfs: p.rootfs }
+    }
+}
+
+/// The `log:` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// One of error, warn, info, debug, trace (`--log.level`).
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log { level: "info".to_owned() }
+    }
+}
+
+/// The agent's command-line flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Flags {
+    /// Config file; a missing file is an error only when this flag is given.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Check the configuration and exit (for systemd's ExecStartPre=).
+    #[arg(long = "check-config")]
+    pub check_config: bool,
+    /// Address to listen on for web interface and telemetry.
+    #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
+    pub listen_address: Option<String>,
+    /// Maximum number of parallel scrape requests; 0 disables the limit.
+    #[arg(long = "web.max-requests", value_name = "N")]
+    pub max_requests: Option<usize>,
+    /// Exclude the process_* and onprem_build_info metrics.
+    #[arg(long = "web.disable-exporter-metrics")]
+    pub disable_exporter_metrics: bool,
+    /// procfs mountpoint.
+    #[arg(long = "path.procfs", value_name = "PATH")]
+    pub procfs: Option<PathBuf>,
+    /// sysfs mountpoint.
+    #[arg(long = "path.sysfs", value_name = "PATH")]
+    pub sysfs: Option<PathBuf>,
+    /// rootfs mountpoint.
+    #[arg(long = "path.rootfs", value_name = "PATH")]
+    pub rootfs: Option<PathBuf>,
+    /// udev data path.
+    #[arg(long = "path.udev.data", value_name = "PATH")]
+    pub udev_data: Option<PathBuf>,
+    /// Only log messages with the given severity or above: error, warn, info, debug, trace.
+    #[arg(long = "log.level", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Collector selection: --collector.<name>, --no-collector.<name>, --collector.disable-defaults.
+    #[command(flatten)]
+    pub toggles: Toggles,
+    /// Regexp of mount points to exclude for filesystem collector.
+    #[arg(long = "collector.filesystem.mount-points-exclude", value_name = "RE")]
+    pub fs_mount_points_exclude: Option<String>,
+    /// Regexp of filesystem types to exclude for filesystem collector.
+    #[arg(long = "collector.filesystem.fs-types-exclude", value_name = "RE")]
+    pub fs_types_exclude: Option<String>,
+    /// Seconds to wait for statfs on a network filesystem before marking it stuck.
+    #[arg(long = "collector.filesystem.mount-timeout", value_name = "SECONDS")]
+    pub fs_mount_timeout: Option<f64>,
+    /// Regexp of net devices to include (mutually exclusive to device-exclude).
+    #[arg(long = "collector.netdev.device-include", value_name = "RE")]
+    pub netdev_include: Option<String>,
+    /// Regexp of net devices to exclude (mutually exclusive to device-include).
+    #[arg(long = "collector.netdev.device-exclude", value_name = "RE")]
+    pub netdev_exclude: Option<String>,
+    /// Regexp of net devices to ignore for netclass collector.
+    #[arg(long = "collector.netclass.ignored-devices", value_name = "RE")]
+    pub netclass_ignored: Option<String>,
+    /// Ignore devices where the speed is invalid (-1).
+    #[arg(long = "collector.netclass.ignore-invalid-speed")]
+    pub netclass_ignore_invalid_speed: bool,
+    /// Regexp of diskstats devices to include (mutually exclusive to device-exclude).
+    #[arg(long = "collector.diskstats.device-include", value_name = "RE")]
+    pub diskstats_include: Option<String>,
+    /// Regexp of diskstats devices to exclude (mutually exclusive to device-include).
+    #[arg(long = "collector.diskstats.device-exclude", value_name = "RE")]
+    pub diskstats_exclude: Option<String>,
+    /// Regexp of hwmon chips to include (mutually exclusive to chip-exclude).
+    #[arg(long = "collector.hwmon.chip-include", value_name = "RE")]
+    pub hwmon_chip_include: Option<String>,
+    /// Regexp of hwmon chips to exclude (mutually exclusive to chip-include).
+    #[arg(long = "collector.hwmon.chip-exclude", value_name = "RE")]
+    pub hwmon_chip_exclude: Option<String>,
+    /// Regexp of power supplies to ignore for powersupplyclass collector.
+    #[arg(long = "collector.powersupply.ignored-supplies", value_name = "RE")]
+    pub powersupply_ignored: Option<String>,
+    /// Directory to read text files with metrics from.
+    #[arg(long = "collector.textfile.directory", value_name = "DIR")]
+    pub textfile_directory: Option<PathBuf>,
+    /// Regexp of fields to return for vmstat collector.
+    #[arg(long = "collector.vmstat.fields", value_name = "RE")]
+    pub vmstat_fields: Option<String>,
+    /// Disable node_cpu_guest_seconds_total.
+    #[arg(long = "no-collector.cpu.guest")]
+    pub no_cpu_guest: bool,
+}
+
+/// `--collector.<name>`, `--no-collector.<name>` for every collector, and
+/// `--collector.disable-defaults`, built from [`exporter::COLLECTORS`].
+#[derive(Debug, Clone, Default)]
+pub struct Toggles {
+    /// Collectors turned on by flag.
+    pub enable: Vec<String>,
+    /// Collectors turned off by flag.
+    pub disable: Vec<String>,
+    /// `--collector.disable-defaults` was given.
+    pub disable_defaults: bool,
+}
+
+impl clap::FromArgMatches for Toggles {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut t = Toggles { disable_defaults: m.get_flag("collector.disable-defaults"), ..Default::default() };
+        for (name, _, _) in exporter::COLLECTORS {
+            if m.get_flag(&format!("collector.{name}")) {
+                t.enable.push((*name).to_owned());
+            }
+            if m.get_flag(&format!("no-collector.{name}")) {
+                t.disable.push((*name).to_owned());
+            }
+        }
+        Ok(t)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for Toggles {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        use clap::{Arg, ArgAction};
+        cmd = cmd.arg(
+            Arg::new("collector.disable-defaults")
+                .long("collector.disable-defaults")
+                .action(ArgAction::SetTrue)
+                .help("Set all collectors to disabled by default."),
+        );
+        for (name, default, what) in exporter::COLLECTORS {
+            let state = if *default { "enabled" } else { "disabled" };
+            cmd = cmd
+                .arg(
+                    Arg::new(format!("collector.{name}"))
+                        .long(format!("collector.{name}"))
+                        .action(ArgAction::SetTrue)
+                        .help(format!("Enable the {name} collector: {what} (default: {state}).")),
+                )
+                .arg(
+                    Arg::new(format!("no-collector.{name}"))
+                        .long(format!("no-collector.{name}"))
+                        .action(ArgAction::SetTrue)
+                        .hide(true),
+                );
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the file came from, if one was read.
+    pub source: Option<PathBuf>,
+    /// The listen address.
+    pub listen: SocketAddr,
+    /// Bound on parallel scrapes.
+    pub max_requests: usize,
+    /// Whether to serve process_* and onprem_build_info.
+    pub exporter_metrics: bool,
+    /// Read roots.
+    pub paths: Paths,
+    /// Collector selection and options.
+    pub collectors: exporter::Settings,
+    /// Log level.
+    pub log_level: tracing::Level,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read: check the path and permissions.
+    #[error("reading config file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML for this schema: the message names the
+    /// field and the line.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Field path and problem.
+        message: String,
+    },
+    /// Values are well-formed but wrong: every problem, each with its field
+    /// or flag.
+    #[error("invalid configuration:\n{0}")]
+    Invalid(FieldErrors),
+}
+
+/// Parses a config file's text. An empty file means all defaults.
+pub fn parse_file(text: &str, path: &Path) -> Result<File, Error> {
+    if text.trim().is_empty() {
+        return Ok(File::default());
+    }
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let message = if field.is_empty() || field == "." { inner } else { format!("{field}: {inner}") };
+        Error::Parse { path: path.to_owned(), message }
+    })
+}
+
+/// Field paths and the flags that override them, so that an error caused
+/// by a flag names the flag.
+const FLAG_NAMES: &[(&str, &str)] = &[
+    ("collectors.filesystem.mount_points_exclude", "--collector.filesystem.mount-points-exclude"),
+    ("collectors.filesystem.fs_types_exclude", "--collector.filesystem.fs-types-exclude"),
+    ("collectors.filesystem.mount_timeout", "--collector.filesystem.mount-timeout"),
+    ("collectors.netdev.device", "--collector.netdev.device-include/--collector.netdev.device-exclude"),
+    ("collectors.netdev.device_include", "--collector.netdev.device-include"),
+    ("collectors.netdev.device_exclude", "--collector.netdev.device-exclude"),
+    ("collectors.netclass.ignored_devices", "--collector.netclass.ignored-devices"),
+    ("collectors.diskstats.device", "--collector.diskstats.device-include/--collector.diskstats.device-exclude"),
+    ("collectors.diskstats.device_include", "--collector.diskstats.device-include"),
+    ("collectors.diskstats.device_exclude", "--collector.diskstats.device-exclude"),
+    ("collectors.hwmon.chip", "--collector.hwmon.chip-include/--collector.hwmon.chip-exclude"),
+    ("collectors.hwmon.chip_include", "--collector.hwmon.chip-include"),
+    ("collectors.hwmon.chip_exclude", "--collector.hwmon.chip-exclude"),
+    ("collectors.powersupplyclass.ignored_supplies", "--collector.powersupply.ignored-supplies"),
+    ("collectors.vmstat.fields", "--collector.vmstat.fields"),
+    ("web.listen_address", "--web.listen-address"),
+    ("log.level", "--log.level"),
+];
+
+fn set<T: Clone>(flag: &Option<T>, slot: &mut T, field: &'static str, by_flag: &mut BTreeSet<&'static str>) {
+    if let Some(v) = flag {
+        *slot = v.clone();
+        by_flag.insert(field);
+    }
+}
+
+fn set_opt<T: Clone>(flag: &Option<T>, slot: &mut Option<T>, field: &'static str, by_flag: &mut BTreeSet<&'static str>) {
+    if let Some(v) = flag {
+        *slot = Some(v.clone());
+        by_flag.insert(field);
+    }
+}
+
+/// Parses a listen address: `host:port`, `[v6]:port`, or `:port` for
+/// every interface.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Some(port) = s.strip_prefix(':') {
+        let port: u16 = port.parse().map_err(|_| format!("invalid port in {s:?}"))?;
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    match s.to_socket_addrs() {
+        Ok(mut it) => it.next().ok_or_else(|| format!("{s:?} resolves to no address")),
+        Err(e) => Err(format!("{s:?} is not host:port ({e})")),
+    }
+}
+
+fn parse_level(s: &str) -> Option<tracing::Level> {
+    match s.to_ascii_lowercase().as_str() {
+        "error" => Some(tracing::Level::ERROR),
+        "warn" | "warning" => Some(tracing::Level::WARN),
+        "info" => Some(tracing::Level::INFO),
+        "debug" => Some(tracing::Level::DEBUG),
+        "trace" => Some(tracing::Level::TRACE),
+        _ => None,
+    }
+}
+
+impl Flags {
+    /// Reads the config file (if any), applies the flags over it, and
+    /// validates the result.
+    pub fn load(&self) -> Result<Config, Error> {
+        let (path, explicit) = match &self.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+        };
+        let (mut file, source) = match std::fs::read_to_string(&path) {
+            Ok(text) => (parse_file(&text, &path)?, Some(path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => (File::default(), None),
+            Err(source) => return Err(Error::Read { path, source }),
+        };
+        self.apply(&mut file, source)
+    }
+
+    /// Applies the flags over `file` and validates.
+    pub fn apply(&self, file: &mut File, source: Option<PathBuf>) -> Result<Config, Error> {
+        let mut by_flag = BTreeSet::new();
+        set(&self.listen_address, &mut file.web.listen_address, "web.listen_address", &mut by_flag);
+        set(&self.max_requests, &mut file.web.max_requests, "web.max_requests", &mut by_flag);
+        file.web.disable_exporter_metrics |= self.disable_exporter_metrics;
+        set(&self.procfs, &mut file.paths.procfs, "paths.procfs", &mut by_flag);
+        set(&self.sysfs, &mut file.paths.sysfs, "paths.sysfs", &mut by_flag);
+        set(&self.rootfs, &mut file.paths.rootfs, "paths.rootfs", &mut by_flag);
+        set(&self.log_level, &mut file.log.level, "log.level", &mut by_flag);
+        let c = &mut file.collectors;
+        set(&self.udev_data, &mut c.diskstats.udev_data, "collectors.diskstats.udev_data", &mut by_flag);
+        set(&self.fs_mount_points_exclude, &mut c.filesystem.mount_points_exclude, "collectors.filesystem.mount_points_exclude", &mut by_flag);
+        set(&self.fs_types_exclude, &mut c.filesystem.fs_types_exclude, "collectors.filesystem.fs_types_exclude", &mut by_flag);
+        set(&self.fs_mount_timeout, &mut c.filesystem.mount_timeout, "collectors.filesystem.mount_timeout", &mut by_flag);
+        set_opt(&self.netdev_include, &mut c.netdev.device_include, "collectors.netdev.device_include", &mut by_flag);
+        set_opt(&self.netdev_exclude, &mut c.netdev.device_exclude, "collectors.netdev.device_exclude", &mut by_flag);
+        set(&self.netclass_ignored, &mut c.netclass.ignored_devices, "collectors.netclass.ignored_devices", &mut by_flag);
+        c.netclass.ignore_invalid_speed |= self.netclass_ignore_invalid_speed;
+        set_opt(&self.diskstats_include, &mut c.diskstats.device_include, "collectors.diskstats.device_include", &mut by_flag);
+        set_opt(&self.diskstats_exclude, &mut c.diskstats.device_exclude, "collectors.diskstats.device_exclude", &mut by_flag);
+        set_opt(&self.hwmon_chip_include, &mut c.hwmon.chip_include, "collectors.hwmon.chip_include", &mut by_flag);
+        set_opt(&self.hwmon_chip_exclude, &mut c.hwmon.chip_exclude, "collectors.hwmon.chip_exclude", &mut by_flag);
+        set(&self.powersupply_ignored, &mut c.powersupplyclass.ignored_supplies, "collectors.powersupplyclass.ignored_supplies", &mut by_flag);
+        set(&self.textfile_directory, &mut c.textfile.directory, "collectors.textfile.directory", &mut by_flag);
+        set(&self.vmstat_fields, &mut c.vmstat.fields, "collectors.vmstat.fields", &mut by_flag);
+        if self.no_cpu_guest {
+            c.cpu.guest = false;
+        }
+        // Flags act after the file: a flag-enabled collector wins over the
+        // file's disable list, and the other way round.
+        if self.toggles.disable_defaults {
+            c.disable_defaults = true;
+        }
+        c.disable.retain(|n| !self.toggles.enable.contains(n));
+        c.enable.retain(|n| !self.toggles.disable.contains(n));
+        c.enable.extend(self.toggles.enable.iter().cloned());
+        c.disable.extend(self.toggles.disable.iter().cloned());
+
+        let mut errors = Vec::new();
+        let listen = match parse_listen(&file.web.listen_address) {
+            Ok(a) => Some(a),
+            Err(m) => {
+                errors.push(FieldError::new("web.listen_address", m));
+                None
+            }
+        };
+        let log_level = parse_level(&file.log.level);
+        if log_level.is_none() {
+            errors.push(FieldError::new(
+                "log.level",
+                format!("unknown level {:?} (error, warn, info, debug, trace)", file.log.level),
+            ));
+        }
+        let paths = Paths { procfs: file.paths.procfs.clone(), sysfs: file.paths.sysfs.clone(), rootfs: file.paths.rootfs.clone() };
+        if let Err(mut e) = exporter::Exporter::new(&file.collectors, &paths, true) {
+            errors.append(&mut e);
+        }
+        for e in &mut errors {
+            if let Some((_, flag)) = FLAG_NAMES.iter().find(|(f, _)| *f == e.path && by_flag.iter().any(|b| b.starts_with(*f))) {
+                e.path = (*flag).to_owned();
+            }
+        }
+        match (listen, log_level) {
+            (Some(listen), Some(log_level)) if errors.is_empty() => Ok(Config {
+                source,
+                listen,
+                max_requests: file.web.max_requests,
+                exporter_metrics: !file.web.disable_exporter_metrics,
+                paths,
+                collectors: file.collectors.clone(),
+                log_level,
+            }),
+            _ => Err(Error::Invalid(FieldErrors(errors))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str, flags: Flags) -> Result<Config, Error> {
+        let mut f = parse_file(text, Path::new("agent.yaml"))?;
+        flags.apply(&mut f, None)
+    }
+
+    #[test]
+    fn can_load_defaults_from_empty_file() {
+        let c = load_text("", Flags::default()).expect("valid");
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN_ADDRESS);
+        assert!(c.collectors.enabled().expect("valid").contains("hwmon"));
+    }
+
+    #[test]
+    fn returns_field_path_when_field_is_unknown() {
+        let e = load_text("collectors:\n  filesystem:\n    mount_point_exclude: x\n", Flags::default()).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("collectors.filesystem"), "{msg}");
+        assert!(msg.contains("mount_point_exclude"), "{msg}");
+    }
+
+    #[test]
+    fn returns_every_error_with_its_field() {
+        let e = load_text(
+            "web:\n  listen_address: nowhere\ncollectors:\n  enable: [wifi]\n  vmstat:\n    fields: \"(\"\nlog:\n  level: loud\n",
+            Flags::default(),
+        )
+        .unwrap_err();
+        let Error::Invalid(FieldErrors(errs)) = e else { panic!("expected Invalid") };
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert!(paths.contains(&"web.listen_address"), "{paths:?}");
+        assert!(paths.contains(&"collectors.enable[0]"), "{paths:?}");
+        assert!(paths.contains(&"collectors.vmstat.fields"), "{paths:?}");
+        assert!(paths.contains(&"log.level"), "{paths:?}");
+    }
+
+    #[test]
+    fn returns_flag_name_when_flag_is_bad() {
+        let flags = Flags { vmstat_fields: Some("(".into()), ..Default::default() };
+        let e = load_text("", flags).unwrap_err().to_string();
+        assert!(e.contains("--collector.vmstat.fields"), "{e}");
+    }
+
+    #[test]
+    fn can_override_file_with_flags() {
+        let flags = Flags {
+            listen_address: Some(":9200".into()),
+            toggles: Toggles { enable: vec!["textfile".into()], disable: vec!["hwmon".into()], disable_defaults: false },
+            ..Default::default()
+        };
+        let c = load_text("collectors:\n  disable: [textfile]\n", flags).expect("valid");
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9200");
+        let en = c.collectors.enabled().expect("valid");
+        assert!(en.contains("textfile"));
+        assert!(!en.contains("hwmon"));
+    }
+}

@@ -1,0 +1,241 @@
+//! # The agent: the daemon that runs on every node
+//!
+//! [`Agent::bind`] loads and validates the configuration (nothing binds
+//! before it is valid), builds the collectors, binds the listener and runs
+//! the first collection; [`Agent::run`] serves until the shutdown token is
+//! cancelled. One supervisor owns the pieces:
+//!
+//! - **start order**: config → collectors → listener → first collection →
+//!   `READY=1`.
+//! - **SIGHUP**: re-reads the config file (flags still override it) and
+//!   swaps the collector set between requests; the listener and scrapes in
+//!   flight are untouched. A bad new config is logged and the running one
+//!   stays.
+//! - **watchdog**: `WATCHDOG=1` at half of `WATCHDOG_USEC`, sent only after
+//!   a request to the agent's own `/-/healthy` succeeds, so a wedged scrape
+//!   path lets systemd restart the agent.
+//! - **shutdown**: SIGTERM/SIGINT (handled by the binary) cancel the token;
+//!   the listener stops accepting, scrapes in flight finish, `STOPPING=1`.
+//!
+//! Later subsystems (reconcile loops, dial-home, Redfish) start here, each
+//! with a child of the same token.
+//!
+//! ## Troubleshooting
+//!
+//! - `Address already in use`: another exporter (node_exporter?) holds the
+//!   port; stop it or set `--web.listen-address`.
+//! - Collectors failing with permission errors: the systemd unit's
+//!   hardening hides a path; `node_scrape_collector_success` and the log
+//!   name the file.
+
+pub mod config;
+pub mod notify;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::exporter::encode::Format;
+use crate::exporter::http::{self, Shared};
+use crate::exporter::{Exporter, error_chain};
+pub use config::{Config, Flags};
+
+/// Why the agent could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration was refused; nothing was started.
+    #[error(transparent)]
+    Config(#[from] config::Error),
+    /// The listen address could not be bound (in use, or not a local
+    /// address).
+    #[error("binding {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP server failed.
+    #[error("serving HTTP")]
+    Serve(#[source] std::io::Error),
+}
+
+/// An agent whose listener is bound and whose first collection has run.
+pub struct Agent {
+    flags: Flags,
+    config: Config,
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Agent {
+    /// Loads the configuration from `flags`, builds the collectors, binds
+    /// the listener and runs the first collection.
+    pub async fn bind(flags: Flags) -> Result<Agent, Error> {
+        let config = flags.load()?;
+        Self::bind_config(flags, config).await
+    }
+
+    /// Like [`bind`](Self::bind) with an already loaded configuration.
+    pub async fn bind_config(flags: Flags, config: Config) -> Result<Agent, Error> {
+        let exporter = build_exporter(&config)?;
+        let listener =
+            TcpListener::bind(config.listen).await.map_err(|source| Error::Bind { addr: config.listen, source })?;
+        let shared = Shared::new(exporter, config.max_requests);
+        let first = Arc::clone(&shared);
+        // The first collection runs before READY=1, so that a broken
+        // collector shows in the log before systemd calls the unit started.
+        // Failing collectors are logged by the scrape itself.
+        let _ = tokio::task::spawn_blocking(move || first.render(None, Format::Text, false)).await;
+        shared.set_ready(true);
+        Ok(Agent { flags, config, listener, shared })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.config.listen)
+    }
+
+    /// The state shared with the HTTP handlers.
+    pub fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
+    }
+
+    /// Serves until `shutdown` is cancelled; handles SIGHUP (reload) and
+    /// the systemd watchdog.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+        let addr = self.local_addr();
+        let Agent { flags, config, listener, shared } = self;
+        tracing::info!(address = %addr, collectors = ?shared.exporter().names(), "listening");
+        notify::ready(&status_line(&shared, addr));
+
+        let tasks = shutdown.child_token();
+        tokio::spawn(reload_on_sighup(flags, config, Arc::clone(&shared), tasks.clone()));
+        if let Some(every) = notify::watchdog_interval() {
+            tokio::spawn(watchdog(addr, every, Arc::clone(&shared), tasks.clone()));
+        }
+
+        let app = http::router(Arc::clone(&shared));
+        let stop = shutdown.clone();
+        let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+        tasks.cancel();
+        shared.set_ready(false);
+        notify::stopping();
+        tracing::info!("stopped");
+        served.map_err(Error::Serve)
+    }
+}
+
+/// Loads, binds and serves: the whole agent in one call.
+pub async fn run(flags: Flags, shutdown: CancellationToken) -> Result<(), Error> {
+    Agent::bind(flags).await?.run(shutdown).await
+}
+
+fn build_exporter(config: &Config) -> Result<Exporter, Error> {
+    Exporter::new(&config.collectors, &config.paths, config.exporter_metrics)
+        .map_err(|e| Error::Config(config::Error::Invalid(crate::validate::FieldErrors(e))))
+}
+
+/// The one-line summary sent as systemd `STATUS=`.
+pub fn status_line(shared: &Shared, addr: SocketAddr) -> String {
+    let last = shared.last();
+    let n = shared.exporter().names().len();
+    format!(
+        "serving {n} collectors on {addr}; last scrape {} families, {} samples in {:.1} ms, {} failed; {} scrapes",
+        last.families,
+        last.samples,
+        last.duration.as_secs_f64() * 1000.0,
+        last.failed,
+        shared.scrapes()
+    )
+}
+
+async fn reload_on_sighup(flags: Flags, mut current: Config, shared: Arc<Shared>, stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload disabled");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            got = hup.recv() => if got.is_none() { return },
+        }
+        notify::reloading();
+        match reload(&flags, &current, &shared) {
+            Ok(next) => {
+                tracing::info!(collectors = ?shared.exporter().names(), "configuration reloaded");
+                current = next;
+            }
+            Err(e) => tracing::error!(error = %error_chain(&e), "reload refused; the running configuration stays"),
+        }
+        notify::ready("configuration reloaded");
+    }
+}
+
+/// Re-reads the configuration and swaps the collector set. Settings that
+/// need a new socket (the listen address) are reported, not applied.
+pub fn reload(flags: &Flags, current: &Config, shared: &Shared) -> Result<Config, Error> {
+    let next = flags.load()?;
+    let exporter = build_exporter(&next)?;
+    shared.swap(exporter);
+    if next.listen != current.listen {
+        tracing::warn!(old = %current.listen, new = %next.listen, "listen address changes take effect at restart");
+    }
+    if next.log_level != current.log_level {
+        tracing::warn!("log level changes take effect at restart");
+    }
+    Ok(next)
+}
+
+async fn watchdog(addr: SocketAddr, every: Duration, shared: Arc<Shared>, stop: CancellationToken) {
+    let target = loopback_for(addr);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match tokio::time::timeout(every, probe(target)).await {
+            Ok(Ok(())) => {
+                notify::watchdog();
+                notify::status(&status_line(&shared, addr));
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "scrape path unhealthy; withholding WATCHDOG=1"),
+            Err(_) => tracing::warn!("health probe timed out; withholding WATCHDOG=1"),
+        }
+    }
+}
+
+/// The address to probe for a listener bound to `addr` (an unspecified
+/// address is reached over loopback).
+pub fn loopback_for(addr: SocketAddr) -> SocketAddr {
+    let mut t = addr;
+    if addr.ip().is_unspecified() {
+        t.set_ip(if addr.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+    }
+    t
+}
+
+/// GET `/-/healthy` on `addr`; Ok when it answers 200.
+pub async fn probe(addr: SocketAddr) -> std::io::Result<()> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
+    let mut buf = Vec::with_capacity(256);
+    s.read_to_end(&mut buf).await?;
+    if buf.starts_with(b"HTTP/1.1 200") {
+        Ok(())
+    } else {
+        let line = String::from_utf8_lossy(&buf).lines().next().unwrap_or("").to_owned();
+        Err(std::io::Error::other(format!("health check answered {line:?}")))
+    }
+}

@@ -1,0 +1,68 @@
+//! # The command line
+//!
+//! One binary, several roles: `onprem agent` (the node daemon) and
+//! `onprem demo` today; the control plane and the kubectl-like fleet
+//! commands join as they are built. `main.rs` parses with [`Cli`] and
+//! hands over to [`run`].
+//!
+//! To add a command: a variant of [`Command`] with its options struct (in
+//! the subsystem's module), and an arm in [`run`] that calls the
+//! subsystem's `run(options, shutdown)`.
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::{agent, demo};
+
+/// onprem: edge agent, control plane and CLI in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "onprem", version = crate::VERSION, about, long_about = None)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node agent: node-exporter-compatible /metrics (and, later,
+    /// reconcile loops, Redfish and dial-home).
+    Agent(Box<agent::Flags>),
+    /// Run the whole system on this machine with no hardware.
+    Demo(demo::Options),
+}
+
+impl Command {
+    /// The log level this command starts with.
+    pub fn log_level(&self) -> tracing::Level {
+        match self {
+            Command::Agent(f) => f
+                .log_level
+                .as_deref()
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(tracing::Level::INFO),
+            Command::Demo(_) => tracing::Level::WARN,
+        }
+    }
+}
+
+/// Runs a parsed command until it ends or `shutdown` is cancelled.
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Agent(flags) => {
+            if flags.check_config {
+                let c = flags.load()?;
+                let source = c.source.as_ref().map_or("defaults (no config file)".to_owned(), |p| p.display().to_string());
+                println!("configuration OK: {source}; listen {}; collectors: {}", c.listen, {
+                    let en = c.collectors.enabled().unwrap_or_default();
+                    en.into_iter().collect::<Vec<_>>().join(" ")
+                });
+                return Ok(());
+            }
+            agent::run(*flags, shutdown).await?;
+            Ok(())
+        }
+        Command::Demo(opts) => demo::run(opts, shutdown).await,
+    }
+}

@@ -1,0 +1,119 @@
+//! `textfile`: metrics from `*.prom` files that other programs write into
+//! a directory (`--collector.textfile.directory`), as node_exporter reads
+//! them.
+//!
+//! Writers must write to a temporary file and rename it into place, so a
+//! scrape never sees half a file. A file with a syntax error or with
+//! client-side timestamps is skipped whole and sets
+//! `node_textfile_scrape_error` to 1; `node_textfile_mtime_seconds` lets
+//! alerts catch a writer that died (its file stops changing).
+
+use std::path::PathBuf;
+use std::time::UNIX_EPOCH;
+
+use serde::Deserialize;
+
+use super::metrics::Kind;
+use super::{CollectError, Collector, MetricWriter, textparse};
+
+/// Where onprem looks for textfiles unless told otherwise.
+pub const DEFAULT_DIRECTORY: &str = "/var/lib/onprem/textfile";
+
+/// Options of the textfile collector.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Directory to read `*.prom` files from
+    /// (`--collector.textfile.directory`).
+    pub directory: PathBuf,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { directory: DEFAULT_DIRECTORY.into() }
+    }
+}
+
+/// Reads `*.prom` files.
+pub struct Textfile {
+    dir: PathBuf,
+}
+
+impl Textfile {
+    /// A collector reading `s.directory`.
+    pub fn new(s: &Settings) -> Self {
+        Textfile { dir: s.directory.clone() }
+    }
+}
+
+impl Collector for Textfile {
+    fn name(&self) -> &'static str {
+        "textfile"
+    }
+
+    fn update(&self, out: &mut MetricWriter) -> Result<(), CollectError> {
+        let mut error = false;
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "prom")).collect(),
+            Err(e) => {
+                tracing::warn!(path = %self.dir.display(), error = %e, "failed to read textfile collector directory");
+                error = true;
+                Vec::new()
+            }
+        };
+        files.sort();
+        let mut mtimes = Vec::new();
+        for path in files {
+            let shown = path.display().to_string();
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(file = %shown, error = %e, "failed to read textfile");
+                    error = true;
+                    continue;
+                }
+            };
+            let parsed = match textparse::parse(&text) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(file = %shown, error = %e, "failed to parse textfile data from file");
+                    error = true;
+                    continue;
+                }
+            };
+            if parsed.has_timestamps {
+                tracing::warn!(file = %shown, "textfile contains unsupported client-side timestamps, skipping entire file");
+                error = true;
+                continue;
+            }
+            for f in parsed.families {
+                let help = if f.help.is_empty() { format!("Metric read from {shown}") } else { f.help };
+                for m in f.metrics {
+                    out.push_owned(&f.name, &help, f.kind, m.labels, m.value);
+                }
+            }
+            let mtime = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0.0, |d| d.as_secs() as f64);
+            mtimes.push((shown, mtime));
+        }
+        for (file, t) in mtimes {
+            out.push(
+                "node_textfile_mtime_seconds",
+                "Unixtime mtime of textfiles successfully read.",
+                Kind::Gauge,
+                &[("file", &file)],
+                super::Value::Single(t),
+            );
+        }
+        out.gauge(
+            "node_textfile_scrape_error",
+            "1 if there was an error opening or reading a file, 0 otherwise",
+            &[],
+            if error { 1.0 } else { 0.0 },
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,25 @@
+//! # onprem
+//!
+//! A lean edge agent for fleets of Raspberry Pi, NVIDIA Jetson and
+//! cluster-blade nodes, and GPU servers, with its control plane and CLI in
+//! the same binary.
+//!
+//! Newcomers start with [`agent`] (the daemon and its supervisor) and
+//! [`exporter`] (the node-exporter-compatible `/metrics`); every module's
+//! doc says what it does and how to extend it. Hardware access lives in
+//! the `onprem-hal` crate.
+//!
+//! Each role has one entry point that takes its options and a
+//! cancellation token, so tests and `onprem demo` run whole roles in one
+//! process: [`agent::run`], [`demo::run`], and [`cli::run`] for the
+//! command line.
+
+pub mod agent;
+pub mod cli;
+pub mod demo;
+pub mod exporter;
+pub mod httpc;
+pub mod validate;
+
+/// This build's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
