@@ -10,6 +10,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_max_level(cli.command.log_level())
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).max_blocking_threads(8).enable_all().build() {
         Ok(rt) => rt,

@@ -117,6 +117,8 @@ impl Agent {
         let tasks = shutdown.child_token();
         tokio::spawn(reload_on_sighup(flags, config, Arc::clone(&shared), tasks.clone()));
         if let Some(every) = notify::watchdog_interval() {
+            // A scrape stuck for a whole watchdog period wedges the path.
+            shared.set_stall(every * 2);
             tokio::spawn(watchdog(addr, every, Arc::clone(&shared), tasks.clone()));
         }
 
@@ -175,7 +177,10 @@ async fn reload_on_sighup(flags: Flags, mut current: Config, shared: Arc<Shared>
                 tracing::info!(collectors = ?shared.exporter().names(), "configuration reloaded");
                 current = next;
             }
-            Err(e) => tracing::error!(error = %error_chain(&e), "reload refused; the running configuration stays"),
+            Err(e) => tracing::error!(
+                error = %error_chain(&e).replace('\n', "; "),
+                "reload refused; the running configuration stays"
+            ),
         }
         notify::ready("configuration reloaded");
     }

@@ -27,7 +27,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the node agent: node-exporter-compatible /metrics (and, later,
-    /// reconcile loops, Redfish and dial-home).
+    /// reconcile loops, Redfish and dial-home). A flag given twice takes
+    /// its last value, so systemd drop-ins can override ExecStart flags.
+    #[command(args_override_self = true)]
     Agent(Box<agent::Flags>),
     /// Run the whole system on this machine with no hardware.
     Demo(demo::Options),

@@ -48,6 +48,7 @@ pub struct Shared {
     scrapes: AtomicU64,
     inflight: Mutex<HashMap<u64, Instant>>,
     next_id: AtomicU64,
+    stall: Mutex<Duration>,
 }
 
 impl Shared {
@@ -64,6 +65,7 @@ impl Shared {
             scrapes: AtomicU64::new(0),
             inflight: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
+            stall: Mutex::new(DEFAULT_STALL),
         })
     }
 
@@ -90,6 +92,12 @@ impl Shared {
     /// Scrapes served since start.
     pub fn scrapes(&self) -> u64 {
         self.scrapes.load(Ordering::Relaxed)
+    }
+
+    /// Sets how long a scrape may run before the scrape path counts as
+    /// wedged (`/-/healthy` answers 503 and the watchdog stops).
+    pub fn set_stall(&self, stall: Duration) {
+        *self.stall.lock().unwrap_or_else(|e| e.into_inner()) = stall;
     }
 
     /// The age of the oldest scrape still running, if any.
@@ -150,8 +158,9 @@ async fn landing() -> Html<&'static str> {
 }
 
 async fn healthy(State(s): State<Arc<Shared>>) -> Response {
+    let stall = *s.stall.lock().unwrap_or_else(|e| e.into_inner());
     match s.oldest_inflight() {
-        Some(age) if age > STALL => {
+        Some(age) if age > stall => {
             (StatusCode::SERVICE_UNAVAILABLE, format!("a scrape has been running for {:.1}s\n", age.as_secs_f64()))
                 .into_response()
         }
@@ -159,8 +168,9 @@ async fn healthy(State(s): State<Arc<Shared>>) -> Response {
     }
 }
 
-/// A scrape running longer than this marks the scrape path unhealthy.
-pub const STALL: Duration = Duration::from_secs(30);
+/// A scrape running longer than this marks the scrape path unhealthy,
+/// unless systemd's watchdog period says otherwise.
+pub const DEFAULT_STALL: Duration = Duration::from_secs(30);
 
 async fn ready(State(s): State<Arc<Shared>>) -> Response {
     if s.ready.load(Ordering::SeqCst) {

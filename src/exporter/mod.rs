@@ -278,10 +278,20 @@ impl Exporter {
     /// Builds every enabled collector, or returns every configuration
     /// problem found.
     pub fn new(settings: &Settings, paths: &Paths, exporter_metrics: bool) -> Result<Exporter, Vec<FieldError>> {
-        let enabled = settings.enabled()?;
-        let mut errors = Vec::new();
-        let collectors: Vec<Box<dyn Collector>> =
-            enabled.iter().filter_map(|name| build(name, settings, paths, &mut errors)).collect();
+        let (enabled, mut errors) = match settings.enabled() {
+            Ok(set) => (set, Vec::new()),
+            Err(e) => (BTreeSet::new(), e),
+        };
+        // Every collector's settings are checked, enabled or not, so that
+        // one run reports every problem.
+        let mut collectors: Vec<Box<dyn Collector>> = Vec::new();
+        for (name, _, _) in COLLECTORS {
+            if let Some(c) = build(name, settings, paths, &mut errors) {
+                if enabled.contains(name) {
+                    collectors.push(c);
+                }
+            }
+        }
         if errors.is_empty() { Ok(Exporter { collectors, exporter_metrics }) } else { Err(errors) }
     }
 
