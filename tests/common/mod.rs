@@ -2,6 +2,8 @@
 //! loopback port 0, learn its address from its log, scrape it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod expo;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-pub use onprem::httpc::{Client, Response};
+pub use onprem::httpc::Client;
 
 /// The fixture tree.
 pub fn fixtures() -> PathBuf {
