@@ -45,7 +45,9 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
     let stop = shutdown.child_token();
     let server = tokio::spawn(agent.run(stop.clone()));
     let every = Duration::from_secs_f64(opts.every.max(0.1));
-    let deadline = opts.duration.map(|d| Instant::now() + Duration::from_secs_f64(d.max(0.0)));
+    let deadline = opts
+        .duration
+        .map(|d| Instant::now() + Duration::from_secs_f64(d.max(0.0)));
     let mut client = Client::new(addr);
     loop {
         let line = tokio::task::spawn_blocking(move || {
@@ -77,15 +79,25 @@ fn summary(client: &mut Client, addr: SocketAddr) -> String {
             let ms = start.elapsed().as_secs_f64() * 1000.0;
             let text = r.text();
             let families = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
-            let samples = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count();
+            let samples = text
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.is_empty())
+                .count();
             let failed: Vec<&str> = text
                 .lines()
                 .filter_map(|l| l.strip_prefix("node_scrape_collector_success{collector=\""))
                 .filter(|l| l.ends_with("} 0"))
                 .filter_map(|l| l.split('"').next())
                 .collect();
-            let failed = if failed.is_empty() { String::new() } else { format!(", failing: {}", failed.join(" ")) };
-            format!("{addr}: {families} families, {samples} samples, {} bytes, scrape {ms:.1} ms{failed}", r.body.len())
+            let failed = if failed.is_empty() {
+                String::new()
+            } else {
+                format!(", failing: {}", failed.join(" "))
+            };
+            format!(
+                "{addr}: {families} families, {samples} samples, {} bytes, scrape {ms:.1} ms{failed}",
+                r.body.len()
+            )
         }
         Ok(r) => format!("{addr}: HTTP {}", r.status),
         Err(e) => format!("{addr}: scrape failed: {e}"),

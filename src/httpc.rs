@@ -21,7 +21,10 @@ pub struct Response {
 impl Response {
     /// The first header named `name` (lower-case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as text (lossy).
@@ -40,7 +43,11 @@ pub struct Client {
 impl Client {
     /// A client for `addr`; connects on first use.
     pub fn new(addr: SocketAddr) -> Self {
-        Client { addr, conn: None, timeout: Duration::from_secs(30) }
+        Client {
+            addr,
+            conn: None,
+            timeout: Duration::from_secs(30),
+        }
     }
 
     /// GETs `path` with extra `headers`, reconnecting once if the kept
@@ -62,7 +69,10 @@ impl Client {
             s.set_nodelay(true)?;
             self.conn = Some(BufReader::new(s));
         }
-        let conn = self.conn.as_mut().ok_or_else(|| io::Error::other("no connection"))?;
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no connection"))?;
         let mut req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n", self.addr);
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
@@ -70,7 +80,10 @@ impl Client {
         req.push_str("\r\n");
         conn.get_mut().write_all(req.as_bytes())?;
         let resp = read_response(conn)?;
-        if resp.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
+        if resp
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        {
             self.conn = None;
         }
         Ok(resp)
@@ -80,7 +93,10 @@ impl Client {
 fn read_line(r: &mut impl BufRead) -> io::Result<String> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed",
+        ));
     }
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
@@ -91,7 +107,12 @@ fn read_response(r: &mut impl BufRead) -> io::Result<Response> {
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("bad status line {status_line:?}")))?;
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad status line {status_line:?}"),
+            )
+        })?;
     let mut headers = Vec::new();
     loop {
         let line = read_line(r)?;
@@ -102,7 +123,12 @@ fn read_response(r: &mut impl BufRead) -> io::Result<Response> {
             headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
         }
     }
-    let find = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v): &(String, String)| v.clone());
+    let find = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v): &(String, String)| v.clone())
+    };
     let mut body = Vec::new();
     if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         loop {
@@ -124,5 +150,9 @@ fn read_response(r: &mut impl BufRead) -> io::Result<Response> {
     } else {
         r.read_to_end(&mut body)?;
     }
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }

@@ -17,7 +17,10 @@ pub struct FieldError {
 impl FieldError {
     /// A problem at `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError { path: path.into(), message: message.into() }
+        FieldError {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -52,8 +55,17 @@ pub fn regex(path: &str, pattern: &str, errors: &mut Vec<FieldError>) -> Option<
     match regex::Regex::new(pattern) {
         Ok(r) => Some(r),
         Err(e) => {
-            let msg = e.to_string().lines().last().unwrap_or("invalid regular expression").trim().to_owned();
-            errors.push(FieldError::new(path, format!("invalid regular expression {pattern:?}: {msg}")));
+            let msg = e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or("invalid regular expression")
+                .trim()
+                .to_owned();
+            errors.push(FieldError::new(
+                path,
+                format!("invalid regular expression {pattern:?}: {msg}"),
+            ));
             None
         }
     }

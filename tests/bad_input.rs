@@ -15,8 +15,11 @@ use std::process::Command;
 use common::{Agent, copy_tree, fixture_flags, fixtures, value};
 
 fn success(text: &str, collector: &str) -> f64 {
-    value(text, &format!("node_scrape_collector_success{{collector=\"{collector}\"}}"))
-        .unwrap_or_else(|| panic!("no success metric for {collector}"))
+    value(
+        text,
+        &format!("node_scrape_collector_success{{collector=\"{collector}\"}}"),
+    )
+    .unwrap_or_else(|| panic!("no success metric for {collector}"))
 }
 
 fn write(root: &Path, rel: &str, text: &str) {
@@ -35,26 +38,65 @@ fn malformed_files_fail_only_their_collector() {
     write(root, "proc/diskstats", "8 0 sda 1 2\n");
     write(root, "proc/1/mounts", "/dev/root\n");
     write(root, "proc/pressure/cpu", "some avg10=0.00\n");
-    write(root, "sys/devices/platform/soc/soc:firmware/get_throttled", "zz\n");
+    write(
+        root,
+        "sys/devices/platform/soc/soc:firmware/get_throttled",
+        "zz\n",
+    );
     write(root, "textfile/bad.prom", "this is not { valid\n");
-    write(root, "textfile/stamped.prom", "stamped_metric 1 1700000000000\n");
+    write(
+        root,
+        "textfile/stamped.prom",
+        "stamped_metric 1 1700000000000\n",
+    );
     std::fs::remove_file(root.join("sys/class/hwmon/hwmon0/temp1_input")).unwrap();
     std::fs::create_dir(root.join("sys/class/hwmon/hwmon0/temp1_input")).unwrap();
 
     let agent = Agent::start(&fixture_flags(root));
     let text = agent.scrape();
-    for c in ["cpu", "stat", "loadavg", "netdev", "meminfo", "diskstats", "filesystem", "pressure", "rpi"] {
+    for c in [
+        "cpu",
+        "stat",
+        "loadavg",
+        "netdev",
+        "meminfo",
+        "diskstats",
+        "filesystem",
+        "pressure",
+        "rpi",
+    ] {
         assert_eq!(success(&text, c), 0.0, "{c} should fail on malformed input");
     }
-    for c in ["hwmon", "textfile", "thermal_zone", "netclass", "powersupplyclass", "os", "time", "uname", "vmstat", "watchdog", "cpufreq"] {
+    for c in [
+        "hwmon",
+        "textfile",
+        "thermal_zone",
+        "netclass",
+        "powersupplyclass",
+        "os",
+        "time",
+        "uname",
+        "vmstat",
+        "watchdog",
+        "cpufreq",
+    ] {
         assert_eq!(success(&text, c), 1.0, "{c} should still succeed");
     }
     // The textfile collector skipped the two bad files, kept the good ones.
     assert_eq!(value(&text, "node_textfile_scrape_error"), Some(1.0));
-    assert_eq!(value(&text, "onprem_ups_runtime_seconds{ups=\"hat0\"}"), Some(5400.0));
+    assert_eq!(
+        value(&text, "onprem_ups_runtime_seconds{ups=\"hat0\"}"),
+        Some(5400.0)
+    );
     assert!(!text.contains("stamped_metric"));
     // hwmon lost one unreadable attribute, not the chip.
-    assert_eq!(value(&text, "node_hwmon_temp_crit_celsius{chip=\"cpu_thermal\",sensor=\"temp1\"}"), Some(110.0));
+    assert_eq!(
+        value(
+            &text,
+            "node_hwmon_temp_crit_celsius{chip=\"cpu_thermal\",sensor=\"temp1\"}"
+        ),
+        Some(110.0)
+    );
     // And the agent is still serving.
     assert_eq!(agent.client().get("/-/healthy", &[]).unwrap().status, 200);
 }
@@ -71,8 +113,16 @@ fn unreadable_files_fail_only_their_collector() {
     let root = tmp.path();
     std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
     copy_tree(&fixtures(), root);
-    std::fs::set_permissions(root.join("proc/meminfo"), std::fs::Permissions::from_mode(0o000)).unwrap();
-    std::fs::set_permissions(root.join("sys/class/thermal"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(
+        root.join("proc/meminfo"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        root.join("sys/class/thermal"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
     // Permissions do not bind root: run the agent as nobody then.
     let as_root = euid() == 0;
     let agent = Agent::start_with(&fixture_flags(root), |cmd| {
@@ -83,7 +133,15 @@ fn unreadable_files_fail_only_their_collector() {
     let text = agent.scrape();
     assert_eq!(success(&text, "meminfo"), 0.0);
     assert_eq!(success(&text, "thermal_zone"), 0.0);
-    for c in ["cpu", "stat", "loadavg", "hwmon", "netdev", "diskstats", "textfile"] {
+    for c in [
+        "cpu",
+        "stat",
+        "loadavg",
+        "hwmon",
+        "netdev",
+        "diskstats",
+        "textfile",
+    ] {
         assert_eq!(success(&text, c), 1.0, "{c} should still succeed");
     }
 }
@@ -103,11 +161,19 @@ fn malformed_requests_get_4xx() {
     let r = c.get("/metrics?collect[]=wifi", &[]).unwrap();
     assert_eq!(r.status, 400);
     assert!(r.text().contains("missing collector: wifi"));
-    assert_eq!(c.get("/metrics?collect[]=cpu&exclude[]=cpu", &[]).unwrap().status, 400);
+    assert_eq!(
+        c.get("/metrics?collect[]=cpu&exclude[]=cpu", &[])
+            .unwrap()
+            .status,
+        400
+    );
     assert_eq!(c.get("/nothing-here", &[]).unwrap().status, 404);
     let garbage = raw(agent.addr, b"BLAH BLAH\r\n\r\n");
     assert!(garbage.starts_with("HTTP/1.1 400"), "{garbage}");
-    let post = raw(agent.addr, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let post = raw(
+        agent.addr,
+        b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
     assert!(post.starts_with("HTTP/1.1 405"), "{post}");
     // Filters select collectors.
     let only = c.get("/metrics?collect[]=loadavg", &[]).unwrap().text();
@@ -120,22 +186,34 @@ fn malformed_requests_get_4xx() {
 #[test]
 fn gzip_is_served_when_accepted() {
     let agent = Agent::start(&fixture_flags(&fixtures()));
-    let r = agent.client().get("/metrics", &[("Accept-Encoding", "gzip")]).unwrap();
+    let r = agent
+        .client()
+        .get("/metrics", &[("Accept-Encoding", "gzip")])
+        .unwrap();
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     let mut text = String::new();
-    flate2::read::GzDecoder::new(&r.body[..]).read_to_string(&mut text).unwrap();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_string(&mut text)
+        .unwrap();
     assert!(text.contains("node_load1 0.52"));
 }
 
 fn onprem(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_onprem")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_onprem"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
 fn bad_config_is_refused_before_binding() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("agent.yaml");
-    std::fs::write(&cfg, "collectors:\n  filesystem:\n    mount_point_exclude: \"^/boot\"\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "collectors:\n  filesystem:\n    mount_point_exclude: \"^/boot\"\n",
+    )
+    .unwrap();
     // Hold the port: an agent that bound before validating would report
     // "address in use" instead of the config error.
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -143,14 +221,25 @@ fn bad_config_is_refused_before_binding() {
     let out = onprem(&["agent", &format!("--config={}", cfg.display()), &listen]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("collectors.filesystem") && err.contains("mount_point_exclude"), "{err}");
+    assert!(
+        err.contains("collectors.filesystem") && err.contains("mount_point_exclude"),
+        "{err}"
+    );
     assert!(!err.contains("in use"), "{err}");
 
     std::fs::write(&cfg, "collectors:\n  enable: [wifi]\n  vmstat:\n    fields: \"(\"\nweb:\n  listen_address: nowhere\n").unwrap();
-    let out = onprem(&["agent", &format!("--config={}", cfg.display()), "--check-config"]);
+    let out = onprem(&[
+        "agent",
+        &format!("--config={}", cfg.display()),
+        "--check-config",
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    for field in ["collectors.enable[0]", "collectors.vmstat.fields", "web.listen_address"] {
+    for field in [
+        "collectors.enable[0]",
+        "collectors.vmstat.fields",
+        "web.listen_address",
+    ] {
         assert!(err.contains(field), "{field} not named in:\n{err}");
     }
 }
@@ -161,10 +250,23 @@ fn unknown_flags_and_bad_flag_values_are_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--collector.wifi"));
     let cfg = fixtures().join("agent-empty.yaml");
-    let out = onprem(&["agent", &format!("--config={}", cfg.display()), "--collector.netdev.device-include=[", "--check-config"]);
+    let out = onprem(&[
+        "agent",
+        &format!("--config={}", cfg.display()),
+        "--collector.netdev.device-include=[",
+        "--check-config",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--collector.netdev.device-include"));
-    let out = onprem(&["agent", &format!("--config={}", cfg.display()), "--check-config"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = onprem(&[
+        "agent",
+        &format!("--config={}", cfg.display()),
+        "--check-config",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
 }

@@ -26,7 +26,11 @@ const VARYING_VALUES: &[&str] = &[
     "node_textfile_mtime_seconds",
 ];
 /// Families whose label values vary between machines.
-const VARYING_LABELS: &[&str] = &["node_uname_info", "node_time_zone_offset_seconds", "onprem_build_info"];
+const VARYING_LABELS: &[&str] = &[
+    "node_uname_info",
+    "node_time_zone_offset_seconds",
+    "onprem_build_info",
+];
 
 fn name_of(line: &str) -> &str {
     line.split(['{', ' ']).next().unwrap_or("")
@@ -34,13 +38,22 @@ fn name_of(line: &str) -> &str {
 
 fn mask_labels(line: &str) -> String {
     // name{a="x",b="y"} v -> name{a="*",b="*"} v
-    let Some(open) = line.find('{') else { return line.to_owned() };
-    let Some(close) = line.rfind('}') else { return line.to_owned() };
+    let Some(open) = line.find('{') else {
+        return line.to_owned();
+    };
+    let Some(close) = line.rfind('}') else {
+        return line.to_owned();
+    };
     let labels: Vec<String> = line[open + 1..close]
         .split("\",")
         .map(|kv| format!("{}=\"*", kv.split('=').next().unwrap_or("")))
         .collect();
-    format!("{}{{{}\"}}{}", &line[..open], labels.join("\","), &line[close + 1..])
+    format!(
+        "{}{{{}\"}}{}",
+        &line[..open],
+        labels.join("\","),
+        &line[close + 1..]
+    )
 }
 
 fn normalize(text: &str, root: &Path) -> String {
@@ -58,7 +71,11 @@ fn normalize(text: &str, root: &Path) -> String {
         if name.starts_with("process_") {
             continue; // present-or-absent depends on the kernel; checked below
         }
-        let mut l = if VARYING_LABELS.iter().any(|n| *n == name || *n == base) { mask_labels(&line) } else { line.clone() };
+        let mut l = if VARYING_LABELS.iter().any(|n| *n == name || *n == base) {
+            mask_labels(&line)
+        } else {
+            line.clone()
+        };
         if VARYING_VALUES.iter().any(|n| *n == name || *n == base) || name.starts_with("process_") {
             if let Some(i) = l.rfind(' ') {
                 l.truncate(i);
@@ -72,12 +89,15 @@ fn normalize(text: &str, root: &Path) -> String {
 }
 
 fn check(name: &str, got: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, got).unwrap();
         return;
     }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 creates it)", path.display()));
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 creates it)", path.display()));
     if want != got {
         let diff: Vec<String> = want
             .lines()
@@ -101,7 +121,12 @@ fn metrics_match_golden_file() {
     let root = fixtures();
     let agent = Agent::start(&fixture_flags(&root));
     let text = agent.scrape();
-    for fam in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_start_time_seconds", "process_open_fds"] {
+    for fam in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_start_time_seconds",
+        "process_open_fds",
+    ] {
         assert_eq!(common::samples(&text, fam).len(), 1, "{fam} missing");
     }
     // Every collector succeeded on the fixture tree.
@@ -117,10 +142,19 @@ fn openmetrics_matches_golden_file() {
     let agent = Agent::start(&fixture_flags(&root));
     let r = agent
         .client()
-        .get("/metrics", &[("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")])
+        .get(
+            "/metrics",
+            &[(
+                "Accept",
+                "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+            )],
+        )
         .unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-type"), Some("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
     let text = r.text();
     assert!(text.ends_with("# EOF\n"));
     check("metrics.openmetrics.txt", &normalize(&text, &root));

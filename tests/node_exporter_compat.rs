@@ -18,8 +18,24 @@ use common::{Agent, Client, fixture_flags, fixtures, require};
 /// The collectors both implement (node_exporter 1.5 has no watchdog, and
 /// `rpi` is onprem's own).
 pub const SHARED: &[&str] = &[
-    "cpu", "cpufreq", "diskstats", "filesystem", "hwmon", "loadavg", "meminfo", "netclass", "netdev", "os",
-    "powersupplyclass", "pressure", "stat", "textfile", "thermal_zone", "time", "uname", "vmstat",
+    "cpu",
+    "cpufreq",
+    "diskstats",
+    "filesystem",
+    "hwmon",
+    "loadavg",
+    "meminfo",
+    "netclass",
+    "netdev",
+    "os",
+    "powersupplyclass",
+    "pressure",
+    "stat",
+    "textfile",
+    "thermal_zone",
+    "time",
+    "uname",
+    "vmstat",
 ];
 
 struct NodeExporter {
@@ -35,11 +51,17 @@ impl Drop for NodeExporter {
 }
 
 fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 fn start_node_exporter(extra: &[String]) -> NodeExporter {
-    let bin = require("prometheus-node-exporter", "Debian's prometheus-node-exporter");
+    let bin = require(
+        "prometheus-node-exporter",
+        "Debian's prometheus-node-exporter",
+    );
     let addr = free_port();
     let mut cmd = Command::new(bin);
     cmd.arg("--collector.disable-defaults")
@@ -53,7 +75,10 @@ fn start_node_exporter(extra: &[String]) -> NodeExporter {
     let ne = NodeExporter { child, addr };
     let deadline = Instant::now() + Duration::from_secs(15);
     while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "node_exporter did not start listening on {addr}");
+        assert!(
+            Instant::now() < deadline,
+            "node_exporter did not start listening on {addr}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     ne
@@ -67,13 +92,17 @@ fn ours(extra: &[String]) -> Agent {
 }
 
 fn scrape(addr: SocketAddr) -> String {
-    let r = Client::new(addr).get("/metrics", &[("Accept", "text/plain;version=0.0.4")]).unwrap();
+    let r = Client::new(addr)
+        .get("/metrics", &[("Accept", "text/plain;version=0.0.4")])
+        .unwrap();
     assert_eq!(r.status, 200);
     r.text()
 }
 
 fn theirs_relevant(name: &str) -> bool {
-    !(name.starts_with("go_") || name.starts_with("promhttp_") || name == "node_exporter_build_info")
+    !(name.starts_with("go_")
+        || name.starts_with("promhttp_")
+        || name == "node_exporter_build_info")
 }
 
 /// Checks family shape; returns the list of problems.
@@ -93,18 +122,30 @@ fn compare_shape(theirs: &BTreeMap<String, Fam>, ours: &BTreeMap<String, Fam>) -
         // Info metrics whose labels depend on what the device reports
         // (power supply) are compared per sample below; others by name set.
         if t.label_names != o.label_names && name != "node_power_supply_info" {
-            problems.push(format!("{name}: labels {:?} vs ours {:?}", t.label_names, o.label_names));
+            problems.push(format!(
+                "{name}: labels {:?} vs ours {:?}",
+                t.label_names, o.label_names
+            ));
         }
     }
     problems
 }
 
-fn compare_values(theirs: &BTreeMap<String, Fam>, ours: &BTreeMap<String, Fam>, families: &[&str]) -> Vec<String> {
+fn compare_values(
+    theirs: &BTreeMap<String, Fam>,
+    ours: &BTreeMap<String, Fam>,
+    families: &[&str],
+) -> Vec<String> {
     let mut problems = Vec::new();
     for name in families {
-        let (Some(t), Some(o)) = (theirs.get(*name), ours.get(*name)) else { continue };
+        let (Some(t), Some(o)) = (theirs.get(*name), ours.get(*name)) else {
+            continue;
+        };
         if t.samples != o.samples {
-            problems.push(format!("{name}: values differ\n  theirs: {:?}\n  ours:   {:?}", t.samples, o.samples));
+            problems.push(format!(
+                "{name}: values differ\n  theirs: {:?}\n  ours:   {:?}",
+                t.samples, o.samples
+            ));
         }
     }
     problems
@@ -123,7 +164,11 @@ fn fixture_tree_matches_node_exporter() {
     let agent = ours(&flags);
     let theirs = expo::read(&scrape(ne.addr));
     let ours = expo::read(&scrape(agent.addr));
-    assert!(theirs.len() > 150, "node_exporter exposed only {} families", theirs.len());
+    assert!(
+        theirs.len() > 150,
+        "node_exporter exposed only {} families",
+        theirs.len()
+    );
 
     let mut problems = compare_shape(&theirs, &ours);
     // On a fixed tree every value agrees, except what is read from the live
@@ -135,10 +180,18 @@ fn fixture_tree_matches_node_exporter() {
         "node_filesystem_free_bytes",
         "node_filesystem_files_free",
     ];
-    let all: Vec<&str> =
-        theirs.keys().map(String::as_str).filter(|n| theirs_relevant(n) && !n.starts_with("process_") && !moving.contains(n)).collect();
+    let all: Vec<&str> = theirs
+        .keys()
+        .map(String::as_str)
+        .filter(|n| theirs_relevant(n) && !n.starts_with("process_") && !moving.contains(n))
+        .collect();
     problems.extend(compare_values(&theirs, &ours, &all));
-    assert!(problems.is_empty(), "{} differences from node_exporter:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} differences from node_exporter:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -177,10 +230,18 @@ fn this_machine_matches_node_exporter() {
             "onprem_ups_runtime_seconds",
         ],
     ));
-    let cpus = |f: &BTreeMap<String, Fam>| f.get("node_cpu_seconds_total").map_or(0, |f| f.samples.len());
+    let cpus = |f: &BTreeMap<String, Fam>| {
+        f.get("node_cpu_seconds_total")
+            .map_or(0, |f| f.samples.len())
+    };
     assert_eq!(cpus(&theirs), cpus(&ours), "number of CPU time series");
     assert!(cpus(&ours) > 0);
-    assert!(problems.is_empty(), "{} differences from node_exporter:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} differences from node_exporter:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
 
 /// Writes `text` at `root/rel`, creating directories.
@@ -208,10 +269,26 @@ fn symlinked_sysfs_tree_matches_node_exporter() {
     std::fs::create_dir_all(root.join("rootfs")).unwrap();
     let sys = root.join("sys");
     // SoC thermal sensor, platform device.
-    put(&sys, "devices/platform/cpu_thermal/hwmon/hwmon0/name", "cpu_thermal\n");
-    put(&sys, "devices/platform/cpu_thermal/hwmon/hwmon0/temp1_input", "48312\n");
-    link(&sys, "../../../cpu_thermal", "devices/platform/cpu_thermal/hwmon/hwmon0/device");
-    link(&sys, "../../devices/platform/cpu_thermal/hwmon/hwmon0", "class/hwmon/hwmon0");
+    put(
+        &sys,
+        "devices/platform/cpu_thermal/hwmon/hwmon0/name",
+        "cpu_thermal\n",
+    );
+    put(
+        &sys,
+        "devices/platform/cpu_thermal/hwmon/hwmon0/temp1_input",
+        "48312\n",
+    );
+    link(
+        &sys,
+        "../../../cpu_thermal",
+        "devices/platform/cpu_thermal/hwmon/hwmon0/device",
+    );
+    link(
+        &sys,
+        "../../devices/platform/cpu_thermal/hwmon/hwmon0",
+        "class/hwmon/hwmon0",
+    );
     // EMC2301 fan controller on I²C bus 1, address 0x2f.
     let emc = "devices/platform/soc/fe804000.i2c/i2c-1/1-002f";
     put(&sys, &format!("{emc}/name"), "emc2301\n");
@@ -219,27 +296,57 @@ fn symlinked_sysfs_tree_matches_node_exporter() {
     put(&sys, &format!("{emc}/hwmon/hwmon1/fan1_input"), "3120\n");
     put(&sys, &format!("{emc}/hwmon/hwmon1/pwm1"), "153\n");
     put(&sys, &format!("{emc}/hwmon/hwmon1/pwm1_enable"), "1\n");
-    link(&sys, "../../../1-002f", &format!("{emc}/hwmon/hwmon1/device"));
-    link(&sys, &format!("../../{emc}/hwmon/hwmon1"), "class/hwmon/hwmon1");
+    link(
+        &sys,
+        "../../../1-002f",
+        &format!("{emc}/hwmon/hwmon1/device"),
+    );
+    link(
+        &sys,
+        &format!("../../{emc}/hwmon/hwmon1"),
+        "class/hwmon/hwmon1",
+    );
     // Ethernet through its device path, and the bonding file beside it.
     let eth = "devices/platform/scb/fd580000.ethernet/net/eth0";
-    for (f, v) in [("operstate", "up"), ("mtu", "1500"), ("address", "dc:a6:32:00:00:01"), ("carrier", "1"), ("speed", "1000"), ("type", "1"), ("ifindex", "2"), ("iflink", "2")] {
+    for (f, v) in [
+        ("operstate", "up"),
+        ("mtu", "1500"),
+        ("address", "dc:a6:32:00:00:01"),
+        ("carrier", "1"),
+        ("speed", "1000"),
+        ("type", "1"),
+        ("ifindex", "2"),
+        ("iflink", "2"),
+    ] {
         put(&sys, &format!("{eth}/{f}"), &format!("{v}\n"));
     }
     link(&sys, &format!("../../{eth}"), "class/net/eth0");
     put(&sys, "class/net/bonding_masters", "\n");
     // A UPS battery reached through its I²C device.
     let bat = "devices/platform/soc/fe804000.i2c/i2c-1/1-0036/power_supply/ups-battery";
-    for (f, v) in [("type", "Battery"), ("status", "Discharging"), ("capacity", "64"), ("voltage_now", "3712000"), ("present", "1")] {
+    for (f, v) in [
+        ("type", "Battery"),
+        ("status", "Discharging"),
+        ("capacity", "64"),
+        ("voltage_now", "3712000"),
+        ("present", "1"),
+    ] {
         put(&sys, &format!("{bat}/{f}"), &format!("{v}\n"));
     }
-    link(&sys, &format!("../../{bat}"), "class/power_supply/ups-battery");
+    link(
+        &sys,
+        &format!("../../{bat}"),
+        "class/power_supply/ups-battery",
+    );
 
     let flags = vec![
         format!("--path.procfs={}", root.join("proc").display()),
         format!("--path.sysfs={}", sys.display()),
         format!("--path.rootfs={}", root.join("rootfs").display()),
-        format!("--collector.textfile.directory={}", root.join("textfile").display()),
+        format!(
+            "--collector.textfile.directory={}",
+            root.join("textfile").display()
+        ),
     ];
     let ne = start_node_exporter(&{
         let mut f = flags.clone();
@@ -250,7 +357,12 @@ fn symlinked_sysfs_tree_matches_node_exporter() {
     let text = scrape(agent.addr);
     let theirs = expo::read(&scrape(ne.addr));
     let ours = expo::read(&text);
-    assert!(text.contains("node_hwmon_temp_celsius{chip=\"platform_cpu_thermal\",sensor=\"temp1\"} 48.312"), "{text}");
+    assert!(
+        text.contains(
+            "node_hwmon_temp_celsius{chip=\"platform_cpu_thermal\",sensor=\"temp1\"} 48.312"
+        ),
+        "{text}"
+    );
     assert!(text.contains("node_hwmon_fan_rpm{chip=\"i2c_1_1_002f\",sensor=\"fan1\"} 3120"));
     assert!(text.contains("node_power_supply_capacity{power_supply=\"ups-battery\"} 64"));
     assert!(!text.contains("bonding_masters"));
@@ -258,9 +370,21 @@ fn symlinked_sysfs_tree_matches_node_exporter() {
     let fams: Vec<&str> = theirs
         .keys()
         .map(String::as_str)
-        .filter(|n| n.starts_with("node_hwmon_") || n.starts_with("node_network_") || n.starts_with("node_power_supply_"))
+        .filter(|n| {
+            n.starts_with("node_hwmon_")
+                || n.starts_with("node_network_")
+                || n.starts_with("node_power_supply_")
+        })
         .collect();
-    assert!(fams.len() > 10, "node_exporter saw too little of the tree: {fams:?}");
+    assert!(
+        fams.len() > 10,
+        "node_exporter saw too little of the tree: {fams:?}"
+    );
     problems.extend(compare_values(&theirs, &ours, &fams));
-    assert!(problems.is_empty(), "{} differences from node_exporter:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} differences from node_exporter:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }

@@ -24,7 +24,8 @@ impl Notify {
     fn bind(dir: &Path) -> Notify {
         let path = dir.join("notify.sock");
         let sock = UnixDatagram::bind(&path).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         Notify { sock, path }
     }
 
@@ -47,7 +48,9 @@ impl Notify {
         let mut buf = [0u8; 4096];
         while self.sock.recv(&mut buf).is_ok() {}
         self.sock.set_nonblocking(false).unwrap();
-        self.sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        self.sock
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
     }
 
     /// Waits up to 10 s for a datagram containing `needle`.
@@ -92,9 +95,13 @@ fn notifies_ready_and_watchdog_only_while_scrape_path_is_alive() {
     let textdir = tmp.path().join("textfile");
     std::fs::create_dir(&textdir).unwrap();
     let mut args = fixture_flags(&fixtures());
-    args.push(format!("--collector.textfile.directory={}", textdir.display()));
+    args.push(format!(
+        "--collector.textfile.directory={}",
+        textdir.display()
+    ));
     let agent = Agent::start_with(&args, |cmd| {
-        cmd.env("NOTIFY_SOCKET", &notify.path).env("WATCHDOG_USEC", "400000");
+        cmd.env("NOTIFY_SOCKET", &notify.path)
+            .env("WATCHDOG_USEC", "400000");
     });
     let ready = notify.wait_for("READY=1");
     assert!(ready.contains("STATUS=serving"), "{ready}");
@@ -107,7 +114,10 @@ fn notifies_ready_and_watchdog_only_while_scrape_path_is_alive() {
     std::thread::sleep(Duration::from_millis(900));
     notify.drain();
     let during = notify.collect_for(Duration::from_millis(800));
-    assert!(!during.iter().any(|m| m.contains("WATCHDOG=1")), "watchdog kept pinging while wedged: {during:?}");
+    assert!(
+        !during.iter().any(|m| m.contains("WATCHDOG=1")),
+        "watchdog kept pinging while wedged: {during:?}"
+    );
     assert_eq!(agent.client().get("/-/healthy", &[]).unwrap().status, 503);
 
     unwedge(&fifo);
@@ -126,7 +136,10 @@ fn sighup_reloads_without_dropping_a_scrape_and_sigterm_stops() {
     std::fs::create_dir(&textdir).unwrap();
     std::fs::write(&cfg, "collectors:\n  disable: [uname]\n").unwrap();
     let mut args = fixture_flags(&fixtures());
-    args.push(format!("--collector.textfile.directory={}", textdir.display()));
+    args.push(format!(
+        "--collector.textfile.directory={}",
+        textdir.display()
+    ));
     args.push(format!("--config={}", cfg.display()));
     let mut agent = Agent::start_with(&args, |cmd| {
         cmd.env("NOTIFY_SOCKET", &notify.path);
@@ -146,12 +159,22 @@ fn sighup_reloads_without_dropping_a_scrape_and_sigterm_stops() {
     unwedge(&fifo);
     let (status, old) = scrape.join().unwrap();
     assert_eq!(status, 200, "scrape in flight was dropped");
-    assert!(!old.contains("node_uname_info"), "the scrape in flight finishes with the set it started with");
+    assert!(
+        !old.contains("node_uname_info"),
+        "the scrape in flight finishes with the set it started with"
+    );
     std::fs::remove_file(&fifo).unwrap();
-    assert!(agent.scrape().contains("node_uname_info"), "reload did not apply");
+    assert!(
+        agent.scrape().contains("node_uname_info"),
+        "reload did not apply"
+    );
 
     // A bad config is refused; the running one stays.
-    std::fs::write(&cfg, "collectors:\n  enable: [uname]\n  vmstat:\n    fields: \"(\"\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "collectors:\n  enable: [uname]\n  vmstat:\n    fields: \"(\"\n",
+    )
+    .unwrap();
     agent.signal("HUP");
     let line = agent.wait_log("reload refused");
     assert!(line.contains("collectors.vmstat.fields"), "{line}");

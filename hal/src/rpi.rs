@@ -44,14 +44,46 @@ pub struct Flag {
 
 /// The flags the firmware defines, in bit order.
 pub const FLAGS: [Flag; 8] = [
-    Flag { bit: 0, name: "under_voltage", sticky: false },
-    Flag { bit: 1, name: "arm_frequency_capped", sticky: false },
-    Flag { bit: 2, name: "throttled", sticky: false },
-    Flag { bit: 3, name: "soft_temperature_limit", sticky: false },
-    Flag { bit: 16, name: "under_voltage", sticky: true },
-    Flag { bit: 17, name: "arm_frequency_capped", sticky: true },
-    Flag { bit: 18, name: "throttled", sticky: true },
-    Flag { bit: 19, name: "soft_temperature_limit", sticky: true },
+    Flag {
+        bit: 0,
+        name: "under_voltage",
+        sticky: false,
+    },
+    Flag {
+        bit: 1,
+        name: "arm_frequency_capped",
+        sticky: false,
+    },
+    Flag {
+        bit: 2,
+        name: "throttled",
+        sticky: false,
+    },
+    Flag {
+        bit: 3,
+        name: "soft_temperature_limit",
+        sticky: false,
+    },
+    Flag {
+        bit: 16,
+        name: "under_voltage",
+        sticky: true,
+    },
+    Flag {
+        bit: 17,
+        name: "arm_frequency_capped",
+        sticky: true,
+    },
+    Flag {
+        bit: 18,
+        name: "throttled",
+        sticky: true,
+    },
+    Flag {
+        bit: 19,
+        name: "soft_temperature_limit",
+        sticky: true,
+    },
 ];
 
 /// The firmware's throttling word.
@@ -114,7 +146,9 @@ pub fn find_get_throttled(sysfs: &Path) -> Option<PathBuf> {
     let platform = sysfs.join("devices/platform");
     let mut stack = vec![(platform, 0u8)];
     while let Some((dir, depth)) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             let name = e.file_name();
@@ -125,7 +159,10 @@ pub fn find_get_throttled(sysfs: &Path) -> Option<PathBuf> {
             // Firmware nodes sit at most two levels down (soc/soc:firmware,
             // axi/…/firmware); do not follow symlinks back up the tree.
             let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if depth < 2 && is_dir && (name.contains("soc") || name.contains("firmware") || name.contains("axi")) {
+            if depth < 2
+                && is_dir
+                && (name.contains("soc") || name.contains("firmware") || name.contains("axi"))
+            {
                 stack.push((p, depth + 1));
             }
         }
@@ -139,10 +176,16 @@ pub fn read_throttled(sysfs: &Path) -> Result<Option<Throttled>, Error> {
     let Some(path) = find_get_throttled(sysfs) else {
         return Ok(None);
     };
-    let text = fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+    let text = fs::read_to_string(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
     match parse_throttled(&text) {
         Some(t) => Ok(Some(t)),
-        None => Err(Error::Parse { path, value: text.trim().to_string() }),
+        None => Err(Error::Parse {
+            path,
+            value: text.trim().to_string(),
+        }),
     }
 }
 
@@ -162,10 +205,19 @@ mod tests {
     #[test]
     fn can_decode_under_voltage_now_and_since_boot() {
         let t = Throttled(0x50005);
-        let set: Vec<(&str, bool)> = FLAGS.iter().filter(|f| t.is_set(f)).map(|f| (f.name, f.sticky)).collect();
+        let set: Vec<(&str, bool)> = FLAGS
+            .iter()
+            .filter(|f| t.is_set(f))
+            .map(|f| (f.name, f.sticky))
+            .collect();
         assert_eq!(
             set,
-            vec![("under_voltage", false), ("throttled", false), ("under_voltage", true), ("throttled", true)]
+            vec![
+                ("under_voltage", false),
+                ("throttled", false),
+                ("under_voltage", true),
+                ("throttled", true)
+            ]
         );
     }
 

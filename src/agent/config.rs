@@ -78,7 +78,11 @@ pub struct PathsFile {
 impl Default for PathsFile {
     fn default() -> Self {
         let p = Paths::default();
-        PathsFile { procfs: p.procfs, sysfs: p.sysfs, rootfs: p.rootfs }
+        PathsFile {
+            procfs: p.procfs,
+            sysfs: p.sysfs,
+            rootfs: p.rootfs,
+        }
     }
 }
 
@@ -92,7 +96,9 @@ pub struct Log {
 
 impl Default for Log {
     fn default() -> Self {
-        Log { level: "info".to_owned() }
+        Log {
+            level: "info".to_owned(),
+        }
     }
 }
 
@@ -193,7 +199,10 @@ pub struct Toggles {
 
 impl clap::FromArgMatches for Toggles {
     fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
-        let mut t = Toggles { disable_defaults: m.get_flag("collector.disable-defaults"), ..Default::default() };
+        let mut t = Toggles {
+            disable_defaults: m.get_flag("collector.disable-defaults"),
+            ..Default::default()
+        };
         for (name, _, _) in exporter::COLLECTORS {
             if m.get_flag(&format!("collector.{name}")) {
                 t.enable.push((*name).to_owned());
@@ -227,7 +236,9 @@ impl clap::Args for Toggles {
                     Arg::new(format!("collector.{name}"))
                         .long(format!("collector.{name}"))
                         .action(ArgAction::SetTrue)
-                        .help(format!("Enable the {name} collector: {what} (default: {state}).")),
+                        .help(format!(
+                            "Enable the {name} collector: {what} (default: {state})."
+                        )),
                 )
                 .arg(
                     Arg::new(format!("no-collector.{name}"))
@@ -299,41 +310,100 @@ pub fn parse_file(text: &str, path: &Path) -> Result<File, Error> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner().to_string();
-        let message = if field.is_empty() || field == "." { inner } else { format!("{field}: {inner}") };
-        Error::Parse { path: path.to_owned(), message }
+        let message = if field.is_empty() || field == "." {
+            inner
+        } else {
+            format!("{field}: {inner}")
+        };
+        Error::Parse {
+            path: path.to_owned(),
+            message,
+        }
     })
 }
 
 /// Field paths and the flags that override them, so that an error caused
 /// by a flag names the flag.
 const FLAG_NAMES: &[(&str, &str)] = &[
-    ("collectors.filesystem.mount_points_exclude", "--collector.filesystem.mount-points-exclude"),
-    ("collectors.filesystem.fs_types_exclude", "--collector.filesystem.fs-types-exclude"),
-    ("collectors.filesystem.mount_timeout", "--collector.filesystem.mount-timeout"),
-    ("collectors.netdev.device", "--collector.netdev.device-include/--collector.netdev.device-exclude"),
-    ("collectors.netdev.device_include", "--collector.netdev.device-include"),
-    ("collectors.netdev.device_exclude", "--collector.netdev.device-exclude"),
-    ("collectors.netclass.ignored_devices", "--collector.netclass.ignored-devices"),
-    ("collectors.diskstats.device", "--collector.diskstats.device-include/--collector.diskstats.device-exclude"),
-    ("collectors.diskstats.device_include", "--collector.diskstats.device-include"),
-    ("collectors.diskstats.device_exclude", "--collector.diskstats.device-exclude"),
-    ("collectors.hwmon.chip", "--collector.hwmon.chip-include/--collector.hwmon.chip-exclude"),
-    ("collectors.hwmon.chip_include", "--collector.hwmon.chip-include"),
-    ("collectors.hwmon.chip_exclude", "--collector.hwmon.chip-exclude"),
-    ("collectors.powersupplyclass.ignored_supplies", "--collector.powersupply.ignored-supplies"),
+    (
+        "collectors.filesystem.mount_points_exclude",
+        "--collector.filesystem.mount-points-exclude",
+    ),
+    (
+        "collectors.filesystem.fs_types_exclude",
+        "--collector.filesystem.fs-types-exclude",
+    ),
+    (
+        "collectors.filesystem.mount_timeout",
+        "--collector.filesystem.mount-timeout",
+    ),
+    (
+        "collectors.netdev.device",
+        "--collector.netdev.device-include/--collector.netdev.device-exclude",
+    ),
+    (
+        "collectors.netdev.device_include",
+        "--collector.netdev.device-include",
+    ),
+    (
+        "collectors.netdev.device_exclude",
+        "--collector.netdev.device-exclude",
+    ),
+    (
+        "collectors.netclass.ignored_devices",
+        "--collector.netclass.ignored-devices",
+    ),
+    (
+        "collectors.diskstats.device",
+        "--collector.diskstats.device-include/--collector.diskstats.device-exclude",
+    ),
+    (
+        "collectors.diskstats.device_include",
+        "--collector.diskstats.device-include",
+    ),
+    (
+        "collectors.diskstats.device_exclude",
+        "--collector.diskstats.device-exclude",
+    ),
+    (
+        "collectors.hwmon.chip",
+        "--collector.hwmon.chip-include/--collector.hwmon.chip-exclude",
+    ),
+    (
+        "collectors.hwmon.chip_include",
+        "--collector.hwmon.chip-include",
+    ),
+    (
+        "collectors.hwmon.chip_exclude",
+        "--collector.hwmon.chip-exclude",
+    ),
+    (
+        "collectors.powersupplyclass.ignored_supplies",
+        "--collector.powersupply.ignored-supplies",
+    ),
     ("collectors.vmstat.fields", "--collector.vmstat.fields"),
     ("web.listen_address", "--web.listen-address"),
     ("log.level", "--log.level"),
 ];
 
-fn set<T: Clone>(flag: &Option<T>, slot: &mut T, field: &'static str, by_flag: &mut BTreeSet<&'static str>) {
+fn set<T: Clone>(
+    flag: &Option<T>,
+    slot: &mut T,
+    field: &'static str,
+    by_flag: &mut BTreeSet<&'static str>,
+) {
     if let Some(v) = flag {
         *slot = v.clone();
         by_flag.insert(field);
     }
 }
 
-fn set_opt<T: Clone>(flag: &Option<T>, slot: &mut Option<T>, field: &'static str, by_flag: &mut BTreeSet<&'static str>) {
+fn set_opt<T: Clone>(
+    flag: &Option<T>,
+    slot: &mut Option<T>,
+    field: &'static str,
+    by_flag: &mut BTreeSet<&'static str>,
+) {
     if let Some(v) = flag {
         *slot = Some(v.clone());
         by_flag.insert(field);
@@ -352,7 +422,9 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
         return Ok(a);
     }
     match s.to_socket_addrs() {
-        Ok(mut it) => it.next().ok_or_else(|| format!("{s:?} resolves to no address")),
+        Ok(mut it) => it
+            .next()
+            .ok_or_else(|| format!("{s:?} resolves to no address")),
         Err(e) => Err(format!("{s:?} is not host:port ({e})")),
     }
 }
@@ -378,7 +450,9 @@ impl Flags {
         };
         let (mut file, source) = match std::fs::read_to_string(&path) {
             Ok(text) => (parse_file(&text, &path)?, Some(path)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => (File::default(), None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                (File::default(), None)
+            }
             Err(source) => return Err(Error::Read { path, source }),
         };
         self.apply(&mut file, source)
@@ -387,29 +461,129 @@ impl Flags {
     /// Applies the flags over `file` and validates.
     pub fn apply(&self, file: &mut File, source: Option<PathBuf>) -> Result<Config, Error> {
         let mut by_flag = BTreeSet::new();
-        set(&self.listen_address, &mut file.web.listen_address, "web.listen_address", &mut by_flag);
-        set(&self.max_requests, &mut file.web.max_requests, "web.max_requests", &mut by_flag);
+        set(
+            &self.listen_address,
+            &mut file.web.listen_address,
+            "web.listen_address",
+            &mut by_flag,
+        );
+        set(
+            &self.max_requests,
+            &mut file.web.max_requests,
+            "web.max_requests",
+            &mut by_flag,
+        );
         file.web.disable_exporter_metrics |= self.disable_exporter_metrics;
-        set(&self.procfs, &mut file.paths.procfs, "paths.procfs", &mut by_flag);
-        set(&self.sysfs, &mut file.paths.sysfs, "paths.sysfs", &mut by_flag);
-        set(&self.rootfs, &mut file.paths.rootfs, "paths.rootfs", &mut by_flag);
-        set(&self.log_level, &mut file.log.level, "log.level", &mut by_flag);
+        set(
+            &self.procfs,
+            &mut file.paths.procfs,
+            "paths.procfs",
+            &mut by_flag,
+        );
+        set(
+            &self.sysfs,
+            &mut file.paths.sysfs,
+            "paths.sysfs",
+            &mut by_flag,
+        );
+        set(
+            &self.rootfs,
+            &mut file.paths.rootfs,
+            "paths.rootfs",
+            &mut by_flag,
+        );
+        set(
+            &self.log_level,
+            &mut file.log.level,
+            "log.level",
+            &mut by_flag,
+        );
         let c = &mut file.collectors;
-        set(&self.udev_data, &mut c.diskstats.udev_data, "collectors.diskstats.udev_data", &mut by_flag);
-        set(&self.fs_mount_points_exclude, &mut c.filesystem.mount_points_exclude, "collectors.filesystem.mount_points_exclude", &mut by_flag);
-        set(&self.fs_types_exclude, &mut c.filesystem.fs_types_exclude, "collectors.filesystem.fs_types_exclude", &mut by_flag);
-        set(&self.fs_mount_timeout, &mut c.filesystem.mount_timeout, "collectors.filesystem.mount_timeout", &mut by_flag);
-        set_opt(&self.netdev_include, &mut c.netdev.device_include, "collectors.netdev.device_include", &mut by_flag);
-        set_opt(&self.netdev_exclude, &mut c.netdev.device_exclude, "collectors.netdev.device_exclude", &mut by_flag);
-        set(&self.netclass_ignored, &mut c.netclass.ignored_devices, "collectors.netclass.ignored_devices", &mut by_flag);
+        set(
+            &self.udev_data,
+            &mut c.diskstats.udev_data,
+            "collectors.diskstats.udev_data",
+            &mut by_flag,
+        );
+        set(
+            &self.fs_mount_points_exclude,
+            &mut c.filesystem.mount_points_exclude,
+            "collectors.filesystem.mount_points_exclude",
+            &mut by_flag,
+        );
+        set(
+            &self.fs_types_exclude,
+            &mut c.filesystem.fs_types_exclude,
+            "collectors.filesystem.fs_types_exclude",
+            &mut by_flag,
+        );
+        set(
+            &self.fs_mount_timeout,
+            &mut c.filesystem.mount_timeout,
+            "collectors.filesystem.mount_timeout",
+            &mut by_flag,
+        );
+        set_opt(
+            &self.netdev_include,
+            &mut c.netdev.device_include,
+            "collectors.netdev.device_include",
+            &mut by_flag,
+        );
+        set_opt(
+            &self.netdev_exclude,
+            &mut c.netdev.device_exclude,
+            "collectors.netdev.device_exclude",
+            &mut by_flag,
+        );
+        set(
+            &self.netclass_ignored,
+            &mut c.netclass.ignored_devices,
+            "collectors.netclass.ignored_devices",
+            &mut by_flag,
+        );
         c.netclass.ignore_invalid_speed |= self.netclass_ignore_invalid_speed;
-        set_opt(&self.diskstats_include, &mut c.diskstats.device_include, "collectors.diskstats.device_include", &mut by_flag);
-        set_opt(&self.diskstats_exclude, &mut c.diskstats.device_exclude, "collectors.diskstats.device_exclude", &mut by_flag);
-        set_opt(&self.hwmon_chip_include, &mut c.hwmon.chip_include, "collectors.hwmon.chip_include", &mut by_flag);
-        set_opt(&self.hwmon_chip_exclude, &mut c.hwmon.chip_exclude, "collectors.hwmon.chip_exclude", &mut by_flag);
-        set(&self.powersupply_ignored, &mut c.powersupplyclass.ignored_supplies, "collectors.powersupplyclass.ignored_supplies", &mut by_flag);
-        set(&self.textfile_directory, &mut c.textfile.directory, "collectors.textfile.directory", &mut by_flag);
-        set(&self.vmstat_fields, &mut c.vmstat.fields, "collectors.vmstat.fields", &mut by_flag);
+        set_opt(
+            &self.diskstats_include,
+            &mut c.diskstats.device_include,
+            "collectors.diskstats.device_include",
+            &mut by_flag,
+        );
+        set_opt(
+            &self.diskstats_exclude,
+            &mut c.diskstats.device_exclude,
+            "collectors.diskstats.device_exclude",
+            &mut by_flag,
+        );
+        set_opt(
+            &self.hwmon_chip_include,
+            &mut c.hwmon.chip_include,
+            "collectors.hwmon.chip_include",
+            &mut by_flag,
+        );
+        set_opt(
+            &self.hwmon_chip_exclude,
+            &mut c.hwmon.chip_exclude,
+            "collectors.hwmon.chip_exclude",
+            &mut by_flag,
+        );
+        set(
+            &self.powersupply_ignored,
+            &mut c.powersupplyclass.ignored_supplies,
+            "collectors.powersupplyclass.ignored_supplies",
+            &mut by_flag,
+        );
+        set(
+            &self.textfile_directory,
+            &mut c.textfile.directory,
+            "collectors.textfile.directory",
+            &mut by_flag,
+        );
+        set(
+            &self.vmstat_fields,
+            &mut c.vmstat.fields,
+            "collectors.vmstat.fields",
+            &mut by_flag,
+        );
         if self.no_cpu_guest {
             c.cpu.guest = false;
         }
@@ -435,15 +609,25 @@ impl Flags {
         if log_level.is_none() {
             errors.push(FieldError::new(
                 "log.level",
-                format!("unknown level {:?} (error, warn, info, debug, trace)", file.log.level),
+                format!(
+                    "unknown level {:?} (error, warn, info, debug, trace)",
+                    file.log.level
+                ),
             ));
         }
-        let paths = Paths { procfs: file.paths.procfs.clone(), sysfs: file.paths.sysfs.clone(), rootfs: file.paths.rootfs.clone() };
+        let paths = Paths {
+            procfs: file.paths.procfs.clone(),
+            sysfs: file.paths.sysfs.clone(),
+            rootfs: file.paths.rootfs.clone(),
+        };
         if let Err(mut e) = exporter::Exporter::new(&file.collectors, &paths, true) {
             errors.append(&mut e);
         }
         for e in &mut errors {
-            if let Some((_, flag)) = FLAG_NAMES.iter().find(|(f, _)| *f == e.path && by_flag.iter().any(|b| b.starts_with(*f))) {
+            if let Some((_, flag)) = FLAG_NAMES
+                .iter()
+                .find(|(f, _)| *f == e.path && by_flag.iter().any(|b| b.starts_with(*f)))
+            {
                 e.path = (*flag).to_owned();
             }
         }
@@ -480,7 +664,11 @@ mod tests {
 
     #[test]
     fn returns_field_path_when_field_is_unknown() {
-        let e = load_text("collectors:\n  filesystem:\n    mount_point_exclude: x\n", Flags::default()).unwrap_err();
+        let e = load_text(
+            "collectors:\n  filesystem:\n    mount_point_exclude: x\n",
+            Flags::default(),
+        )
+        .unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("collectors.filesystem"), "{msg}");
         assert!(msg.contains("mount_point_exclude"), "{msg}");
@@ -493,7 +681,9 @@ mod tests {
             Flags::default(),
         )
         .unwrap_err();
-        let Error::Invalid(FieldErrors(errs)) = e else { panic!("expected Invalid") };
+        let Error::Invalid(FieldErrors(errs)) = e else {
+            panic!("expected Invalid")
+        };
         let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
         assert!(paths.contains(&"web.listen_address"), "{paths:?}");
         assert!(paths.contains(&"collectors.enable[0]"), "{paths:?}");
@@ -503,7 +693,10 @@ mod tests {
 
     #[test]
     fn returns_flag_name_when_flag_is_bad() {
-        let flags = Flags { vmstat_fields: Some("(".into()), ..Default::default() };
+        let flags = Flags {
+            vmstat_fields: Some("(".into()),
+            ..Default::default()
+        };
         let e = load_text("", flags).unwrap_err().to_string();
         assert!(e.contains("--collector.vmstat.fields"), "{e}");
     }
@@ -512,7 +705,11 @@ mod tests {
     fn can_override_file_with_flags() {
         let flags = Flags {
             listen_address: Some(":9200".into()),
-            toggles: Toggles { enable: vec!["textfile".into()], disable: vec!["hwmon".into()], disable_defaults: false },
+            toggles: Toggles {
+                enable: vec!["textfile".into()],
+                disable: vec!["hwmon".into()],
+                disable_defaults: false,
+            },
             ..Default::default()
         };
         let c = load_text("collectors:\n  disable: [textfile]\n", flags).expect("valid");

@@ -84,8 +84,12 @@ impl Agent {
     /// Like [`bind`](Self::bind) with an already loaded configuration.
     pub async fn bind_config(flags: Flags, config: Config) -> Result<Agent, Error> {
         let exporter = build_exporter(&config)?;
-        let listener =
-            TcpListener::bind(config.listen).await.map_err(|source| Error::Bind { addr: config.listen, source })?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.listen,
+                source,
+            })?;
         let shared = Shared::new(exporter, config.max_requests);
         let first = Arc::clone(&shared);
         // The first collection runs before READY=1, so that a broken
@@ -93,7 +97,12 @@ impl Agent {
         // Failing collectors are logged by the scrape itself.
         let _ = tokio::task::spawn_blocking(move || first.render(None, Format::Text, false)).await;
         shared.set_ready(true);
-        Ok(Agent { flags, config, listener, shared })
+        Ok(Agent {
+            flags,
+            config,
+            listener,
+            shared,
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -110,12 +119,22 @@ impl Agent {
     /// the systemd watchdog.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         let addr = self.local_addr();
-        let Agent { flags, config, listener, shared } = self;
+        let Agent {
+            flags,
+            config,
+            listener,
+            shared,
+        } = self;
         tracing::info!(address = %addr, collectors = ?shared.exporter().names(), "listening");
         notify::ready(&status_line(&shared, addr));
 
         let tasks = shutdown.child_token();
-        tokio::spawn(reload_on_sighup(flags, config, Arc::clone(&shared), tasks.clone()));
+        tokio::spawn(reload_on_sighup(
+            flags,
+            config,
+            Arc::clone(&shared),
+            tasks.clone(),
+        ));
         if let Some(every) = notify::watchdog_interval() {
             // A scrape stuck for a whole watchdog period wedges the path.
             shared.set_stall(every * 2);
@@ -124,7 +143,9 @@ impl Agent {
 
         let app = http::router(Arc::clone(&shared));
         let stop = shutdown.clone();
-        let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
         tasks.cancel();
         shared.set_ready(false);
         notify::stopping();
@@ -157,7 +178,12 @@ pub fn status_line(shared: &Shared, addr: SocketAddr) -> String {
     )
 }
 
-async fn reload_on_sighup(flags: Flags, mut current: Config, shared: Arc<Shared>, stop: CancellationToken) {
+async fn reload_on_sighup(
+    flags: Flags,
+    mut current: Config,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -215,7 +241,9 @@ async fn watchdog(addr: SocketAddr, every: Duration, shared: Arc<Shared>, stop: 
                 notify::watchdog();
                 notify::status(&status_line(&shared, addr));
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "scrape path unhealthy; withholding WATCHDOG=1"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "scrape path unhealthy; withholding WATCHDOG=1")
+            }
             Err(_) => tracing::warn!("health probe timed out; withholding WATCHDOG=1"),
         }
     }
@@ -226,7 +254,11 @@ async fn watchdog(addr: SocketAddr, every: Duration, shared: Arc<Shared>, stop: 
 pub fn loopback_for(addr: SocketAddr) -> SocketAddr {
     let mut t = addr;
     if addr.ip().is_unspecified() {
-        t.set_ip(if addr.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+        t.set_ip(if addr.is_ipv4() {
+            [127, 0, 0, 1].into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
     }
     t
 }
@@ -234,13 +266,20 @@ pub fn loopback_for(addr: SocketAddr) -> SocketAddr {
 /// GET `/-/healthy` on `addr`; Ok when it answers 200.
 pub async fn probe(addr: SocketAddr) -> std::io::Result<()> {
     let mut s = TcpStream::connect(addr).await?;
-    s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
+    s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await?;
     let mut buf = Vec::with_capacity(256);
     s.read_to_end(&mut buf).await?;
     if buf.starts_with(b"HTTP/1.1 200") {
         Ok(())
     } else {
-        let line = String::from_utf8_lossy(&buf).lines().next().unwrap_or("").to_owned();
-        Err(std::io::Error::other(format!("health check answered {line:?}")))
+        let line = String::from_utf8_lossy(&buf)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        Err(std::io::Error::other(format!(
+            "health check answered {line:?}"
+        )))
     }
 }

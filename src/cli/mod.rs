@@ -55,11 +55,20 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         Command::Agent(flags) => {
             if flags.check_config {
                 let c = flags.load()?;
-                let source = c.source.as_ref().map_or("defaults (no config file)".to_owned(), |p| p.display().to_string());
-                println!("configuration OK: {source}; listen {}; collectors: {}", c.listen, {
-                    let en = c.collectors.enabled().unwrap_or_default();
-                    en.into_iter().collect::<Vec<_>>().join(" ")
-                });
+                let source = c
+                    .source
+                    .as_ref()
+                    .map_or("defaults (no config file)".to_owned(), |p| {
+                        p.display().to_string()
+                    });
+                println!(
+                    "configuration OK: {source}; listen {}; collectors: {}",
+                    c.listen,
+                    {
+                        let en = c.collectors.enabled().unwrap_or_default();
+                        en.into_iter().collect::<Vec<_>>().join(" ")
+                    }
+                );
                 return Ok(());
             }
             agent::run(*flags, shutdown).await?;

@@ -18,7 +18,9 @@ use super::{CollectError, Collector, MetricWriter, Paths, paths};
 const USER_HZ: f64 = 100.0;
 /// A fall of idle time this large (seconds) means a hot-plugged CPU.
 const JUMP_BACK_SECONDS: f64 = 3.0;
-const MODES: [&str; 8] = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"];
+const MODES: [&str; 8] = [
+    "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+];
 
 /// Options of the cpu collector.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -43,14 +45,20 @@ pub fn parse_cpu_lines(text: &str) -> Result<BTreeMap<u32, CpuTimes>, String> {
     for line in text.lines() {
         let mut it = line.split_whitespace();
         let Some(key) = it.next() else { continue };
-        let Some(num) = key.strip_prefix("cpu") else { continue };
+        let Some(num) = key.strip_prefix("cpu") else {
+            continue;
+        };
         if num.is_empty() {
             continue;
         }
-        let n: u32 = num.parse().map_err(|_| format!("invalid cpu line: {line:?}"))?;
+        let n: u32 = num
+            .parse()
+            .map_err(|_| format!("invalid cpu line: {line:?}"))?;
         let mut t = [0.0; 10];
         for (i, field) in it.take(10).enumerate() {
-            let v: u64 = field.parse().map_err(|_| format!("invalid cpu line: {line:?}"))?;
+            let v: u64 = field
+                .parse()
+                .map_err(|_| format!("invalid cpu line: {line:?}"))?;
             t[i] = v as f64 / USER_HZ;
         }
         out.insert(n, t);
@@ -68,7 +76,11 @@ pub struct Cpu {
 impl Cpu {
     /// A collector reading below `paths`.
     pub fn new(paths: Paths, s: &Settings) -> Self {
-        Cpu { paths, guest: s.guest, last: Mutex::new(HashMap::new()) }
+        Cpu {
+            paths,
+            guest: s.guest,
+            last: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Holds counters that went backwards (see the module doc).
@@ -92,16 +104,25 @@ impl Cpu {
 
     fn throttles(&self, out: &mut MetricWriter) {
         let base = self.paths.sys("devices/system/cpu");
-        let Ok(Some(entries)) = paths::list_dir(&base) else { return };
+        let Ok(Some(entries)) = paths::list_dir(&base) else {
+            return;
+        };
         let mut cores: BTreeMap<(String, String), f64> = BTreeMap::new();
         let mut packages: BTreeMap<String, f64> = BTreeMap::new();
         for e in entries {
-            if !e.strip_prefix("cpu").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+            if !e
+                .strip_prefix("cpu")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            {
                 continue;
             }
             let dir = base.join(&e);
-            let Some(pkg) = paths::attr(&dir.join("topology/physical_package_id")) else { continue };
-            let Some(core) = paths::attr(&dir.join("topology/core_id")) else { continue };
+            let Some(pkg) = paths::attr(&dir.join("topology/physical_package_id")) else {
+                continue;
+            };
+            let Some(core) = paths::attr(&dir.join("topology/core_id")) else {
+                continue;
+            };
             if let Some(v) = paths::attr_i64(&dir.join("thermal_throttle/core_throttle_count")) {
                 cores.entry((core, pkg.clone())).or_insert(v as f64);
             }
@@ -135,7 +156,8 @@ impl Collector for Cpu {
 
     fn update(&self, out: &mut MetricWriter) -> Result<(), CollectError> {
         let path = self.paths.proc("stat");
-        let mut cpus = parse_cpu_lines(&paths::read(&path)?).map_err(|m| CollectError::parse(&path, m))?;
+        let mut cpus =
+            parse_cpu_lines(&paths::read(&path)?).map_err(|m| CollectError::parse(&path, m))?;
         self.monotonic(&mut cpus);
         let mut num = String::new();
         for (n, t) in &cpus {
@@ -171,7 +193,10 @@ mod tests {
 
     #[test]
     fn can_parse_cpu_lines_in_seconds() {
-        let m = parse_cpu_lines("cpu  1 2 3 4\ncpu0 640211 512 230114 9756112 13811 0 7120 0 5 0\nintr 1\n").unwrap_or_default();
+        let m = parse_cpu_lines(
+            "cpu  1 2 3 4\ncpu0 640211 512 230114 9756112 13811 0 7120 0 5 0\nintr 1\n",
+        )
+        .unwrap_or_default();
         assert_eq!(m.len(), 1);
         assert_eq!(m[&0][0], 6402.11);
         assert_eq!(m[&0][8], 0.05);

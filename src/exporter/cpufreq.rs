@@ -17,12 +17,36 @@ impl Cpufreq {
 }
 
 const FREQS: [(&str, &str, &str); 6] = [
-    ("cpuinfo_cur_freq", "node_cpu_frequency_hertz", "Current cpu thread frequency in hertz."),
-    ("cpuinfo_max_freq", "node_cpu_frequency_max_hertz", "Maximum cpu thread frequency in hertz."),
-    ("cpuinfo_min_freq", "node_cpu_frequency_min_hertz", "Minimum cpu thread frequency in hertz."),
-    ("scaling_cur_freq", "node_cpu_scaling_frequency_hertz", "Current scaled CPU thread frequency in hertz."),
-    ("scaling_max_freq", "node_cpu_scaling_frequency_max_hertz", "Maximum scaled CPU thread frequency in hertz."),
-    ("scaling_min_freq", "node_cpu_scaling_frequency_min_hertz", "Minimum scaled CPU thread frequency in hertz."),
+    (
+        "cpuinfo_cur_freq",
+        "node_cpu_frequency_hertz",
+        "Current cpu thread frequency in hertz.",
+    ),
+    (
+        "cpuinfo_max_freq",
+        "node_cpu_frequency_max_hertz",
+        "Maximum cpu thread frequency in hertz.",
+    ),
+    (
+        "cpuinfo_min_freq",
+        "node_cpu_frequency_min_hertz",
+        "Minimum cpu thread frequency in hertz.",
+    ),
+    (
+        "scaling_cur_freq",
+        "node_cpu_scaling_frequency_hertz",
+        "Current scaled CPU thread frequency in hertz.",
+    ),
+    (
+        "scaling_max_freq",
+        "node_cpu_scaling_frequency_max_hertz",
+        "Maximum scaled CPU thread frequency in hertz.",
+    ),
+    (
+        "scaling_min_freq",
+        "node_cpu_scaling_frequency_min_hertz",
+        "Minimum scaled CPU thread frequency in hertz.",
+    ),
 ];
 
 impl Collector for Cpufreq {
@@ -35,7 +59,9 @@ impl Collector for Cpufreq {
         let entries = paths::list_dir(&base)?.ok_or(CollectError::NoData)?;
         let mut any = false;
         for e in entries {
-            let Some(num) = e.strip_prefix("cpu").filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            let Some(num) = e
+                .strip_prefix("cpu")
+                .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
             else {
                 continue;
             };
@@ -49,9 +75,10 @@ impl Collector for Cpufreq {
                     out.gauge(name, help, &[("cpu", num)], khz as f64 * 1000.0);
                 }
             }
-            if let (Some(cur), Some(avail)) =
-                (paths::attr(&dir.join("scaling_governor")), paths::attr(&dir.join("scaling_available_governors")))
-            {
+            if let (Some(cur), Some(avail)) = (
+                paths::attr(&dir.join("scaling_governor")),
+                paths::attr(&dir.join("scaling_available_governors")),
+            ) {
                 for g in avail.split_whitespace() {
                     out.gauge(
                         "node_cpu_scaling_governor",
@@ -62,6 +89,10 @@ impl Collector for Cpufreq {
                 }
             }
         }
-        if any { Ok(()) } else { Err(CollectError::NoData) }
+        if any {
+            Ok(())
+        } else {
+            Err(CollectError::NoData)
+        }
     }
 }

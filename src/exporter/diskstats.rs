@@ -35,7 +35,11 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { device_include: None, device_exclude: None, udev_data: DEFAULT_UDEV_DATA.into() }
+        Settings {
+            device_include: None,
+            device_exclude: None,
+            udev_data: DEFAULT_UDEV_DATA.into(),
+        }
     }
 }
 
@@ -55,8 +59,17 @@ impl Diskstats {
             (_, Some(e)) => Some(e.as_str()),
             (_, None) => Some(DEFAULT_DEVICE_EXCLUDE),
         };
-        let filter = DeviceFilter::new("collectors.diskstats.device", s.device_include.as_deref(), exclude, errors)?;
-        Some(Diskstats { paths, filter, udev_data: s.udev_data.clone() })
+        let filter = DeviceFilter::new(
+            "collectors.diskstats.device",
+            s.device_include.as_deref(),
+            exclude,
+            errors,
+        )?;
+        Some(Diskstats {
+            paths,
+            filter,
+            udev_data: s.udev_data.clone(),
+        })
     }
 }
 
@@ -84,33 +97,125 @@ pub fn parse_line(line: &str) -> Option<Line<'_>> {
     if stats.len() < 11 {
         return None;
     }
-    Some(Line { major, minor, name, stats })
+    Some(Line {
+        major,
+        minor,
+        name,
+        stats,
+    })
 }
 
 /// (metric, help, counter?, scale) for each diskstats field, in order.
 const FIELDS: [(&str, &str, bool, f64); 17] = [
-    ("node_disk_reads_completed_total", "The total number of reads completed successfully.", true, 1.0),
-    ("node_disk_reads_merged_total", "The total number of reads merged.", true, 1.0),
-    ("node_disk_read_bytes_total", "The total number of bytes read successfully.", true, SECTOR),
-    ("node_disk_read_time_seconds_total", "The total number of seconds spent by all reads.", true, SECONDS_PER_TICK),
-    ("node_disk_writes_completed_total", "The total number of writes completed successfully.", true, 1.0),
-    ("node_disk_writes_merged_total", "The number of writes merged.", true, 1.0),
-    ("node_disk_written_bytes_total", "The total number of bytes written successfully.", true, SECTOR),
-    ("node_disk_write_time_seconds_total", "This is the total number of seconds spent by all writes.", true, SECONDS_PER_TICK),
-    ("node_disk_io_now", "The number of I/Os currently in progress.", false, 1.0),
-    ("node_disk_io_time_seconds_total", "Total seconds spent doing I/Os.", true, SECONDS_PER_TICK),
-    ("node_disk_io_time_weighted_seconds_total", "The weighted # of seconds spent doing I/Os.", true, SECONDS_PER_TICK),
-    ("node_disk_discards_completed_total", "The total number of discards completed successfully.", true, 1.0),
-    ("node_disk_discards_merged_total", "The total number of discards merged.", true, 1.0),
-    ("node_disk_discarded_sectors_total", "The total number of sectors discarded successfully.", true, 1.0),
-    ("node_disk_discard_time_seconds_total", "This is the total number of seconds spent by all discards.", true, SECONDS_PER_TICK),
-    ("node_disk_flush_requests_total", "The total number of flush requests completed successfully", true, 1.0),
-    ("node_disk_flush_requests_time_seconds_total", "This is the total number of seconds spent by all flush requests.", true, SECONDS_PER_TICK),
+    (
+        "node_disk_reads_completed_total",
+        "The total number of reads completed successfully.",
+        true,
+        1.0,
+    ),
+    (
+        "node_disk_reads_merged_total",
+        "The total number of reads merged.",
+        true,
+        1.0,
+    ),
+    (
+        "node_disk_read_bytes_total",
+        "The total number of bytes read successfully.",
+        true,
+        SECTOR,
+    ),
+    (
+        "node_disk_read_time_seconds_total",
+        "The total number of seconds spent by all reads.",
+        true,
+        SECONDS_PER_TICK,
+    ),
+    (
+        "node_disk_writes_completed_total",
+        "The total number of writes completed successfully.",
+        true,
+        1.0,
+    ),
+    (
+        "node_disk_writes_merged_total",
+        "The number of writes merged.",
+        true,
+        1.0,
+    ),
+    (
+        "node_disk_written_bytes_total",
+        "The total number of bytes written successfully.",
+        true,
+        SECTOR,
+    ),
+    (
+        "node_disk_write_time_seconds_total",
+        "This is the total number of seconds spent by all writes.",
+        true,
+        SECONDS_PER_TICK,
+    ),
+    (
+        "node_disk_io_now",
+        "The number of I/Os currently in progress.",
+        false,
+        1.0,
+    ),
+    (
+        "node_disk_io_time_seconds_total",
+        "Total seconds spent doing I/Os.",
+        true,
+        SECONDS_PER_TICK,
+    ),
+    (
+        "node_disk_io_time_weighted_seconds_total",
+        "The weighted # of seconds spent doing I/Os.",
+        true,
+        SECONDS_PER_TICK,
+    ),
+    (
+        "node_disk_discards_completed_total",
+        "The total number of discards completed successfully.",
+        true,
+        1.0,
+    ),
+    (
+        "node_disk_discards_merged_total",
+        "The total number of discards merged.",
+        true,
+        1.0,
+    ),
+    (
+        "node_disk_discarded_sectors_total",
+        "The total number of sectors discarded successfully.",
+        true,
+        1.0,
+    ),
+    (
+        "node_disk_discard_time_seconds_total",
+        "This is the total number of seconds spent by all discards.",
+        true,
+        SECONDS_PER_TICK,
+    ),
+    (
+        "node_disk_flush_requests_total",
+        "The total number of flush requests completed successfully",
+        true,
+        1.0,
+    ),
+    (
+        "node_disk_flush_requests_time_seconds_total",
+        "This is the total number of seconds spent by all flush requests.",
+        true,
+        SECONDS_PER_TICK,
+    ),
 ];
 
 fn udev_props(dir: &std::path::Path, major: &str, minor: &str) -> HashMap<String, String> {
     let mut props = HashMap::new();
-    let Ok(text) = std::fs::read_to_string(dir.join(format!("b{major}:{minor}"))) else { return props };
+    let Ok(text) = std::fs::read_to_string(dir.join(format!("b{major}:{minor}"))) else {
+        return props;
+    };
     for line in text.lines() {
         if let Some(kv) = line.strip_prefix("E:") {
             if let Some((k, v)) = kv.split_once('=') {
@@ -133,7 +238,8 @@ impl Collector for Diskstats {
             if raw.trim().is_empty() {
                 continue;
             }
-            let line = parse_line(raw).ok_or_else(|| CollectError::parse(&path, format!("invalid line: {raw:?}")))?;
+            let line = parse_line(raw)
+                .ok_or_else(|| CollectError::parse(&path, format!("invalid line: {raw:?}")))?;
             if self.filter.ignored(line.name) {
                 continue;
             }
@@ -157,7 +263,11 @@ impl Collector for Diskstats {
             );
             for (i, v) in line.stats.iter().enumerate().take(FIELDS.len()) {
                 let (name, help, counter, scale) = FIELDS[i];
-                let v = if scale == 1.0 { *v as f64 } else { *v as f64 * scale };
+                let v = if scale == 1.0 {
+                    *v as f64
+                } else {
+                    *v as f64 * scale
+                };
                 if counter {
                     out.counter(name, help, &dev, v);
                 } else {
@@ -175,7 +285,9 @@ mod tests {
 
     #[test]
     fn can_parse_a_kernel_5_line() {
-        let l = parse_line(" 179 0 mmcblk0 92831 26471 7290554 178211 1021384 661271 37622800 3621881 0 1338940 3851902 0 0 0 0 41291 51810");
+        let l = parse_line(
+            " 179 0 mmcblk0 92831 26471 7290554 178211 1021384 661271 37622800 3621881 0 1338940 3851902 0 0 0 0 41291 51810",
+        );
         let l = l.expect("parses");
         assert_eq!((l.major, l.minor, l.name), ("179", "0", "mmcblk0"));
         assert_eq!(l.stats.len(), 17);

@@ -9,7 +9,8 @@ use super::metrics::{Family, Kind, Value};
 /// Content type of Prometheus text format 0.0.4.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Content type of OpenMetrics 1.0.
-pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// An exposition format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +34,9 @@ impl Format {
     /// with the highest `q`, the earlier one on a tie; text when nothing
     /// supported is named.
     pub fn negotiate(accept: Option<&str>) -> Format {
-        let Some(accept) = accept else { return Format::Text };
+        let Some(accept) = accept else {
+            return Format::Text;
+        };
         let mut best: Option<(f32, Format)> = None;
         for part in accept.split(',') {
             let mut params = part.split(';').map(str::trim);
@@ -89,19 +92,51 @@ pub fn encode_text(out: &mut String, families: &[Family]) {
         for m in &f.metrics {
             match &m.value {
                 Value::Single(v) => sample(out, &f.name, "", &m.labels, None, *v, false),
-                Value::Summary { quantiles, sum, count } => {
+                Value::Summary {
+                    quantiles,
+                    sum,
+                    count,
+                } => {
                     for (q, v) in quantiles {
-                        sample(out, &f.name, "", &m.labels, Some(("quantile", *q)), *v, false);
+                        sample(
+                            out,
+                            &f.name,
+                            "",
+                            &m.labels,
+                            Some(("quantile", *q)),
+                            *v,
+                            false,
+                        );
                     }
                     sample(out, &f.name, "_sum", &m.labels, None, *sum, false);
                     sample(out, &f.name, "_count", &m.labels, None, *count, false);
                 }
-                Value::Histogram { buckets, sum, count } => {
+                Value::Histogram {
+                    buckets,
+                    sum,
+                    count,
+                } => {
                     for (le, v) in buckets {
-                        sample(out, &f.name, "_bucket", &m.labels, Some(("le", *le)), *v, false);
+                        sample(
+                            out,
+                            &f.name,
+                            "_bucket",
+                            &m.labels,
+                            Some(("le", *le)),
+                            *v,
+                            false,
+                        );
                     }
                     if !buckets.iter().any(|(le, _)| le.is_infinite()) {
-                        sample(out, &f.name, "_bucket", &m.labels, Some(("le", f64::INFINITY)), *count, false);
+                        sample(
+                            out,
+                            &f.name,
+                            "_bucket",
+                            &m.labels,
+                            Some(("le", f64::INFINITY)),
+                            *count,
+                            false,
+                        );
                     }
                     sample(out, &f.name, "_sum", &m.labels, None, *sum, false);
                     sample(out, &f.name, "_count", &m.labels, None, *count, false);
@@ -133,19 +168,51 @@ pub fn encode_openmetrics(out: &mut String, families: &[Family]) {
         for m in &f.metrics {
             match &m.value {
                 Value::Single(v) => sample(out, fam_name, sample_suffix, &m.labels, None, *v, true),
-                Value::Summary { quantiles, sum, count } => {
+                Value::Summary {
+                    quantiles,
+                    sum,
+                    count,
+                } => {
                     for (q, v) in quantiles {
-                        sample(out, fam_name, "", &m.labels, Some(("quantile", *q)), *v, true);
+                        sample(
+                            out,
+                            fam_name,
+                            "",
+                            &m.labels,
+                            Some(("quantile", *q)),
+                            *v,
+                            true,
+                        );
                     }
                     sample(out, fam_name, "_sum", &m.labels, None, *sum, true);
                     sample(out, fam_name, "_count", &m.labels, None, *count, true);
                 }
-                Value::Histogram { buckets, sum, count } => {
+                Value::Histogram {
+                    buckets,
+                    sum,
+                    count,
+                } => {
                     for (le, v) in buckets {
-                        sample(out, fam_name, "_bucket", &m.labels, Some(("le", *le)), *v, true);
+                        sample(
+                            out,
+                            fam_name,
+                            "_bucket",
+                            &m.labels,
+                            Some(("le", *le)),
+                            *v,
+                            true,
+                        );
                     }
                     if !buckets.iter().any(|(le, _)| le.is_infinite()) {
-                        sample(out, fam_name, "_bucket", &m.labels, Some(("le", f64::INFINITY)), *count, true);
+                        sample(
+                            out,
+                            fam_name,
+                            "_bucket",
+                            &m.labels,
+                            Some(("le", f64::INFINITY)),
+                            *count,
+                            true,
+                        );
                     }
                     sample(out, fam_name, "_sum", &m.labels, None, *sum, true);
                     sample(out, fam_name, "_count", &m.labels, None, *count, true);
@@ -334,10 +401,16 @@ mod tests {
     fn can_negotiate_what_prometheus_sends() {
         let prom = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
         assert_eq!(Format::negotiate(Some(prom)), Format::OpenMetrics);
-        assert_eq!(Format::negotiate(Some("text/plain;version=0.0.4")), Format::Text);
+        assert_eq!(
+            Format::negotiate(Some("text/plain;version=0.0.4")),
+            Format::Text
+        );
         assert_eq!(Format::negotiate(Some("*/*")), Format::Text);
         assert_eq!(Format::negotiate(None), Format::Text);
-        assert_eq!(Format::negotiate(Some("application/openmetrics-text;version=9")), Format::Text);
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text;version=9")),
+            Format::Text
+        );
         assert_eq!(
             Format::negotiate(Some("text/plain;q=0.9,application/openmetrics-text;q=0.5")),
             Format::Text
@@ -348,7 +421,12 @@ mod tests {
     fn can_encode_counter_in_both_formats() {
         let mut w = MetricWriter::new();
         w.counter("node_forks_total", "Total number of forks.", &[], 12.0);
-        w.untyped("node_vmstat_pgfault", "/proc/vmstat information field pgfault.", &[], 3.0);
+        w.untyped(
+            "node_vmstat_pgfault",
+            "/proc/vmstat information field pgfault.",
+            &[],
+            3.0,
+        );
         w.gauge("x", "a \"q\" \\ \n", &[("l", "v\"\\\n")], 0.5);
         let f = w.finish();
         let mut t = String::new();
@@ -361,7 +439,10 @@ mod tests {
         );
         let mut o = String::new();
         encode_openmetrics(&mut o, &f);
-        assert!(o.contains("# TYPE node_forks counter\nnode_forks_total 12.0\n"), "{o}");
+        assert!(
+            o.contains("# TYPE node_forks counter\nnode_forks_total 12.0\n"),
+            "{o}"
+        );
         assert!(o.contains("# TYPE node_vmstat_pgfault unknown\n"), "{o}");
         assert!(o.contains("# HELP x a \\\"q\\\""), "{o}");
         assert!(o.ends_with("# EOF\n"));

@@ -24,7 +24,17 @@ pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
 pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
 /// Seconds to wait for `statfs` on a network filesystem.
 pub const DEFAULT_MOUNT_TIMEOUT_SECONDS: f64 = 5.0;
-const NETWORK_FS: [&str; 9] = ["nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "fuse.sshfs", "9p"];
+const NETWORK_FS: [&str; 9] = [
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "ceph",
+    "glusterfs",
+    "fuse.sshfs",
+    "9p",
+];
 
 /// Options of the filesystem collector.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -108,12 +118,23 @@ pub struct Filesystem {
 impl Filesystem {
     /// A collector; `None` (with errors recorded) for bad settings.
     pub fn new(paths: Paths, s: &Settings, errors: &mut Vec<FieldError>) -> Option<Self> {
-        let mp = crate::validate::regex("collectors.filesystem.mount_points_exclude", &s.mount_points_exclude, errors);
-        let ft = crate::validate::regex("collectors.filesystem.fs_types_exclude", &s.fs_types_exclude, errors);
+        let mp = crate::validate::regex(
+            "collectors.filesystem.mount_points_exclude",
+            &s.mount_points_exclude,
+            errors,
+        );
+        let ft = crate::validate::regex(
+            "collectors.filesystem.fs_types_exclude",
+            &s.fs_types_exclude,
+            errors,
+        );
         if !(s.mount_timeout.is_finite() && s.mount_timeout > 0.0) {
             errors.push(FieldError::new(
                 "collectors.filesystem.mount_timeout",
-                format!("must be a positive number of seconds, got {}", s.mount_timeout),
+                format!(
+                    "must be a positive number of seconds, got {}",
+                    s.mount_timeout
+                ),
             ));
             return None;
         }
@@ -139,13 +160,15 @@ impl Filesystem {
         let (tx, rx) = mpsc::channel();
         let stuck = Arc::clone(&self.stuck);
         let p = path.clone();
-        let spawned = std::thread::Builder::new().name("statfs".into()).spawn(move || {
-            let r = sys::statfs(&p);
-            if tx.send(r).is_err() {
-                // The scrape gave up on us: the mount is usable again.
-                stuck.lock().unwrap_or_else(|e| e.into_inner()).remove(&p);
-            }
-        });
+        let spawned = std::thread::Builder::new()
+            .name("statfs".into())
+            .spawn(move || {
+                let r = sys::statfs(&p);
+                if tx.send(r).is_err() {
+                    // The scrape gave up on us: the mount is usable again.
+                    stuck.lock().unwrap_or_else(|e| e.into_inner()).remove(&p);
+                }
+            });
         if spawned.is_err() {
             return None;
         }
@@ -153,7 +176,10 @@ impl Filesystem {
             Ok(r) => r.ok(),
             Err(_) => {
                 tracing::warn!(mount_point = %m.mount_point, "statfs timed out; skipping this mount until it answers");
-                self.stuck.lock().unwrap_or_else(|e| e.into_inner()).insert(path);
+                self.stuck
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(path);
                 None
             }
         }
@@ -179,13 +205,19 @@ impl Collector for Filesystem {
         let mounts = parse_mounts(&text, &rootfs).map_err(|m| CollectError::parse(&path, m))?;
         let mut seen = HashSet::new();
         for m in mounts {
-            if self.mount_points_exclude.is_match(&m.mount_point) || self.fs_types_exclude.is_match(&m.fs_type) {
+            if self.mount_points_exclude.is_match(&m.mount_point)
+                || self.fs_types_exclude.is_match(&m.fs_type)
+            {
                 continue;
             }
             if !seen.insert((m.device.clone(), m.mount_point.clone(), m.fs_type.clone())) {
                 continue;
             }
-            let labels = [("device", m.device.as_str()), ("fstype", m.fs_type.as_str()), ("mountpoint", m.mount_point.as_str())];
+            let labels = [
+                ("device", m.device.as_str()),
+                ("fstype", m.fs_type.as_str()),
+                ("mountpoint", m.mount_point.as_str()),
+            ];
             let st = self.stat(&m, self.paths.root(&m.mount_point));
             out.gauge(
                 "node_filesystem_device_error",
@@ -194,17 +226,42 @@ impl Collector for Filesystem {
                 if st.is_some() { 0.0 } else { 1.0 },
             );
             let Some(s) = st else { continue };
-            out.gauge("node_filesystem_readonly", "Filesystem read-only status.", &labels, if m.read_only { 1.0 } else { 0.0 });
-            out.gauge("node_filesystem_size_bytes", "Filesystem size in bytes.", &labels, s.blocks * s.bsize);
-            out.gauge("node_filesystem_free_bytes", "Filesystem free space in bytes.", &labels, s.bfree * s.bsize);
+            out.gauge(
+                "node_filesystem_readonly",
+                "Filesystem read-only status.",
+                &labels,
+                if m.read_only { 1.0 } else { 0.0 },
+            );
+            out.gauge(
+                "node_filesystem_size_bytes",
+                "Filesystem size in bytes.",
+                &labels,
+                s.blocks * s.bsize,
+            );
+            out.gauge(
+                "node_filesystem_free_bytes",
+                "Filesystem free space in bytes.",
+                &labels,
+                s.bfree * s.bsize,
+            );
             out.gauge(
                 "node_filesystem_avail_bytes",
                 "Filesystem space available to non-root users in bytes.",
                 &labels,
                 s.bavail * s.bsize,
             );
-            out.gauge("node_filesystem_files", "Filesystem total file nodes.", &labels, s.files);
-            out.gauge("node_filesystem_files_free", "Filesystem total free file nodes.", &labels, s.ffree);
+            out.gauge(
+                "node_filesystem_files",
+                "Filesystem total file nodes.",
+                &labels,
+                s.files,
+            );
+            out.gauge(
+                "node_filesystem_files_free",
+                "Filesystem total free file nodes.",
+                &labels,
+                s.ffree,
+            );
         }
         Ok(())
     }
@@ -216,15 +273,19 @@ mod tests {
 
     #[test]
     fn can_unescape_and_flag_read_only() {
-        let m = parse_mounts("/dev/sda1 /srv/my\\040disk ext4 ro,relatime 0 0\n", "/").unwrap_or_default();
+        let m = parse_mounts("/dev/sda1 /srv/my\\040disk ext4 ro,relatime 0 0\n", "/")
+            .unwrap_or_default();
         assert_eq!(m[0].mount_point, "/srv/my disk");
         assert!(m[0].read_only);
     }
 
     #[test]
     fn can_strip_rootfs_prefix() {
-        let m = parse_mounts("/dev/root /host ext4 rw 0 0\n/dev/a /host/boot vfat rw 0 0\n/x /other ext4 rw 0 0\n", "/host")
-            .unwrap_or_default();
+        let m = parse_mounts(
+            "/dev/root /host ext4 rw 0 0\n/dev/a /host/boot vfat rw 0 0\n/x /other ext4 rw 0 0\n",
+            "/host",
+        )
+        .unwrap_or_default();
         let mps: Vec<&str> = m.iter().map(|m| m.mount_point.as_str()).collect();
         assert_eq!(mps, ["/", "/boot", "/other"]);
     }

@@ -55,7 +55,11 @@ impl Shared {
     /// State serving `exporter`, with at most `max_requests` scrapes at
     /// once (0 = no bound).
     pub fn new(exporter: Exporter, max_requests: usize) -> Arc<Shared> {
-        let permits = if max_requests == 0 { Semaphore::MAX_PERMITS } else { max_requests };
+        let permits = if max_requests == 0 {
+            Semaphore::MAX_PERMITS
+        } else {
+            max_requests
+        };
         Arc::new(Shared {
             exporter: RwLock::new(Arc::new(exporter)),
             limit: Semaphore::new(permits),
@@ -108,22 +112,36 @@ impl Shared {
 
     /// Runs one scrape and encodes it; used by the handler and by the
     /// supervisor's first collection.
-    pub fn render(&self, only: Option<&BTreeSet<String>>, format: Format, gzip: bool) -> std::io::Result<Vec<u8>> {
+    pub fn render(
+        &self,
+        only: Option<&BTreeSet<String>>,
+        format: Format,
+        gzip: bool,
+    ) -> std::io::Result<Vec<u8>> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let start = Instant::now();
-        self.inflight.lock().unwrap_or_else(|e| e.into_inner()).insert(id, start);
+        self.inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, start);
         let exporter = self.exporter();
         let scrape = exporter.scrape(only);
         let mut text = String::with_capacity(64 * 1024);
         encode::encode(&mut text, &scrape.families, format);
         let body = if gzip {
-            let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(text.len() / 4), flate2::Compression::fast());
+            let mut enc = flate2::write::GzEncoder::new(
+                Vec::with_capacity(text.len() / 4),
+                flate2::Compression::fast(),
+            );
             enc.write_all(text.as_bytes())?;
             enc.finish()?
         } else {
             text.into_bytes()
         };
-        self.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        self.inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = LastScrape {
             families: scrape.families.len(),
             samples: scrape.samples(),
@@ -160,10 +178,11 @@ async fn landing() -> Html<&'static str> {
 async fn healthy(State(s): State<Arc<Shared>>) -> Response {
     let stall = *s.stall.lock().unwrap_or_else(|e| e.into_inner());
     match s.oldest_inflight() {
-        Some(age) if age > stall => {
-            (StatusCode::SERVICE_UNAVAILABLE, format!("a scrape has been running for {:.1}s\n", age.as_secs_f64()))
-                .into_response()
-        }
+        Some(age) if age > stall => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("a scrape has been running for {:.1}s\n", age.as_secs_f64()),
+        )
+            .into_response(),
         _ => (StatusCode::OK, "Healthy\n").into_response(),
     }
 }
@@ -181,7 +200,10 @@ async fn ready(State(s): State<Arc<Shared>>) -> Response {
 }
 
 /// Parses `collect[]=` and `exclude[]=` against the enabled collectors.
-pub fn parse_filter(query: Option<&str>, enabled: &[&'static str]) -> Result<Option<BTreeSet<String>>, String> {
+pub fn parse_filter(
+    query: Option<&str>,
+    enabled: &[&'static str],
+) -> Result<Option<BTreeSet<String>>, String> {
     let Some(q) = query else { return Ok(None) };
     let mut collect = Vec::new();
     let mut exclude = Vec::new();
@@ -200,32 +222,47 @@ pub fn parse_filter(query: Option<&str>, enabled: &[&'static str]) -> Result<Opt
     }
     for n in collect.iter().chain(&exclude) {
         if !enabled.contains(&n.as_str()) {
-            return Err(format!("couldn't create filtered metrics handler: missing collector: {n}\n"));
+            return Err(format!(
+                "couldn't create filtered metrics handler: missing collector: {n}\n"
+            ));
         }
     }
     Ok(Some(if collect.is_empty() {
-        enabled.iter().filter(|n| !exclude.iter().any(|e| e == *n)).map(|n| (*n).to_owned()).collect()
+        enabled
+            .iter()
+            .filter(|n| !exclude.iter().any(|e| e == *n))
+            .map(|n| (*n).to_owned())
+            .collect()
     } else {
         collect.into_iter().collect()
     }))
 }
 
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
-        |part| {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|part| {
             let mut it = part.split(';').map(str::trim);
             let coding = it.next().unwrap_or("");
-            let q = it.find_map(|p| p.strip_prefix("q=")).and_then(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
+            let q = it
+                .find_map(|p| p.strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
             (coding.eq_ignore_ascii_case("gzip") || coding == "*") && q > 0.0
-        },
-    )
+        })
 }
 
 async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap, uri: Uri) -> Response {
     let Ok(_permit) = s.limit.try_acquire() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("Limit of concurrent requests reached ({}), try again later.\n", s.max_requests),
+            format!(
+                "Limit of concurrent requests reached ({}), try again later.\n",
+                s.max_requests
+            ),
         )
             .into_response();
     };
@@ -237,20 +274,32 @@ async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap, uri: Uri) -> 
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let gzip = accepts_gzip(&headers);
     let shared = Arc::clone(&s);
-    let body = tokio::task::spawn_blocking(move || shared.render(only.as_ref(), format, gzip)).await;
+    let body =
+        tokio::task::spawn_blocking(move || shared.render(only.as_ref(), format, gzip)).await;
     match body {
         Ok(Ok(body)) => {
             let mut resp = body.into_response();
             let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            );
             if gzip {
                 h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             }
             h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
             resp
         }
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding failed: {e}\n")).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("scrape failed: {e}\n")).into_response(),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding failed: {e}\n"),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("scrape failed: {e}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -261,9 +310,13 @@ mod tests {
     #[test]
     fn can_filter_with_collect_and_exclude() {
         let en = ["cpu", "meminfo", "time"];
-        let c = parse_filter(Some("collect[]=cpu&collect[]=time"), &en).expect("ok").expect("some");
+        let c = parse_filter(Some("collect[]=cpu&collect[]=time"), &en)
+            .expect("ok")
+            .expect("some");
         assert_eq!(c.into_iter().collect::<Vec<_>>(), ["cpu", "time"]);
-        let e = parse_filter(Some("exclude%5B%5D=cpu"), &en).expect("ok").expect("some");
+        let e = parse_filter(Some("exclude%5B%5D=cpu"), &en)
+            .expect("ok")
+            .expect("some");
         assert_eq!(e.into_iter().collect::<Vec<_>>(), ["meminfo", "time"]);
         assert_eq!(parse_filter(Some("foo=bar"), &en), Ok(None));
     }
@@ -278,9 +331,15 @@ mod tests {
     #[test]
     fn can_read_accept_encoding() {
         let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("deflate, gzip;q=0.5"));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("deflate, gzip;q=0.5"),
+        );
         assert!(accepts_gzip(&h));
-        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip;q=0"));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0"),
+        );
         assert!(!accepts_gzip(&h));
     }
 }

@@ -16,11 +16,23 @@ use serde::Deserialize;
 use super::{CollectError, Collector, DeviceFilter, MetricWriter, Paths, paths};
 use crate::validate::FieldError;
 
-static FILENAME: LazyLock<Option<regex::Regex>> =
-    LazyLock::new(|| regex::Regex::new(r"^(?P<type>[^0-9]+)(?P<id>[0-9]*)?(_(?P<property>.+))?$").ok());
+static FILENAME: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
+    regex::Regex::new(r"^(?P<type>[^0-9]+)(?P<id>[0-9]*)?(_(?P<property>.+))?$").ok()
+});
 
 const SENSOR_TYPES: [&str; 13] = [
-    "vrm", "beep_enable", "update_interval", "in", "cpu", "fan", "pwm", "temp", "curr", "power", "energy", "humidity",
+    "vrm",
+    "beep_enable",
+    "update_interval",
+    "in",
+    "cpu",
+    "fan",
+    "pwm",
+    "temp",
+    "curr",
+    "power",
+    "energy",
+    "humidity",
     "intrusion",
 ];
 
@@ -43,8 +55,12 @@ pub struct Hwmon {
 impl Hwmon {
     /// A collector; `None` (with errors recorded) for bad patterns.
     pub fn new(paths: Paths, s: &Settings, errors: &mut Vec<FieldError>) -> Option<Self> {
-        let filter =
-            DeviceFilter::new("collectors.hwmon.chip", s.chip_include.as_deref(), s.chip_exclude.as_deref(), errors)?;
+        let filter = DeviceFilter::new(
+            "collectors.hwmon.chip",
+            s.chip_include.as_deref(),
+            s.chip_exclude.as_deref(),
+            errors,
+        )?;
         Some(Hwmon { paths, filter })
     }
 }
@@ -53,8 +69,16 @@ impl Hwmon {
 /// trims `_` (node_exporter's `cleanMetricName`).
 pub fn clean_name(s: &str) -> String {
     let lower = s.to_lowercase();
-    let replaced: String =
-        lower.chars().map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == ':' || c == '_' { c } else { '_' }).collect();
+    let replaced: String = lower
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == ':' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     replaced.trim_matches('_').to_owned()
 }
 
@@ -72,8 +96,15 @@ pub fn explode(filename: &str) -> Option<(String, u32, String)> {
 /// The `chip` label of an hwmon directory.
 pub fn chip_name(dir: &Path) -> Option<String> {
     if let Ok(dev) = std::fs::canonicalize(dir.join("device")) {
-        let dev_name = dev.file_name().map(|s| clean_name(&s.to_string_lossy())).unwrap_or_default();
-        let dev_type = dev.parent().and_then(|p| p.file_name()).map(|s| clean_name(&s.to_string_lossy())).unwrap_or_default();
+        let dev_name = dev
+            .file_name()
+            .map(|s| clean_name(&s.to_string_lossy()))
+            .unwrap_or_default();
+        let dev_type = dev
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|s| clean_name(&s.to_string_lossy()))
+            .unwrap_or_default();
         if !dev_type.is_empty() && !dev_name.is_empty() {
             return Some(format!("{dev_type}_{dev_name}"));
         }
@@ -97,13 +128,19 @@ type SensorData = BTreeMap<String, BTreeMap<String, String>>;
 fn collect_sensor_data(dir: &Path, data: &mut SensorData) -> Result<(), CollectError> {
     let files = paths::list_dir(dir)?.unwrap_or_default();
     for f in files {
-        let Some((ty, num, prop)) = explode(&f) else { continue };
+        let Some((ty, num, prop)) = explode(&f) else {
+            continue;
+        };
         if !SENSOR_TYPES.contains(&ty.as_str()) {
             continue;
         }
-        let Ok(raw) = std::fs::read(dir.join(&f)) else { continue };
+        let Ok(raw) = std::fs::read(dir.join(&f)) else {
+            continue;
+        };
         let value = String::from_utf8_lossy(&raw).trim_matches('\n').to_owned();
-        data.entry(format!("{ty}{num}")).or_default().insert(prop, value);
+        data.entry(format!("{ty}{num}"))
+            .or_default()
+            .insert(prop, value);
     }
     Ok(())
 }
@@ -111,7 +148,10 @@ fn collect_sensor_data(dir: &Path, data: &mut SensorData) -> Result<(), CollectE
 impl Hwmon {
     fn update_chip(&self, dir: &Path, out: &mut MetricWriter) -> Result<(), CollectError> {
         let Some(chip) = chip_name(dir) else {
-            return Err(CollectError::parse(dir, "could not derive a monitoring name"));
+            return Err(CollectError::parse(
+                dir,
+                "could not derive a monitoring name",
+            ));
         };
         if self.filter.ignored(&chip) {
             return Ok(());
@@ -133,7 +173,9 @@ impl Hwmon {
             }
         }
         for (sensor, props) in &data {
-            let Some((ty, _, _)) = explode(sensor) else { continue };
+            let Some((ty, _, _)) = explode(sensor) else {
+                continue;
+            };
             let labels = [("chip", chip.as_str()), ("sensor", sensor.as_str())];
             if let Some(label) = props.get("label") {
                 out.gauge(
@@ -147,18 +189,33 @@ impl Hwmon {
             match ty.as_str() {
                 "beep_enable" => {
                     let v = if plain == Some("1") { 1.0 } else { 0.0 };
-                    out.gauge("node_hwmon_beep_enabled", "Hardware beep enabled", &labels, v);
+                    out.gauge(
+                        "node_hwmon_beep_enabled",
+                        "Hardware beep enabled",
+                        &labels,
+                        v,
+                    );
                     continue;
                 }
                 "vrm" => {
                     if let Some(v) = plain.and_then(|s| s.parse::<f64>().ok()) {
-                        out.gauge("node_hwmon_voltage_regulator_version", "Hardware voltage regulator", &labels, v);
+                        out.gauge(
+                            "node_hwmon_voltage_regulator_version",
+                            "Hardware voltage regulator",
+                            &labels,
+                            v,
+                        );
                     }
                     continue;
                 }
                 "update_interval" => {
                     if let Some(v) = plain.and_then(|s| s.parse::<f64>().ok()) {
-                        out.gauge("node_hwmon_update_interval_seconds", "Hardware monitor update interval", &labels, v * 0.001);
+                        out.gauge(
+                            "node_hwmon_update_interval_seconds",
+                            "Hardware monitor update interval",
+                            &labels,
+                            v * 0.001,
+                        );
                     }
                     continue;
                 }
@@ -178,19 +235,38 @@ impl Hwmon {
                     name.push('_');
                     name.push_str(&clean_name(element));
                 }
-                let Ok(v) = value.trim().parse::<f64>() else { continue };
+                let Ok(v) = value.trim().parse::<f64>() else {
+                    continue;
+                };
                 if element == "fault" || element == "alarm" || element == "beep" {
-                    out.gauge(&name, &format!("Hardware sensor {element} status ({ty})"), &labels, v);
+                    out.gauge(
+                        &name,
+                        &format!("Hardware sensor {element} status ({ty})"),
+                        &labels,
+                        v,
+                    );
                     continue;
                 }
                 let el = element.as_str();
                 let (suffix, help, v): (&str, String, f64) = match ty.as_str() {
-                    "in" | "cpu" => ("_volts", format!("Hardware monitor for voltage ({el})"), v * 0.001),
+                    "in" | "cpu" => (
+                        "_volts",
+                        format!("Hardware monitor for voltage ({el})"),
+                        v * 0.001,
+                    ),
                     "temp" if el != "type" => {
                         let el = if el.is_empty() { "input" } else { el };
-                        ("_celsius", format!("Hardware monitor for temperature ({el})"), v * 0.001)
+                        (
+                            "_celsius",
+                            format!("Hardware monitor for temperature ({el})"),
+                            v * 0.001,
+                        )
                     }
-                    "curr" => ("_amps", format!("Hardware monitor for current ({el})"), v * 0.001),
+                    "curr" => (
+                        "_amps",
+                        format!("Hardware monitor for current ({el})"),
+                        v * 0.001,
+                    ),
                     "energy" => {
                         out.counter(
                             &format!("{name}_joule_total"),
@@ -200,17 +276,38 @@ impl Hwmon {
                         );
                         continue;
                     }
-                    "power" if el == "accuracy" => {
-                        ("", "Hardware monitor power meter accuracy, as a ratio".to_owned(), v / 1000000.0)
+                    "power" if el == "accuracy" => (
+                        "",
+                        "Hardware monitor power meter accuracy, as a ratio".to_owned(),
+                        v / 1000000.0,
+                    ),
+                    "power"
+                        if matches!(
+                            el,
+                            "average_interval" | "average_interval_min" | "average_interval_max"
+                        ) =>
+                    {
+                        (
+                            "_seconds",
+                            format!("Hardware monitor power usage update interval ({el})"),
+                            v * 0.001,
+                        )
                     }
-                    "power" if matches!(el, "average_interval" | "average_interval_min" | "average_interval_max") => {
-                        ("_seconds", format!("Hardware monitor power usage update interval ({el})"), v * 0.001)
-                    }
-                    "power" => ("_watt", format!("Hardware monitor for power usage in watts ({el})"), v / 1000000.0),
-                    "humidity" => ("", format!("Hardware monitor for humidity ({el})"), v * 0.001),
-                    "fan" if matches!(el, "input" | "min" | "max" | "target") => {
-                        ("_rpm", format!("Hardware monitor for fan revolutions per minute ({el})"), v)
-                    }
+                    "power" => (
+                        "_watt",
+                        format!("Hardware monitor for power usage in watts ({el})"),
+                        v / 1000000.0,
+                    ),
+                    "humidity" => (
+                        "",
+                        format!("Hardware monitor for humidity ({el})"),
+                        v * 0.001,
+                    ),
+                    "fan" if matches!(el, "input" | "min" | "max" | "target") => (
+                        "_rpm",
+                        format!("Hardware monitor for fan revolutions per minute ({el})"),
+                        v,
+                    ),
                     _ => ("", format!("Hardware monitor {ty} element {el}"), v),
                 };
                 name.push_str(suffix);
@@ -249,9 +346,18 @@ mod tests {
 
     #[test]
     fn can_explode_sensor_file_names() {
-        assert_eq!(explode("temp1_input"), Some(("temp".into(), 1, "input".into())));
-        assert_eq!(explode("in0_lcrit_alarm"), Some(("in".into(), 0, "lcrit_alarm".into())));
-        assert_eq!(explode("beep_enable"), Some(("beep_enable".into(), 0, "".into())));
+        assert_eq!(
+            explode("temp1_input"),
+            Some(("temp".into(), 1, "input".into()))
+        );
+        assert_eq!(
+            explode("in0_lcrit_alarm"),
+            Some(("in".into(), 0, "lcrit_alarm".into()))
+        );
+        assert_eq!(
+            explode("beep_enable"),
+            Some(("beep_enable".into(), 0, "".into()))
+        );
         assert_eq!(explode("pwm1"), Some(("pwm".into(), 1, "".into())));
         assert_eq!(explode("foo1bar"), None);
     }

@@ -29,7 +29,8 @@ impl Collector for Loadavg {
     fn update(&self, out: &mut MetricWriter) -> Result<(), CollectError> {
         let path = self.paths.proc("loadavg");
         let text = paths::read(&path)?;
-        let [l1, l5, l15] = parse_loadavg(&text).ok_or_else(|| CollectError::parse(&path, "expected three numbers"))?;
+        let [l1, l5, l15] = parse_loadavg(&text)
+            .ok_or_else(|| CollectError::parse(&path, "expected three numbers"))?;
         out.gauge("node_load1", "1m load average.", &[], l1);
         out.gauge("node_load5", "5m load average.", &[], l5);
         out.gauge("node_load15", "15m load average.", &[], l15);
@@ -43,7 +44,10 @@ mod tests {
 
     #[test]
     fn can_parse_loadavg() {
-        assert_eq!(parse_loadavg("0.52 0.41 0.37 2/241 31337\n"), Some([0.52, 0.41, 0.37]));
+        assert_eq!(
+            parse_loadavg("0.52 0.41 0.37 2/241 31337\n"),
+            Some([0.52, 0.41, 0.37])
+        );
     }
 
     #[test]

@@ -28,11 +28,15 @@ pub fn parse_meminfo(text: &str) -> Result<Vec<(String, f64)>, String> {
         if parts.len() < 2 || parts.len() > 3 {
             return Err(format!("invalid line: {line:?}"));
         }
-        let mut v: f64 = parts[1].parse().map_err(|_| format!("invalid value in line: {line:?}"))?;
+        let mut v: f64 = parts[1]
+            .parse()
+            .map_err(|_| format!("invalid value in line: {line:?}"))?;
         let key = parts[0].strip_suffix(':').unwrap_or(parts[0]);
         // Active(anon) -> Active_anon
         let mut key = match key.find('(') {
-            Some(i) if key.ends_with(')') => format!("{}_{}", &key[..i], &key[i + 1..key.len() - 1]),
+            Some(i) if key.ends_with(')') => {
+                format!("{}_{}", &key[..i], &key[i + 1..key.len() - 1])
+            }
             _ => key.to_owned(),
         };
         if parts.len() == 3 {
@@ -75,7 +79,8 @@ mod tests {
 
     #[test]
     fn can_name_fields_like_node_exporter() {
-        let f = parse_meminfo("MemTotal:  100 kB\nActive(anon): 2 kB\nHugePages_Total: 3\n").unwrap_or_default();
+        let f = parse_meminfo("MemTotal:  100 kB\nActive(anon): 2 kB\nHugePages_Total: 3\n")
+            .unwrap_or_default();
         assert_eq!(
             f,
             vec![

@@ -121,18 +121,40 @@ impl MetricWriter {
 
     /// Adds a sample of any kind. A sample whose family already exists with
     /// another type is dropped and recorded in `conflicts`.
-    pub fn push(&mut self, name: &str, help: &str, kind: Kind, labels: &[(&str, &str)], value: Value) {
-        let mut pairs: Vec<(String, String)> = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    pub fn push(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: Kind,
+        labels: &[(&str, &str)],
+        value: Value,
+    ) {
+        let mut pairs: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
         self.push_owned(name, help, kind, pairs, value);
     }
 
     /// Like [`push`](Self::push), with owned labels already sorted by name.
-    pub fn push_owned(&mut self, name: &str, help: &str, kind: Kind, labels: Vec<(String, String)>, value: Value) {
+    pub fn push_owned(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: Kind,
+        labels: Vec<(String, String)>,
+        value: Value,
+    ) {
         let idx = match self.index.get(name) {
             Some(&i) => i,
             None => {
-                self.families.push(Family { name: name.to_owned(), help: help.to_owned(), kind, metrics: Vec::new() });
+                self.families.push(Family {
+                    name: name.to_owned(),
+                    help: help.to_owned(),
+                    kind,
+                    metrics: Vec::new(),
+                });
                 let i = self.families.len() - 1;
                 self.index.insert(name.to_owned(), i);
                 i
@@ -140,7 +162,11 @@ impl MetricWriter {
         };
         let fam = &mut self.families[idx];
         if fam.kind != kind {
-            self.conflicts.push(format!("{name}: declared {} and {}", fam.kind.as_str(), kind.as_str()));
+            self.conflicts.push(format!(
+                "{name}: declared {} and {}",
+                fam.kind.as_str(),
+                kind.as_str()
+            ));
             return;
         }
         fam.metrics.push(Metric { labels, value });

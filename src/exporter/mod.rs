@@ -108,7 +108,10 @@ pub enum CollectError {
 impl CollectError {
     /// A parse error for `path`.
     pub fn parse(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        CollectError::Parse { path: path.into(), message: message.into() }
+        CollectError::Parse {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -116,25 +119,69 @@ impl CollectError {
 /// reads. Hand-written, in alphabetical order.
 pub const COLLECTORS: &[(&str, bool, &str)] = &[
     ("cpu", true, "CPU time per mode from /proc/stat"),
-    ("cpufreq", true, "CPU frequency and governor from sysfs cpufreq"),
+    (
+        "cpufreq",
+        true,
+        "CPU frequency and governor from sysfs cpufreq",
+    ),
     ("diskstats", true, "disk I/O from /proc/diskstats"),
-    ("filesystem", true, "filesystem space and inodes (statfs) for /proc/1/mounts"),
-    ("hwmon", true, "hardware monitor chips from /sys/class/hwmon"),
+    (
+        "filesystem",
+        true,
+        "filesystem space and inodes (statfs) for /proc/1/mounts",
+    ),
+    (
+        "hwmon",
+        true,
+        "hardware monitor chips from /sys/class/hwmon",
+    ),
     ("loadavg", true, "load average from /proc/loadavg"),
     ("meminfo", true, "memory from /proc/meminfo"),
-    ("netclass", true, "network interface properties from /sys/class/net"),
-    ("netdev", true, "network interface counters from /proc/net/dev"),
+    (
+        "netclass",
+        true,
+        "network interface properties from /sys/class/net",
+    ),
+    (
+        "netdev",
+        true,
+        "network interface counters from /proc/net/dev",
+    ),
     ("os", true, "OS release from /etc/os-release"),
-    ("powersupplyclass", true, "batteries and mains from /sys/class/power_supply"),
-    ("pressure", true, "pressure stall information from /proc/pressure"),
-    ("rpi", true, "Raspberry Pi throttling and under-voltage flags (onprem_rpi_*)"),
-    ("stat", true, "boot time, context switches, forks, interrupts from /proc/stat"),
+    (
+        "powersupplyclass",
+        true,
+        "batteries and mains from /sys/class/power_supply",
+    ),
+    (
+        "pressure",
+        true,
+        "pressure stall information from /proc/pressure",
+    ),
+    (
+        "rpi",
+        true,
+        "Raspberry Pi throttling and under-voltage flags (onprem_rpi_*)",
+    ),
+    (
+        "stat",
+        true,
+        "boot time, context switches, forks, interrupts from /proc/stat",
+    ),
     ("textfile", true, "*.prom files written by other programs"),
-    ("thermal_zone", true, "thermal zones and cooling devices from /sys/class/thermal"),
+    (
+        "thermal_zone",
+        true,
+        "thermal zones and cooling devices from /sys/class/thermal",
+    ),
     ("time", true, "system time, time zone and clock sources"),
     ("uname", true, "kernel and machine from uname(2)"),
     ("vmstat", true, "paging and OOM counters from /proc/vmstat"),
-    ("watchdog", true, "hardware watchdogs from /sys/class/watchdog"),
+    (
+        "watchdog",
+        true,
+        "hardware watchdogs from /sys/class/watchdog",
+    ),
 ];
 
 /// Whether `name` is a collector onprem implements.
@@ -183,7 +230,10 @@ impl Settings {
         } else {
             COLLECTORS.iter().filter(|c| c.1).map(|c| c.0).collect()
         };
-        for (field, list, on) in [("collectors.enable", &self.enable, true), ("collectors.disable", &self.disable, false)] {
+        for (field, list, on) in [
+            ("collectors.enable", &self.enable, true),
+            ("collectors.disable", &self.disable, false),
+        ] {
             for (i, name) in list.iter().enumerate() {
                 match COLLECTORS.iter().find(|c| c.0 == name) {
                     Some(c) if on => {
@@ -201,20 +251,36 @@ impl Settings {
         }
         for name in &self.enable {
             if self.disable.contains(name) && is_known(name) {
-                errors.push(FieldError::new("collectors", format!("collector {name:?} is both enabled and disabled")));
+                errors.push(FieldError::new(
+                    "collectors",
+                    format!("collector {name:?} is both enabled and disabled"),
+                ));
             }
         }
-        if errors.is_empty() { Ok(set) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(errors)
+        }
     }
 }
 
 fn known_list() -> String {
-    COLLECTORS.iter().map(|c| c.0).collect::<Vec<_>>().join(", ")
+    COLLECTORS
+        .iter()
+        .map(|c| c.0)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Builds one collector from its settings; regular expressions are
 /// compiled here, so a bad one is reported with its field path.
-pub fn build(name: &str, s: &Settings, paths: &Paths, errors: &mut Vec<FieldError>) -> Option<Box<dyn Collector>> {
+pub fn build(
+    name: &str,
+    s: &Settings,
+    paths: &Paths,
+    errors: &mut Vec<FieldError>,
+) -> Option<Box<dyn Collector>> {
     let p = paths.clone();
     Some(match name {
         "cpu" => Box::new(cpu::Cpu::new(p, &s.cpu)),
@@ -227,7 +293,11 @@ pub fn build(name: &str, s: &Settings, paths: &Paths, errors: &mut Vec<FieldErro
         "netclass" => Box::new(netclass::Netclass::new(p, &s.netclass, errors)?),
         "netdev" => Box::new(netdev::Netdev::new(p, &s.netdev, errors)?),
         "os" => Box::new(os::Os::new(p)),
-        "powersupplyclass" => Box::new(powersupplyclass::Powersupplyclass::new(p, &s.powersupplyclass, errors)?),
+        "powersupplyclass" => Box::new(powersupplyclass::Powersupplyclass::new(
+            p,
+            &s.powersupplyclass,
+            errors,
+        )?),
         "pressure" => Box::new(pressure::Pressure::new(p)),
         "rpi" => Box::new(rpi::Rpi::new(p)),
         "stat" => Box::new(stat::Stat::new(p)),
@@ -238,7 +308,10 @@ pub fn build(name: &str, s: &Settings, paths: &Paths, errors: &mut Vec<FieldErro
         "vmstat" => Box::new(vmstat::Vmstat::new(p, &s.vmstat, errors)?),
         "watchdog" => Box::new(watchdog::Watchdog::new(p)),
         other => {
-            errors.push(FieldError::new("collectors", format!("unknown collector {other:?}")));
+            errors.push(FieldError::new(
+                "collectors",
+                format!("unknown collector {other:?}"),
+            ));
             return None;
         }
     })
@@ -277,7 +350,11 @@ impl Scrape {
 impl Exporter {
     /// Builds every enabled collector, or returns every configuration
     /// problem found.
-    pub fn new(settings: &Settings, paths: &Paths, exporter_metrics: bool) -> Result<Exporter, Vec<FieldError>> {
+    pub fn new(
+        settings: &Settings,
+        paths: &Paths,
+        exporter_metrics: bool,
+    ) -> Result<Exporter, Vec<FieldError>> {
         let (enabled, mut errors) = match settings.enabled() {
             Ok(set) => (set, Vec::new()),
             Err(e) => (BTreeSet::new(), e),
@@ -292,7 +369,14 @@ impl Exporter {
                 }
             }
         }
-        if errors.is_empty() { Ok(Exporter { collectors, exporter_metrics }) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(Exporter {
+                collectors,
+                exporter_metrics,
+            })
+        } else {
+            Err(errors)
+        }
     }
 
     /// Names of the enabled collectors.
@@ -353,7 +437,10 @@ impl Exporter {
         for c in std::mem::take(&mut out.conflicts) {
             tracing::warn!(conflict = %c, "metric family written with two types; second dropped");
         }
-        Scrape { families: out.finish(), failed }
+        Scrape {
+            families: out.finish(),
+            failed,
+        }
     }
 }
 
@@ -395,13 +482,19 @@ impl DeviceFilter {
             return None;
         }
         let n = errors.len();
-        let inc = include.and_then(|p| crate::validate::regex(&format!("{field}_include"), p, errors));
-        let exc = exclude.and_then(|p| crate::validate::regex(&format!("{field}_exclude"), p, errors));
-        (errors.len() == n).then_some(DeviceFilter { include: inc, exclude: exc })
+        let inc =
+            include.and_then(|p| crate::validate::regex(&format!("{field}_include"), p, errors));
+        let exc =
+            exclude.and_then(|p| crate::validate::regex(&format!("{field}_exclude"), p, errors));
+        (errors.len() == n).then_some(DeviceFilter {
+            include: inc,
+            exclude: exc,
+        })
     }
 
     /// Whether `name` is filtered out.
     pub fn ignored(&self, name: &str) -> bool {
-        self.exclude.as_ref().is_some_and(|r| r.is_match(name)) || self.include.as_ref().is_some_and(|r| !r.is_match(name))
+        self.exclude.as_ref().is_some_and(|r| r.is_match(name))
+            || self.include.as_ref().is_some_and(|r| !r.is_match(name))
     }
 }

@@ -20,7 +20,10 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { ignored_devices: "^$".to_owned(), ignore_invalid_speed: false }
+        Settings {
+            ignored_devices: "^$".to_owned(),
+            ignore_invalid_speed: false,
+        }
     }
 }
 
@@ -34,8 +37,16 @@ pub struct Netclass {
 impl Netclass {
     /// A collector; `None` (with an error recorded) for a bad pattern.
     pub fn new(paths: Paths, s: &Settings, errors: &mut Vec<FieldError>) -> Option<Self> {
-        let ignored = crate::validate::regex("collectors.netclass.ignored_devices", &s.ignored_devices, errors)?;
-        Some(Netclass { paths, ignored, ignore_invalid_speed: s.ignore_invalid_speed })
+        let ignored = crate::validate::regex(
+            "collectors.netclass.ignored_devices",
+            &s.ignored_devices,
+            errors,
+        )?;
+        Some(Netclass {
+            paths,
+            ignored,
+            ignore_invalid_speed: s.ignore_invalid_speed,
+        })
     }
 }
 
@@ -77,7 +88,12 @@ impl Collector for Netclass {
             let a = |f: &str| paths::attr(&dir.join(f));
             let operstate = a("operstate").unwrap_or_default();
             let up = if operstate == "up" { 1.0 } else { 0.0 };
-            out.gauge("node_network_up", "Value is 1 if operstate is 'up', 0 otherwise.", &[("device", &iface)], up);
+            out.gauge(
+                "node_network_up",
+                "Value is 1 if operstate is 'up', 0 otherwise.",
+                &[("device", &iface)],
+                up,
+            );
             out.gauge(
                 "node_network_info",
                 "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
@@ -92,7 +108,9 @@ impl Collector for Netclass {
                 1.0,
             );
             for (file, suffix, counter) in PROPS {
-                let Some(v) = a(file).and_then(|s| paths::parse_int(&s)) else { continue };
+                let Some(v) = a(file).and_then(|s| paths::parse_int(&s)) else {
+                    continue;
+                };
                 name.clear();
                 name.push_str("node_network_");
                 name.push_str(suffix);

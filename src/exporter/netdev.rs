@@ -27,14 +27,36 @@ pub struct Netdev {
 impl Netdev {
     /// A collector; `None` (with errors recorded) for bad patterns.
     pub fn new(paths: Paths, s: &Settings, errors: &mut Vec<FieldError>) -> Option<Self> {
-        let filter =
-            DeviceFilter::new("collectors.netdev.device", s.device_include.as_deref(), s.device_exclude.as_deref(), errors)?;
+        let filter = DeviceFilter::new(
+            "collectors.netdev.device",
+            s.device_include.as_deref(),
+            s.device_exclude.as_deref(),
+            errors,
+        )?;
         Some(Netdev { paths, filter })
     }
 }
 
-const RECEIVE: [&str; 8] = ["bytes", "packets", "errs", "drop", "fifo", "frame", "compressed", "multicast"];
-const TRANSMIT: [&str; 8] = ["bytes", "packets", "errs", "drop", "fifo", "colls", "carrier", "compressed"];
+const RECEIVE: [&str; 8] = [
+    "bytes",
+    "packets",
+    "errs",
+    "drop",
+    "fifo",
+    "frame",
+    "compressed",
+    "multicast",
+];
+const TRANSMIT: [&str; 8] = [
+    "bytes",
+    "packets",
+    "errs",
+    "drop",
+    "fifo",
+    "colls",
+    "carrier",
+    "compressed",
+];
 
 /// Parses `/proc/net/dev` into (interface, 16 counters).
 pub fn parse_net_dev(text: &str) -> Result<Vec<(String, [u64; 16])>, String> {
@@ -52,7 +74,9 @@ pub fn parse_net_dev(text: &str) -> Result<Vec<(String, [u64; 16])>, String> {
             if i >= 16 {
                 return Err(format!("too many fields: {line:?}"));
             }
-            v[i] = f.parse().map_err(|_| format!("invalid field in line: {line:?}"))?;
+            v[i] = f
+                .parse()
+                .map_err(|_| format!("invalid field in line: {line:?}"))?;
             n = i + 1;
         }
         if n != 16 {
@@ -70,7 +94,8 @@ impl Collector for Netdev {
 
     fn update(&self, out: &mut MetricWriter) -> Result<(), CollectError> {
         let path = self.paths.proc("net/dev");
-        let devs = parse_net_dev(&paths::read(&path)?).map_err(|m| CollectError::parse(&path, m))?;
+        let devs =
+            parse_net_dev(&paths::read(&path)?).map_err(|m| CollectError::parse(&path, m))?;
         let mut name = String::new();
         let mut help = String::new();
         for (dev, v) in devs {
@@ -95,7 +120,9 @@ impl Collector for Netdev {
                     out.counter(&name, &help, &labels, v[off + i] as f64);
                 }
             }
-            let nohandler = self.paths.sys(&format!("class/net/{dev}/statistics/rx_nohandler"));
+            let nohandler = self
+                .paths
+                .sys(&format!("class/net/{dev}/statistics/rx_nohandler"));
             if let Some(n) = paths::attr_i64(&nohandler) {
                 out.counter(
                     "node_network_receive_nohandler_total",

@@ -26,7 +26,9 @@ pub fn parse_os_release(text: &str) -> HashMap<String, String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let Some((k, v)) = line.split_once('=') else { continue };
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
         let v = v.trim();
         let value = if let Some(inner) = v.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
             let mut s = String::new();
@@ -53,7 +55,9 @@ pub fn parse_os_release(text: &str) -> HashMap<String, String> {
 
 /// The leading `major[.minor]` of a VERSION_ID as a number.
 pub fn version_number(version_id: &str) -> Option<f64> {
-    let end = version_id.find(|c: char| !c.is_ascii_digit()).unwrap_or(version_id.len());
+    let end = version_id
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(version_id.len());
     if end == 0 {
         return None;
     }
@@ -112,7 +116,11 @@ impl Collector for Os {
             out.gauge(
                 "node_os_version",
                 "Metric containing the major.minor part of the OS version.",
-                &[("id", get("ID")), ("id_like", get("ID_LIKE")), ("name", get("NAME"))],
+                &[
+                    ("id", get("ID")),
+                    ("id_like", get("ID_LIKE")),
+                    ("name", get("NAME")),
+                ],
                 v,
             );
         }
@@ -126,7 +134,8 @@ mod tests {
 
     #[test]
     fn can_parse_quoted_values() {
-        let m = parse_os_release("NAME=\"Debian GNU/Linux\"\nID=debian\nX='a b'\n# c\nY=\"q\\\"t\"\n");
+        let m =
+            parse_os_release("NAME=\"Debian GNU/Linux\"\nID=debian\nX='a b'\n# c\nY=\"q\\\"t\"\n");
         assert_eq!(m["NAME"], "Debian GNU/Linux");
         assert_eq!(m["ID"], "debian");
         assert_eq!(m["X"], "a b");

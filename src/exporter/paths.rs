@@ -22,7 +22,11 @@ pub struct Paths {
 
 impl Default for Paths {
     fn default() -> Self {
-        Paths { procfs: "/proc".into(), sysfs: "/sys".into(), rootfs: "/".into() }
+        Paths {
+            procfs: "/proc".into(),
+            sysfs: "/sys".into(),
+            rootfs: "/".into(),
+        }
     }
 }
 
@@ -45,7 +49,10 @@ impl Paths {
 
 /// Reads a whole file, mapping the error to [`CollectError::Io`].
 pub fn read(path: &Path) -> Result<String, CollectError> {
-    fs::read_to_string(path).map_err(|source| CollectError::Io { path: path.to_owned(), source })
+    fs::read_to_string(path).map_err(|source| CollectError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Reads a sysfs attribute and trims it; `None` when it is missing or
@@ -74,11 +81,17 @@ pub fn parse_int(s: &str) -> Option<i64> {
 pub fn list_dir(path: &Path) -> Result<Option<Vec<String>>, CollectError> {
     match fs::read_dir(path) {
         Ok(rd) => {
-            let mut names: Vec<String> = rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+            let mut names: Vec<String> = rd
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
             names.sort();
             Ok(Some(names))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(CollectError::Io { path: path.to_owned(), source }),
+        Err(source) => Err(CollectError::Io {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }

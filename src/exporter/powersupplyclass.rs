@@ -18,7 +18,9 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { ignored_supplies: "^$".to_owned() }
+        Settings {
+            ignored_supplies: "^$".to_owned(),
+        }
     }
 }
 
@@ -31,7 +33,11 @@ pub struct Powersupplyclass {
 impl Powersupplyclass {
     /// A collector; `None` (with an error recorded) for a bad pattern.
     pub fn new(paths: Paths, s: &Settings, errors: &mut Vec<FieldError>) -> Option<Self> {
-        let ignored = crate::validate::regex("collectors.powersupplyclass.ignored_supplies", &s.ignored_supplies, errors)?;
+        let ignored = crate::validate::regex(
+            "collectors.powersupplyclass.ignored_supplies",
+            &s.ignored_supplies,
+            errors,
+        )?;
         Some(Powersupplyclass { paths, ignored })
     }
 }
@@ -73,9 +79,17 @@ const NUMERIC: [(&str, &str, f64); 44] = [
     ("charge_now", "charge_ampere", 1e6),
     ("charge_term_current", "charge_term_current", 1e6),
     ("constant_charge_current", "constant_charge_current", 1e6),
-    ("constant_charge_current_max", "constant_charge_current_max", 1e6),
+    (
+        "constant_charge_current_max",
+        "constant_charge_current_max",
+        1e6,
+    ),
     ("constant_charge_voltage", "constant_charge_voltage", 1e6),
-    ("constant_charge_voltage_max", "constant_charge_voltage_max", 1e6),
+    (
+        "constant_charge_voltage_max",
+        "constant_charge_voltage_max",
+        1e6,
+    ),
     ("precharge_current", "precharge_current", 1e6),
     ("input_current_limit", "input_current_limit", 1e6),
     ("power_now", "power_watt", 1e6),
@@ -123,9 +137,14 @@ impl Collector for Powersupplyclass {
                 continue;
             }
             let labels = [("power_supply", ps.as_str())];
-            let numeric = NUMERIC.iter().copied().chain(AMBIENT.iter().map(|(f, m)| (*f, *m, 10.0)));
+            let numeric = NUMERIC
+                .iter()
+                .copied()
+                .chain(AMBIENT.iter().map(|(f, m)| (*f, *m, 10.0)));
             for (file, suffix, div) in numeric {
-                let Some(v) = paths::attr_i64(&dir.join(file)) else { continue };
+                let Some(v) = paths::attr_i64(&dir.join(file)) else {
+                    continue;
+                };
                 name.clear();
                 name.push_str("node_power_supply_");
                 name.push_str(suffix);
@@ -135,11 +154,22 @@ impl Collector for Powersupplyclass {
                 let v = if div == 1.0 { v as f64 } else { v as f64 / div };
                 out.gauge(&name, &help, &labels, v);
             }
-            let values: Vec<(&str, String)> =
-                INFO.iter().filter_map(|k| paths::attr(&dir.join(k)).filter(|v| !v.is_empty()).map(|v| (*k, v))).collect();
+            let values: Vec<(&str, String)> = INFO
+                .iter()
+                .filter_map(|k| {
+                    paths::attr(&dir.join(k))
+                        .filter(|v| !v.is_empty())
+                        .map(|v| (*k, v))
+                })
+                .collect();
             let mut info: Vec<(&str, &str)> = vec![("power_supply", ps.as_str())];
             info.extend(values.iter().map(|(k, v)| (*k, v.as_str())));
-            out.gauge("node_power_supply_info", "info of /sys/class/power_supply/<power_supply>.", &info, 1.0);
+            out.gauge(
+                "node_power_supply_info",
+                "info of /sys/class/power_supply/<power_supply>.",
+                &info,
+                1.0,
+            );
         }
         Ok(())
     }

@@ -29,7 +29,11 @@ pub fn parse_psi(text: &str) -> Result<(Option<u64>, Option<u64>), String> {
         let total = it
             .find_map(|kv| kv.strip_prefix("total="))
             .ok_or_else(|| format!("no total in line {line:?}"))?;
-        *slot = Some(total.parse().map_err(|_| format!("invalid total in line {line:?}"))?);
+        *slot = Some(
+            total
+                .parse()
+                .map_err(|_| format!("invalid total in line {line:?}"))?,
+        );
     }
     Ok((some, full))
 }
@@ -44,7 +48,9 @@ impl Collector for Pressure {
             let path = self.paths.proc(&format!("pressure/{res}"));
             let text = match std::fs::read_to_string(&path) {
                 Ok(t) => t,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(CollectError::NoData),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(CollectError::NoData);
+                }
                 Err(source) => return Err(CollectError::Io { path, source }),
             };
             let (some, full) = parse_psi(&text).map_err(|m| CollectError::parse(&path, m))?;

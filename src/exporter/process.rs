@@ -40,24 +40,44 @@ pub fn parse_self_stat(text: &str, ticks: f64) -> Option<SelfStat> {
 pub fn parse_limit(text: &str, name: &str) -> Option<f64> {
     let line = text.lines().find(|l| l.starts_with(name))?;
     let soft = line[name.len()..].split_whitespace().next()?;
-    if soft == "unlimited" { Some(18446744073709551615.0) } else { soft.parse().ok() }
+    if soft == "unlimited" {
+        Some(18446744073709551615.0)
+    } else {
+        soft.parse().ok()
+    }
 }
 
 /// Writes the process metrics; a metric whose source cannot be read is
 /// left out.
 pub fn write(out: &mut MetricWriter) {
     let ticks = sys::clock_ticks();
-    if let Some(s) = fs::read_to_string("/proc/self/stat").ok().and_then(|t| parse_self_stat(&t, ticks)) {
+    if let Some(s) = fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|t| parse_self_stat(&t, ticks))
+    {
         out.counter(
             "process_cpu_seconds_total",
             "Total user and system CPU time spent in seconds.",
             &[],
             s.cpu_seconds,
         );
-        out.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", &[], s.rss_pages * sys::page_size());
-        out.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", &[], s.vsize);
+        out.gauge(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            &[],
+            s.rss_pages * sys::page_size(),
+        );
+        out.gauge(
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            &[],
+            s.vsize,
+        );
         let btime = fs::read_to_string("/proc/stat").ok().and_then(|t| {
-            t.lines().find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<f64>().ok()))
+            t.lines().find_map(|l| {
+                l.strip_prefix("btime ")
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })
         });
         if let Some(b) = btime {
             out.gauge(
@@ -69,11 +89,21 @@ pub fn write(out: &mut MetricWriter) {
         }
     }
     if let Ok(rd) = fs::read_dir("/proc/self/fd") {
-        out.gauge("process_open_fds", "Number of open file descriptors.", &[], rd.count() as f64);
+        out.gauge(
+            "process_open_fds",
+            "Number of open file descriptors.",
+            &[],
+            rd.count() as f64,
+        );
     }
     if let Ok(limits) = fs::read_to_string("/proc/self/limits") {
         if let Some(v) = parse_limit(&limits, "Max open files") {
-            out.gauge("process_max_fds", "Maximum number of open file descriptors.", &[], v);
+            out.gauge(
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+                &[],
+                v,
+            );
         }
         if let Some(v) = parse_limit(&limits, "Max address space") {
             out.gauge(
@@ -104,6 +134,9 @@ mod tests {
     fn can_parse_limits() {
         let t = "Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 524288               files\nMax address space         unlimited            unlimited            bytes\n";
         assert_eq!(parse_limit(t, "Max open files"), Some(1024.0));
-        assert_eq!(parse_limit(t, "Max address space"), Some(18446744073709551615.0));
+        assert_eq!(
+            parse_limit(t, "Max address space"),
+            Some(18446744073709551615.0)
+        );
     }
 }

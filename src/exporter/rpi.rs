@@ -48,7 +48,10 @@ impl Collector for Rpi {
             Ok(w) => w,
             Err(rpi::Error::Io { path, source }) => return Err(CollectError::Io { path, source }),
             Err(rpi::Error::Parse { path, value }) => {
-                return Err(CollectError::parse(path, format!("{value:?} is not a hex throttling word")));
+                return Err(CollectError::parse(
+                    path,
+                    format!("{value:?} is not a hex throttling word"),
+                ));
             }
         };
         let alarm = self.rpi_volt_alarm();
@@ -69,9 +72,17 @@ impl Collector for Rpi {
                         "Whether the Raspberry Pi firmware condition has occurred since boot (get_throttled bits 16-19).",
                     )
                 } else {
-                    ("onprem_rpi_throttled", "Whether the Raspberry Pi firmware condition holds now (get_throttled bits 0-3).")
+                    (
+                        "onprem_rpi_throttled",
+                        "Whether the Raspberry Pi firmware condition holds now (get_throttled bits 0-3).",
+                    )
                 };
-                out.gauge(name, help, &[("flag", f.name)], if w.is_set(f) { 1.0 } else { 0.0 });
+                out.gauge(
+                    name,
+                    help,
+                    &[("flag", f.name)],
+                    if w.is_set(f) { 1.0 } else { 0.0 },
+                );
             }
         }
         if let Some(a) = alarm {

@@ -47,7 +47,10 @@ pub fn parse_stat(text: &str) -> Result<Fields, String> {
             "procs_blocked" => &mut f.procs_blocked,
             _ => continue,
         };
-        let v = it.next().and_then(|s| s.parse::<u64>().ok()).ok_or_else(|| format!("invalid {key} line: {line:?}"))?;
+        let v = it
+            .next()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| format!("invalid {key} line: {line:?}"))?;
         *slot = Some(v as f64);
     }
     Ok(f)
@@ -62,22 +65,47 @@ impl Collector for Stat {
         let path = self.paths.proc("stat");
         let f = parse_stat(&paths::read(&path)?).map_err(|m| CollectError::parse(&path, m))?;
         if let Some(v) = f.intr {
-            out.counter("node_intr_total", "Total number of interrupts serviced.", &[], v);
+            out.counter(
+                "node_intr_total",
+                "Total number of interrupts serviced.",
+                &[],
+                v,
+            );
         }
         if let Some(v) = f.ctxt {
-            out.counter("node_context_switches_total", "Total number of context switches.", &[], v);
+            out.counter(
+                "node_context_switches_total",
+                "Total number of context switches.",
+                &[],
+                v,
+            );
         }
         if let Some(v) = f.processes {
             out.counter("node_forks_total", "Total number of forks.", &[], v);
         }
         if let Some(v) = f.btime {
-            out.gauge("node_boot_time_seconds", "Node boot time, in unixtime.", &[], v);
+            out.gauge(
+                "node_boot_time_seconds",
+                "Node boot time, in unixtime.",
+                &[],
+                v,
+            );
         }
         if let Some(v) = f.procs_running {
-            out.gauge("node_procs_running", "Number of processes in runnable state.", &[], v);
+            out.gauge(
+                "node_procs_running",
+                "Number of processes in runnable state.",
+                &[],
+                v,
+            );
         }
         if let Some(v) = f.procs_blocked {
-            out.gauge("node_procs_blocked", "Number of processes blocked waiting for I/O to complete.", &[], v);
+            out.gauge(
+                "node_procs_blocked",
+                "Number of processes blocked waiting for I/O to complete.",
+                &[],
+                v,
+            );
         }
         Ok(())
     }

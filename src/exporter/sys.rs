@@ -25,7 +25,11 @@ pub struct Utsname {
 }
 
 fn field(chars: &[libc::c_char]) -> String {
-    let bytes: Vec<u8> = chars.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+    let bytes: Vec<u8> = chars
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -68,7 +72,8 @@ pub struct Statfs {
 /// Calls `statfs(2)` on `path`.
 pub fn statfs(path: &Path) -> io::Result<Statfs> {
     use std::os::unix::ffi::OsStrExt;
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     #[cfg(target_env = "gnu")]
     {
         // SAFETY: statfs64 is plain old data; zeroed is valid.
@@ -117,7 +122,9 @@ pub fn local_zone(secs: i64) -> (String, i64) {
         return ("UTC".to_owned(), 0);
     }
     // SAFETY: tm_zone points to a NUL-terminated static string owned by libc.
-    let name = unsafe { CStr::from_ptr(tm.tm_zone) }.to_string_lossy().into_owned();
+    let name = unsafe { CStr::from_ptr(tm.tm_zone) }
+        .to_string_lossy()
+        .into_owned();
     (name, tm.tm_gmtoff as i64)
 }
 

@@ -30,7 +30,9 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { directory: DEFAULT_DIRECTORY.into() }
+        Settings {
+            directory: DEFAULT_DIRECTORY.into(),
+        }
     }
 }
 
@@ -42,7 +44,9 @@ pub struct Textfile {
 impl Textfile {
     /// A collector reading `s.directory`.
     pub fn new(s: &Settings) -> Self {
-        Textfile { dir: s.directory.clone() }
+        Textfile {
+            dir: s.directory.clone(),
+        }
     }
 }
 
@@ -54,7 +58,11 @@ impl Collector for Textfile {
     fn update(&self, out: &mut MetricWriter) -> Result<(), CollectError> {
         let mut error = false;
         let mut files: Vec<PathBuf> = match std::fs::read_dir(&self.dir) {
-            Ok(rd) => rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "prom")).collect(),
+            Ok(rd) => rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "prom"))
+                .collect(),
             Err(e) => {
                 tracing::warn!(path = %self.dir.display(), error = %e, "failed to read textfile collector directory");
                 error = true;
@@ -87,7 +95,11 @@ impl Collector for Textfile {
                 continue;
             }
             for f in parsed.families {
-                let help = if f.help.is_empty() { format!("Metric read from {shown}") } else { f.help };
+                let help = if f.help.is_empty() {
+                    format!("Metric read from {shown}")
+                } else {
+                    f.help
+                };
                 for m in f.metrics {
                     out.push_owned(&f.name, &help, f.kind, m.labels, m.value);
                 }

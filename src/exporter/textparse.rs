@@ -61,9 +61,15 @@ fn unescape_help(s: &str) -> String {
     out
 }
 
+/// One sample line: name, sorted labels, value, and whether it carried a
+/// timestamp.
+type Sample = (String, Vec<(String, String)>, f64, bool);
+
 /// Splits `name{labels} value [ts]` into its parts.
-fn parse_sample(line: &str) -> Result<(String, Vec<(String, String)>, f64, bool), String> {
-    let name_end = line.find(|c: char| c == '{' || c.is_whitespace()).unwrap_or(line.len());
+fn parse_sample(line: &str) -> Result<Sample, String> {
+    let name_end = line
+        .find(|c: char| c == '{' || c.is_whitespace())
+        .unwrap_or(line.len());
     let name = &line[..name_end];
     if !valid_metric_name(name) {
         return Err(format!("invalid metric name {name:?}"));
@@ -74,7 +80,10 @@ fn parse_sample(line: &str) -> Result<(String, Vec<(String, String)>, f64, bool)
         let mut chars = r.char_indices().peekable();
         let mut end = None;
         loop {
-            while chars.peek().is_some_and(|(_, c)| c.is_whitespace() || *c == ',') {
+            while chars
+                .peek()
+                .is_some_and(|(_, c)| c.is_whitespace() || *c == ',')
+            {
                 chars.next();
             }
             match chars.peek() {
@@ -106,7 +115,9 @@ fn parse_sample(line: &str) -> Result<(String, Vec<(String, String)>, f64, bool)
                 chars.next();
             }
             if chars.next().map(|(_, c)| c) != Some('"') {
-                return Err(format!("expected '\"' to start the value of label {lname:?}"));
+                return Err(format!(
+                    "expected '\"' to start the value of label {lname:?}"
+                ));
             }
             let mut val = String::new();
             let mut closed = false;
@@ -120,7 +131,9 @@ fn parse_sample(line: &str) -> Result<(String, Vec<(String, String)>, f64, bool)
                         Some('n') => val.push('\n'),
                         Some('\\') => val.push('\\'),
                         Some('"') => val.push('"'),
-                        other => return Err(format!("invalid escape {other:?} in label {lname:?}")),
+                        other => {
+                            return Err(format!("invalid escape {other:?} in label {lname:?}"));
+                        }
                     },
                     c => val.push(c),
                 }
@@ -137,11 +150,14 @@ fn parse_sample(line: &str) -> Result<(String, Vec<(String, String)>, f64, bool)
         rest = &r[end..];
     }
     let mut fields = rest.split_whitespace();
-    let v = fields.next().ok_or_else(|| format!("no value for {name}"))?;
+    let v = fields
+        .next()
+        .ok_or_else(|| format!("no value for {name}"))?;
     let value = parse_value(v).ok_or_else(|| format!("invalid value {v:?} for {name}"))?;
     let has_ts = match fields.next() {
         Some(ts) => {
-            ts.parse::<i64>().map_err(|_| format!("invalid timestamp {ts:?} for {name}"))?;
+            ts.parse::<i64>()
+                .map_err(|_| format!("invalid timestamp {ts:?} for {name}"))?;
             true
         }
         None => false,
@@ -175,7 +191,9 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
             }
             let name = parts.next().unwrap_or("");
             if !valid_metric_name(name) {
-                return Err(format!("line {lineno}: invalid metric name {name:?} in {kw}"));
+                return Err(format!(
+                    "line {lineno}: invalid metric name {name:?} in {kw}"
+                ));
             }
             let arg = parts.next().unwrap_or("").trim_start();
             if kw == "HELP" {
@@ -200,7 +218,8 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
             }
             continue;
         }
-        let (name, mut labels, value, ts) = parse_sample(line).map_err(|e| format!("line {lineno}: {e}"))?;
+        let (name, mut labels, value, ts) =
+            parse_sample(line).map_err(|e| format!("line {lineno}: {e}"))?;
         out.has_timestamps |= ts;
         // Which family does this sample belong to?
         let mut fam_name = name.clone();
@@ -215,28 +234,51 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
         }
         let kind = types.get(&fam_name).copied().unwrap_or(Kind::Untyped);
         let idx = *index.entry(fam_name.clone()).or_insert_with(|| {
-            out.families.push(Family { name: fam_name.clone(), help: String::new(), kind, metrics: Vec::new() });
+            out.families.push(Family {
+                name: fam_name.clone(),
+                help: String::new(),
+                kind,
+                metrics: Vec::new(),
+            });
             out.families.len() - 1
         });
         let fam = &mut out.families[idx];
         match kind {
             Kind::Summary | Kind::Histogram => {
-                let special = if kind == Kind::Summary { "quantile" } else { "le" };
+                let special = if kind == Kind::Summary {
+                    "quantile"
+                } else {
+                    "le"
+                };
                 let mut bound = None;
                 if suffix.is_empty() || suffix == "_bucket" {
-                    let pos = labels.iter().position(|(n, _)| n == special).ok_or_else(|| {
-                        format!("line {lineno}: {name} needs a {special:?} label")
-                    })?;
+                    let pos = labels
+                        .iter()
+                        .position(|(n, _)| n == special)
+                        .ok_or_else(|| {
+                            format!("line {lineno}: {name} needs a {special:?} label")
+                        })?;
                     let (_, b) = labels.remove(pos);
-                    bound = Some(parse_value(&b).ok_or_else(|| format!("line {lineno}: invalid {special} {b:?}"))?);
+                    bound = Some(
+                        parse_value(&b)
+                            .ok_or_else(|| format!("line {lineno}: invalid {special} {b:?}"))?,
+                    );
                 }
                 let m = match fam.metrics.iter_mut().find(|m| m.labels == labels) {
                     Some(m) => m,
                     None => {
                         let v = if kind == Kind::Summary {
-                            Value::Summary { quantiles: Vec::new(), sum: 0.0, count: 0.0 }
+                            Value::Summary {
+                                quantiles: Vec::new(),
+                                sum: 0.0,
+                                count: 0.0,
+                            }
                         } else {
-                            Value::Histogram { buckets: Vec::new(), sum: 0.0, count: 0.0 }
+                            Value::Histogram {
+                                buckets: Vec::new(),
+                                sum: 0.0,
+                                count: 0.0,
+                            }
                         };
                         fam.metrics.push(Metric { labels, value: v });
                         let last = fam.metrics.len() - 1;
@@ -245,17 +287,33 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
                 };
                 match (&mut m.value, suffix, bound) {
                     (Value::Summary { quantiles, .. }, "", Some(q)) => quantiles.push((q, value)),
-                    (Value::Histogram { buckets, .. }, "_bucket", Some(le)) => buckets.push((le, value)),
-                    (Value::Summary { sum, .. } | Value::Histogram { sum, .. }, "_sum", _) => *sum = value,
-                    (Value::Summary { count, .. } | Value::Histogram { count, .. }, "_count", _) => *count = value,
-                    _ => return Err(format!("line {lineno}: unexpected sample {name} for {}", kind.as_str())),
+                    (Value::Histogram { buckets, .. }, "_bucket", Some(le)) => {
+                        buckets.push((le, value))
+                    }
+                    (Value::Summary { sum, .. } | Value::Histogram { sum, .. }, "_sum", _) => {
+                        *sum = value
+                    }
+                    (
+                        Value::Summary { count, .. } | Value::Histogram { count, .. },
+                        "_count",
+                        _,
+                    ) => *count = value,
+                    _ => {
+                        return Err(format!(
+                            "line {lineno}: unexpected sample {name} for {}",
+                            kind.as_str()
+                        ));
+                    }
                 }
             }
             _ => {
                 if fam.metrics.iter().any(|m| m.labels == labels) {
                     return Err(format!("line {lineno}: duplicate sample for {name}"));
                 }
-                fam.metrics.push(Metric { labels, value: Value::Single(value) });
+                fam.metrics.push(Metric {
+                    labels,
+                    value: Value::Single(value),
+                });
             }
         }
     }
@@ -284,8 +342,18 @@ mod tests {
         .expect("parses");
         assert_eq!(p.families.len(), 3);
         assert_eq!(p.families[0].help, "An \\ a.");
-        assert_eq!(p.families[0].metrics[0].labels, vec![("b".into(), "q\"".into()), ("x".into(), "1".into())]);
-        assert_eq!(p.families[1].metrics[0].value, Value::Summary { quantiles: vec![(0.5, 1.0)], sum: 2.0, count: 3.0 });
+        assert_eq!(
+            p.families[0].metrics[0].labels,
+            vec![("b".into(), "q\"".into()), ("x".into(), "1".into())]
+        );
+        assert_eq!(
+            p.families[1].metrics[0].value,
+            Value::Summary {
+                quantiles: vec![(0.5, 1.0)],
+                sum: 2.0,
+                count: 3.0
+            }
+        );
         assert_eq!(p.families[2].kind, Kind::Untyped);
         assert!(!p.has_timestamps);
     }

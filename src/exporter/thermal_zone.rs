@@ -27,10 +27,14 @@ impl Collector for ThermalZone {
         for e in entries {
             let dir = base.join(&e);
             if let Some(zone) = e.strip_prefix("thermal_zone") {
-                let Some(ty) = paths::attr(&dir.join("type")) else { continue };
+                let Some(ty) = paths::attr(&dir.join("type")) else {
+                    continue;
+                };
                 // A zone whose sensor is asleep or absent answers EINVAL or
                 // ENODATA: skip it rather than fail every zone.
-                let Some(temp) = paths::attr_i64(&dir.join("temp")) else { continue };
+                let Some(temp) = paths::attr_i64(&dir.join("temp")) else {
+                    continue;
+                };
                 out.gauge(
                     "node_thermal_zone_temp",
                     "Zone temperature in Celsius",
@@ -38,13 +42,25 @@ impl Collector for ThermalZone {
                     temp as f64 / 1000.0,
                 );
             } else if let Some(n) = e.strip_prefix("cooling_device") {
-                let Some(ty) = paths::attr(&dir.join("type")) else { continue };
+                let Some(ty) = paths::attr(&dir.join("type")) else {
+                    continue;
+                };
                 let labels = [("name", n), ("type", ty.as_str())];
                 if let Some(v) = paths::attr_i64(&dir.join("cur_state")) {
-                    out.gauge("node_cooling_device_cur_state", "Current throttle state of the cooling device", &labels, v as f64);
+                    out.gauge(
+                        "node_cooling_device_cur_state",
+                        "Current throttle state of the cooling device",
+                        &labels,
+                        v as f64,
+                    );
                 }
                 if let Some(v) = paths::attr_i64(&dir.join("max_state")) {
-                    out.gauge("node_cooling_device_max_state", "Maximum throttle state of the cooling device", &labels, v as f64);
+                    out.gauge(
+                        "node_cooling_device_max_state",
+                        "Maximum throttle state of the cooling device",
+                        &labels,
+                        v as f64,
+                    );
                 }
             }
         }

@@ -23,8 +23,15 @@ impl Collector for Time {
     }
 
     fn update(&self, out: &mut MetricWriter) -> Result<(), CollectError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        out.gauge("node_time_seconds", "System time in seconds since epoch (1970).", &[], now.as_nanos() as f64 / 1e9);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        out.gauge(
+            "node_time_seconds",
+            "System time in seconds since epoch (1970).",
+            &[],
+            now.as_nanos() as f64 / 1e9,
+        );
         let (zone, offset) = sys::local_zone(now.as_secs() as i64);
         out.gauge(
             "node_time_zone_offset_seconds",
@@ -34,7 +41,9 @@ impl Collector for Time {
         );
         let base = self.paths.sys("devices/system/clocksource");
         for dev in paths::list_dir(&base).ok().flatten().unwrap_or_default() {
-            let Some(n) = dev.strip_prefix("clocksource") else { continue };
+            let Some(n) = dev.strip_prefix("clocksource") else {
+                continue;
+            };
             let dir = base.join(&dev);
             if let Some(avail) = paths::attr(&dir.join("available_clocksource")) {
                 for cs in avail.split_whitespace() {

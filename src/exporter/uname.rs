@@ -19,7 +19,10 @@ impl Collector for Uname {
     }
 
     fn update(&self, out: &mut MetricWriter) -> Result<(), CollectError> {
-        let u = sys::uname().map_err(|source| CollectError::Io { path: "uname(2)".into(), source })?;
+        let u = sys::uname().map_err(|source| CollectError::Io {
+            path: "uname(2)".into(),
+            source,
+        })?;
         out.gauge(
             "node_uname_info",
             "Labeled system information as provided by the uname system call.",

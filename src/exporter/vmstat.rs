@@ -20,7 +20,9 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { fields: DEFAULT_FIELDS.to_owned() }
+        Settings {
+            fields: DEFAULT_FIELDS.to_owned(),
+        }
     }
 }
 
@@ -49,12 +51,21 @@ impl Collector for Vmstat {
         let text = paths::read(&path)?;
         for line in text.lines() {
             let mut it = line.split_whitespace();
-            let (Some(k), Some(v)) = (it.next(), it.next()) else { continue };
+            let (Some(k), Some(v)) = (it.next(), it.next()) else {
+                continue;
+            };
             if !self.fields.is_match(k) {
                 continue;
             }
-            let v: f64 = v.parse().map_err(|_| CollectError::parse(&path, format!("invalid line: {line:?}")))?;
-            out.untyped(&format!("node_vmstat_{k}"), &format!("/proc/vmstat information field {k}."), &[], v);
+            let v: f64 = v
+                .parse()
+                .map_err(|_| CollectError::parse(&path, format!("invalid line: {line:?}")))?;
+            out.untyped(
+                &format!("node_vmstat_{k}"),
+                &format!("/proc/vmstat information field {k}."),
+                &[],
+                v,
+            );
         }
         Ok(())
     }

@@ -42,7 +42,12 @@ impl Collector for Watchdog {
             let labels = [("name", wd.as_str())];
             for (file, name) in NUMERIC {
                 if let Some(v) = paths::attr_i64(&dir.join(file)) {
-                    out.gauge(name, &format!("Value of /sys/class/watchdog/<watchdog>/{file}"), &labels, v as f64);
+                    out.gauge(
+                        name,
+                        &format!("Value of /sys/class/watchdog/<watchdog>/{file}"),
+                        &labels,
+                        v as f64,
+                    );
                 }
             }
             let a = |f: &str| paths::attr(&dir.join(f)).unwrap_or_default();

@@ -30,7 +30,8 @@ pub fn read(text: &str) -> BTreeMap<String, Fam> {
             let fam = fams.entry(name.to_owned()).or_default();
             if let Some(labels) = series.split_once('{').map(|(_, l)| l.trim_end_matches('}')) {
                 for kv in split_labels(labels) {
-                    fam.label_names.insert(kv.split('=').next().unwrap().to_owned());
+                    fam.label_names
+                        .insert(kv.split('=').next().unwrap().to_owned());
                 }
             }
             fam.samples.insert(series.to_owned(), value.to_owned());

@@ -25,7 +25,10 @@ pub fn fixture_flags(root: &Path) -> Vec<String> {
         format!("--path.sysfs={}", root.join("sys").display()),
         format!("--path.rootfs={}", root.join("rootfs").display()),
         format!("--path.udev.data={}", root.join("udev").display()),
-        format!("--collector.textfile.directory={}", root.join("textfile").display()),
+        format!(
+            "--collector.textfile.directory={}",
+            root.join("textfile").display()
+        ),
     ]
 }
 
@@ -54,7 +57,10 @@ impl Agent {
         if !args.iter().any(|a| a.starts_with("--config")) {
             // An empty file: every setting at its default, whatever the
             // machine's /etc/onprem holds.
-            cmd.arg(format!("--config={}", fixtures().join("agent-empty.yaml").display()));
+            cmd.arg(format!(
+                "--config={}",
+                fixtures().join("agent-empty.yaml").display()
+            ));
         }
         cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         adjust(&mut cmd);
@@ -77,14 +83,21 @@ impl Agent {
                     if let Some(rest) = line.split("address=").nth(1) {
                         if line.contains("listening") {
                             let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
-                            return Agent { child, addr, log: rx };
+                            return Agent {
+                                child,
+                                addr,
+                                log: rx,
+                            };
                         }
                     }
                     seen.push(line);
                 }
                 Err(_) => {
                     let status = child.try_wait().ok().flatten();
-                    panic!("agent did not report its address (exit: {status:?}); log:\n{}", seen.join("\n"));
+                    panic!(
+                        "agent did not report its address (exit: {status:?}); log:\n{}",
+                        seen.join("\n")
+                    );
                 }
             }
         }
@@ -102,7 +115,11 @@ impl Agent {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -136,10 +153,12 @@ pub fn samples<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
 /// The value of the sample whose line starts with `prefix` (name plus
 /// labels as printed).
 pub fn value(text: &str, prefix: &str) -> Option<f64> {
-    text.lines().find(|l| l.starts_with(prefix) && l[prefix.len()..].starts_with(' ')).and_then(|l| {
-        let v = l.rsplit(' ').next()?;
-        v.parse().ok()
-    })
+    text.lines()
+        .find(|l| l.starts_with(prefix) && l[prefix.len()..].starts_with(' '))
+        .and_then(|l| {
+            let v = l.rsplit(' ').next()?;
+            v.parse().ok()
+        })
 }
 
 /// Copies a directory tree (files and directories only).
