@@ -198,7 +198,7 @@ fn fixture_tree_matches_node_exporter() {
 fn this_machine_matches_node_exporter() {
     let textfiles = fixtures().join("textfile");
     let tf = format!("--collector.textfile.directory={}", textfiles.display());
-    let ne = start_node_exporter(&[tf.clone()]);
+    let ne = start_node_exporter(std::slice::from_ref(&tf));
     let agent = ours(&[tf]);
     let theirs = expo::read(&scrape(ne.addr));
     let ours = expo::read(&scrape(agent.addr));
