@@ -89,23 +89,32 @@ dir_of() { echo "$CARGO_TARGET_DIR/$1/$profile"; }
 
 for target in aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf; do
     echo "== building $target ($profile) with $("$RUSTC" --version)"
-    cargo build --locked --profile "$profile" --target "$target" --bin onprem
+    cargo build --locked --quiet --profile "$profile" --target "$target" --bin onprem
     ls -l "$(dir_of "$target")/onprem"
 done
 
 aarch64="$(dir_of aarch64-unknown-linux-gnu)/onprem"
 armv7="$(dir_of armv7-unknown-linux-gnueabihf)/onprem"
-run64() { qemu-aarch64-static -L /usr/aarch64-linux-gnu "$aarch64" "$@"; }
+# The guest's loader and libc must come from one package. Debian's ARM
+# standard libraries pull in libc6:arm64/armhf (multiarch, under /lib), and
+# the host's ld.so.cache then lists them: with -L /usr/<triple> the guest
+# would mix the cross loader with the multiarch libc and hang in
+# pthread_create. Use the multiarch root when it is there.
+sysroot() { if [ -e "/lib/$1" ]; then echo /; else echo "/usr/$2"; fi; }
+root64=$(sysroot ld-linux-aarch64.so.1 aarch64-linux-gnu)
+root32=$(sysroot ld-linux-armhf.so.3 arm-linux-gnueabihf)
+run64() { qemu-aarch64-static -L "$root64" "$aarch64" "$@"; }
 
 echo "== aarch64 under qemu: --version"
-run64 --version | tee /dev/stderr | grep -q "^onprem "
+run64 --version | grep "^onprem "
 echo "== armv7 under qemu: --version"
-qemu-arm-static -L /usr/arm-linux-gnueabihf "$armv7" --version | grep -q "^onprem "
+qemu-arm-static -L "$root32" "$armv7" --version | grep -q "^onprem "
 
 echo "== aarch64 under qemu: agent and a scrape of /metrics"
 log=$(mktemp)
 fixtures="$PWD/tests/fixtures"
-run64 agent --config "$fixtures/agent-empty.yaml" --web.listen-address=127.0.0.1:0 \
+# qemu itself in the background (not a function), so that $! is its pid.
+qemu-aarch64-static -L "$root64" "$aarch64" agent --config "$fixtures/agent-empty.yaml" --web.listen-address=127.0.0.1:0 \
     --path.procfs="$fixtures/proc" --path.sysfs="$fixtures/sys" --path.rootfs="$fixtures/rootfs" \
     --collector.textfile.directory="$fixtures/textfile" 2>"$log" &
 pid=$!

@@ -35,6 +35,11 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         ..Default::default()
     };
     let mut file = agent::config::File::default();
+    if !file.collectors.textfile.directory.is_dir() {
+        // No textfile writers on this machine: leave the collector out
+        // rather than report an error on every scrape.
+        file.collectors.disable.push("textfile".to_owned());
+    }
     let config = flags.apply(&mut file, None)?;
     let agent = agent::Agent::bind_config(flags, config).await?;
     let addr = agent.local_addr();

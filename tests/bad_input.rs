@@ -270,3 +270,16 @@ fn unknown_flags_and_bad_flag_values_are_named() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
 }
+
+#[test]
+fn shipped_agent_config_is_valid() {
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/agent.yaml");
+    let out = onprem(&["agent", &format!("--config={cfg}"), "--check-config"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("listen 127.0.0.1:9100"), "{stdout}");
+}

@@ -9,6 +9,7 @@
 //! alerts catch a writer that died (its file stops changing).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::UNIX_EPOCH;
 
 use serde::Deserialize;
@@ -39,6 +40,9 @@ impl Default for Settings {
 /// Reads `*.prom` files.
 pub struct Textfile {
     dir: PathBuf,
+    /// The missing-directory warning was logged (once per outage, not per
+    /// scrape: logs on SD cards wear them out).
+    warned: AtomicBool,
 }
 
 impl Textfile {
@@ -46,6 +50,7 @@ impl Textfile {
     pub fn new(s: &Settings) -> Self {
         Textfile {
             dir: s.directory.clone(),
+            warned: AtomicBool::new(false),
         }
     }
 }
@@ -58,13 +63,17 @@ impl Collector for Textfile {
     fn update(&self, out: &mut MetricWriter) -> Result<(), CollectError> {
         let mut error = false;
         let mut files: Vec<PathBuf> = match std::fs::read_dir(&self.dir) {
-            Ok(rd) => rd
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "prom"))
-                .collect(),
+            Ok(rd) => {
+                self.warned.store(false, Ordering::Relaxed);
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "prom"))
+                    .collect()
+            }
             Err(e) => {
-                tracing::warn!(path = %self.dir.display(), error = %e, "failed to read textfile collector directory");
+                if !self.warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(path = %self.dir.display(), error = %e, "failed to read textfile collector directory");
+                }
                 error = true;
                 Vec::new()
             }
