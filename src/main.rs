@@ -5,6 +5,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> std::process::ExitCode {
+    onprem::exporter::sys::tune_allocator();
     let cli = onprem::cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

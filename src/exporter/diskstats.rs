@@ -213,7 +213,7 @@ const FIELDS: [(&str, &str, bool, f64); 17] = [
 
 fn udev_props(dir: &std::path::Path, major: &str, minor: &str) -> HashMap<String, String> {
     let mut props = HashMap::new();
-    let Ok(text) = std::fs::read_to_string(dir.join(format!("b{major}:{minor}"))) else {
+    let Ok(text) = paths::read_file(&dir.join(format!("b{major}:{minor}"))) else {
         return props;
     };
     for line in text.lines() {

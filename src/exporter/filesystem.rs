@@ -193,7 +193,7 @@ impl Collector for Filesystem {
 
     fn update(&self, out: &mut MetricWriter) -> Result<(), CollectError> {
         let mut path = self.paths.proc("1/mounts");
-        let text = match std::fs::read_to_string(&path) {
+        let text = match super::paths::read_file(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 path = self.paths.proc("mounts");

@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 
 use serde::Deserialize;
 
-use super::{CollectError, Collector, DeviceFilter, MetricWriter, Paths, paths};
+use super::{CollectError, Collector, DeviceFilter, MetricWriter, Paths, paths, sys};
 use crate::validate::FieldError;
 
 static FILENAME: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
@@ -112,7 +112,7 @@ pub fn chip_name(dir: &Path) -> Option<String> {
             return Some(dev_name);
         }
     }
-    if let Ok(raw) = std::fs::read_to_string(dir.join("name")) {
+    if let Ok(raw) = paths::read_file(&dir.join("name")) {
         let n = clean_name(&raw);
         if !n.is_empty() {
             return Some(n);
@@ -127,6 +127,9 @@ type SensorData = BTreeMap<String, BTreeMap<String, String>>;
 
 fn collect_sensor_data(dir: &Path, data: &mut SensorData) -> Result<(), CollectError> {
     let files = paths::list_dir(dir)?.unwrap_or_default();
+    let Ok(d) = sys::Dir::open(dir) else {
+        return Ok(());
+    };
     for f in files {
         let Some((ty, num, prop)) = explode(&f) else {
             continue;
@@ -134,10 +137,10 @@ fn collect_sensor_data(dir: &Path, data: &mut SensorData) -> Result<(), CollectE
         if !SENSOR_TYPES.contains(&ty.as_str()) {
             continue;
         }
-        let Ok(raw) = std::fs::read(dir.join(&f)) else {
+        let Ok(raw) = d.read_attr(&f) else {
             continue;
         };
-        let value = String::from_utf8_lossy(&raw).trim_matches('\n').to_owned();
+        let value = raw.trim_matches('\n').to_owned();
         data.entry(format!("{ty}{num}"))
             .or_default()
             .insert(prop, value);
@@ -161,7 +164,7 @@ impl Hwmon {
         if dir.join("device").exists() {
             collect_sensor_data(&dir.join("device"), &mut data)?;
         }
-        if let Ok(raw) = std::fs::read_to_string(dir.join("name")) {
+        if let Ok(raw) = paths::read_file(&dir.join("name")) {
             let human = clean_name(&raw);
             if !human.is_empty() {
                 out.gauge(

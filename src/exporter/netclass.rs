@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{CollectError, Collector, MetricWriter, Paths, paths};
+use super::{CollectError, Collector, MetricWriter, Paths, paths, sys};
 use crate::validate::FieldError;
 
 /// Options of the netclass collector.
@@ -81,11 +81,14 @@ impl Collector for Netclass {
         let mut name = String::new();
         let mut help = String::new();
         for iface in ifaces {
-            let dir = base.join(&iface);
-            if !dir.is_dir() || self.ignored.is_match(&iface) {
+            if self.ignored.is_match(&iface) {
                 continue;
             }
-            let a = |f: &str| paths::attr(&dir.join(f));
+            // Not a directory (bonding_masters): not an interface.
+            let Ok(dir) = sys::Dir::open(&base.join(&iface)) else {
+                continue;
+            };
+            let a = |f: &str| dir.attr(f);
             let operstate = a("operstate").unwrap_or_default();
             let up = if operstate == "up" { 1.0 } else { 0.0 };
             out.gauge(

@@ -94,7 +94,7 @@ impl Collector for Os {
         let mut text = None;
         for rel in ["etc/os-release", "usr/lib/os-release"] {
             let path = self.paths.root(rel);
-            match std::fs::read_to_string(&path) {
+            match super::paths::read_file(&path) {
                 Ok(t) => {
                     text = Some(t);
                     break;

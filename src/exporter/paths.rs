@@ -4,7 +4,7 @@
 //! tree, plus small helpers that read one sysfs attribute.
 
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use super::CollectError;
@@ -47,9 +47,54 @@ impl Paths {
     }
 }
 
+/// Reads a whole procfs or sysfs file with as few system calls as
+/// possible: open, read until end, close. (`fs::read_to_string` also asks
+/// for the file's size, which is 0 for these files anyway; on a busy edge
+/// node every scrape reads a few hundred of them.) Invalid UTF-8 is
+/// replaced, never an error.
+pub fn read_file(path: &Path) -> io::Result<String> {
+    let mut f = fs::File::open(path)?;
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.capacity());
+        }
+        let len = buf.len();
+        let spare = buf.capacity() - len;
+        buf.resize(len + spare, 0);
+        match f.read(&mut buf[len..]) {
+            Ok(0) => {
+                buf.truncate(len);
+                break;
+            }
+            Ok(n) => buf.truncate(len + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(len),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(match String::from_utf8(buf) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
+/// Reads one sysfs attribute: sysfs serves an attribute in a single read
+/// of at most a page, so one read is enough.
+fn read_attr(path: &Path) -> io::Result<String> {
+    let mut f = fs::File::open(path)?;
+    let mut buf = [0u8; 4096];
+    let n = loop {
+        match f.read(&mut buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => break r?,
+        }
+    };
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
 /// Reads a whole file, mapping the error to [`CollectError::Io`].
 pub fn read(path: &Path) -> Result<String, CollectError> {
-    fs::read_to_string(path).map_err(|source| CollectError::Io {
+    read_file(path).map_err(|source| CollectError::Io {
         path: path.to_owned(),
         source,
     })
@@ -58,7 +103,7 @@ pub fn read(path: &Path) -> Result<String, CollectError> {
 /// Reads a sysfs attribute and trims it; `None` when it is missing or
 /// unreadable (many attributes are optional or refuse reads by design).
 pub fn attr(path: &Path) -> Option<String> {
-    fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
+    read_attr(path).ok().map(|s| s.trim().to_owned())
 }
 
 /// Reads a sysfs attribute as an integer (decimal, or hex with `0x`).

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::{CollectError, Collector, MetricWriter, Paths, paths};
+use super::{CollectError, Collector, MetricWriter, Paths, paths, sys};
 use crate::validate::FieldError;
 
 /// Options of the powersupplyclass collector.
@@ -132,17 +132,27 @@ impl Collector for Powersupplyclass {
         let mut name = String::new();
         let mut help = String::new();
         for ps in entries {
-            let dir = base.join(&ps);
-            if !dir.is_dir() || self.ignored.is_match(&ps) {
+            if self.ignored.is_match(&ps) {
                 continue;
             }
+            let path = base.join(&ps);
+            let Ok(dir) = sys::Dir::open(&path) else {
+                continue;
+            };
+            // Read only the attributes this supply has: a battery has a
+            // dozen of the fifty the class defines.
+            let present = paths::list_dir(&path)?.unwrap_or_default();
+            let has = |f: &str| present.binary_search_by(|p| p.as_str().cmp(f)).is_ok();
             let labels = [("power_supply", ps.as_str())];
             let numeric = NUMERIC
                 .iter()
                 .copied()
                 .chain(AMBIENT.iter().map(|(f, m)| (*f, *m, 10.0)));
             for (file, suffix, div) in numeric {
-                let Some(v) = paths::attr_i64(&dir.join(file)) else {
+                if !has(file) {
+                    continue;
+                }
+                let Some(v) = dir.attr(file).and_then(|s| paths::parse_int(&s)) else {
                     continue;
                 };
                 name.clear();
@@ -156,11 +166,8 @@ impl Collector for Powersupplyclass {
             }
             let values: Vec<(&str, String)> = INFO
                 .iter()
-                .filter_map(|k| {
-                    paths::attr(&dir.join(k))
-                        .filter(|v| !v.is_empty())
-                        .map(|v| (*k, v))
-                })
+                .filter(|k| has(k))
+                .filter_map(|k| dir.attr(k).filter(|v| !v.is_empty()).map(|v| (*k, v)))
                 .collect();
             let mut info: Vec<(&str, &str)> = vec![("power_supply", ps.as_str())];
             info.extend(values.iter().map(|(k, v)| (*k, v.as_str())));

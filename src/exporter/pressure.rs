@@ -46,7 +46,7 @@ impl Collector for Pressure {
     fn update(&self, out: &mut MetricWriter) -> Result<(), CollectError> {
         for res in ["cpu", "io", "memory"] {
             let path = self.paths.proc(&format!("pressure/{res}"));
-            let text = match std::fs::read_to_string(&path) {
+            let text = match super::paths::read_file(&path) {
                 Ok(t) => t,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(CollectError::NoData);
