@@ -26,4 +26,17 @@ if ! python3 -c 'import prometheus_client' 2>/dev/null; then
         || python3 -m pip install --quiet --break-system-packages prometheus-client
 fi
 
-cargo test --workspace --locked "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary (cargo prints one per binary).
+summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+    END { printf "%d passed, %d failed", p, f }' "$log")
+echo
+echo "tests: $summary"
+mkdir -p target
+echo "$summary" > target/test-summary.txt
+exit "$status"

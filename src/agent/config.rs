@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::flags::Flags;
 use crate::exporter::{self, Paths};
 use crate::validate::{FieldError, FieldErrors};
 
@@ -99,159 +100,6 @@ impl Default for Log {
         Log {
             level: "info".to_owned(),
         }
-    }
-}
-
-/// The agent's command-line flags.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct Flags {
-    /// Config file; a missing file is an error only when this flag is given.
-    #[arg(long, value_name = "PATH")]
-    pub config: Option<PathBuf>,
-    /// Check the configuration and exit (for systemd's ExecStartPre=).
-    #[arg(long = "check-config")]
-    pub check_config: bool,
-    /// Address to listen on for web interface and telemetry.
-    #[arg(long = "web.listen-address", value_name = "HOST:PORT")]
-    pub listen_address: Option<String>,
-    /// Maximum number of parallel scrape requests; 0 disables the limit.
-    #[arg(long = "web.max-requests", value_name = "N")]
-    pub max_requests: Option<usize>,
-    /// Exclude the process_* and onprem_build_info metrics.
-    #[arg(long = "web.disable-exporter-metrics")]
-    pub disable_exporter_metrics: bool,
-    /// procfs mountpoint.
-    #[arg(long = "path.procfs", value_name = "PATH")]
-    pub procfs: Option<PathBuf>,
-    /// sysfs mountpoint.
-    #[arg(long = "path.sysfs", value_name = "PATH")]
-    pub sysfs: Option<PathBuf>,
-    /// rootfs mountpoint.
-    #[arg(long = "path.rootfs", value_name = "PATH")]
-    pub rootfs: Option<PathBuf>,
-    /// udev data path.
-    #[arg(long = "path.udev.data", value_name = "PATH")]
-    pub udev_data: Option<PathBuf>,
-    /// Only log messages with the given severity or above: error, warn, info, debug, trace.
-    #[arg(long = "log.level", value_name = "LEVEL")]
-    pub log_level: Option<String>,
-    /// Collector selection: --collector.<name>, --no-collector.<name>, --collector.disable-defaults.
-    #[command(flatten)]
-    pub toggles: Toggles,
-    /// Regexp of mount points to exclude for filesystem collector.
-    #[arg(long = "collector.filesystem.mount-points-exclude", value_name = "RE")]
-    pub fs_mount_points_exclude: Option<String>,
-    /// Regexp of filesystem types to exclude for filesystem collector.
-    #[arg(long = "collector.filesystem.fs-types-exclude", value_name = "RE")]
-    pub fs_types_exclude: Option<String>,
-    /// Seconds to wait for statfs on a network filesystem before marking it stuck.
-    #[arg(long = "collector.filesystem.mount-timeout", value_name = "SECONDS")]
-    pub fs_mount_timeout: Option<f64>,
-    /// Regexp of net devices to include (mutually exclusive to device-exclude).
-    #[arg(long = "collector.netdev.device-include", value_name = "RE")]
-    pub netdev_include: Option<String>,
-    /// Regexp of net devices to exclude (mutually exclusive to device-include).
-    #[arg(long = "collector.netdev.device-exclude", value_name = "RE")]
-    pub netdev_exclude: Option<String>,
-    /// Regexp of net devices to ignore for netclass collector.
-    #[arg(long = "collector.netclass.ignored-devices", value_name = "RE")]
-    pub netclass_ignored: Option<String>,
-    /// Ignore devices where the speed is invalid (-1).
-    #[arg(long = "collector.netclass.ignore-invalid-speed")]
-    pub netclass_ignore_invalid_speed: bool,
-    /// Regexp of diskstats devices to include (mutually exclusive to device-exclude).
-    #[arg(long = "collector.diskstats.device-include", value_name = "RE")]
-    pub diskstats_include: Option<String>,
-    /// Regexp of diskstats devices to exclude (mutually exclusive to device-include).
-    #[arg(long = "collector.diskstats.device-exclude", value_name = "RE")]
-    pub diskstats_exclude: Option<String>,
-    /// Regexp of hwmon chips to include (mutually exclusive to chip-exclude).
-    #[arg(long = "collector.hwmon.chip-include", value_name = "RE")]
-    pub hwmon_chip_include: Option<String>,
-    /// Regexp of hwmon chips to exclude (mutually exclusive to chip-include).
-    #[arg(long = "collector.hwmon.chip-exclude", value_name = "RE")]
-    pub hwmon_chip_exclude: Option<String>,
-    /// Regexp of power supplies to ignore for powersupplyclass collector.
-    #[arg(long = "collector.powersupply.ignored-supplies", value_name = "RE")]
-    pub powersupply_ignored: Option<String>,
-    /// Directory to read text files with metrics from.
-    #[arg(long = "collector.textfile.directory", value_name = "DIR")]
-    pub textfile_directory: Option<PathBuf>,
-    /// Regexp of fields to return for vmstat collector.
-    #[arg(long = "collector.vmstat.fields", value_name = "RE")]
-    pub vmstat_fields: Option<String>,
-    /// Disable node_cpu_guest_seconds_total.
-    #[arg(long = "no-collector.cpu.guest")]
-    pub no_cpu_guest: bool,
-}
-
-/// `--collector.<name>`, `--no-collector.<name>` for every collector, and
-/// `--collector.disable-defaults`, built from [`exporter::COLLECTORS`].
-#[derive(Debug, Clone, Default)]
-pub struct Toggles {
-    /// Collectors turned on by flag.
-    pub enable: Vec<String>,
-    /// Collectors turned off by flag.
-    pub disable: Vec<String>,
-    /// `--collector.disable-defaults` was given.
-    pub disable_defaults: bool,
-}
-
-impl clap::FromArgMatches for Toggles {
-    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
-        let mut t = Toggles {
-            disable_defaults: m.get_flag("collector.disable-defaults"),
-            ..Default::default()
-        };
-        for (name, _, _) in exporter::COLLECTORS {
-            if m.get_flag(&format!("collector.{name}")) {
-                t.enable.push((*name).to_owned());
-            }
-            if m.get_flag(&format!("no-collector.{name}")) {
-                t.disable.push((*name).to_owned());
-            }
-        }
-        Ok(t)
-    }
-
-    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
-        *self = Self::from_arg_matches(m)?;
-        Ok(())
-    }
-}
-
-impl clap::Args for Toggles {
-    fn augment_args(mut cmd: clap::Command) -> clap::Command {
-        use clap::{Arg, ArgAction};
-        cmd = cmd.arg(
-            Arg::new("collector.disable-defaults")
-                .long("collector.disable-defaults")
-                .action(ArgAction::SetTrue)
-                .help("Set all collectors to disabled by default."),
-        );
-        for (name, default, what) in exporter::COLLECTORS {
-            let state = if *default { "enabled" } else { "disabled" };
-            cmd = cmd
-                .arg(
-                    Arg::new(format!("collector.{name}"))
-                        .long(format!("collector.{name}"))
-                        .action(ArgAction::SetTrue)
-                        .help(format!(
-                            "Enable the {name} collector: {what} (default: {state})."
-                        )),
-                )
-                .arg(
-                    Arg::new(format!("no-collector.{name}"))
-                        .long(format!("no-collector.{name}"))
-                        .action(ArgAction::SetTrue)
-                        .hide(true),
-                );
-        }
-        cmd
-    }
-
-    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        Self::augment_args(cmd)
     }
 }
 
@@ -649,6 +497,7 @@ impl Flags {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::flags::Toggles;
 
     fn load_text(text: &str, flags: Flags) -> Result<Config, Error> {
         let mut f = parse_file(text, Path::new("agent.yaml"))?;

@@ -29,6 +29,7 @@
 //!   name the file.
 
 pub mod config;
+pub mod flags;
 pub mod notify;
 
 use std::net::SocketAddr;
@@ -42,7 +43,8 @@ use tokio_util::sync::CancellationToken;
 use crate::exporter::encode::Format;
 use crate::exporter::http::{self, Shared};
 use crate::exporter::{Exporter, error_chain};
-pub use config::{Config, Flags};
+pub use config::Config;
+pub use flags::Flags;
 
 /// Why the agent could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
