@@ -81,7 +81,11 @@ pub fn read_file(path: &Path) -> io::Result<String> {
 /// Reads one sysfs attribute: sysfs serves an attribute in a single read
 /// of at most a page, so one read is enough.
 fn read_attr(path: &Path) -> io::Result<String> {
-    let mut f = fs::File::open(path)?;
+    read_page(&mut fs::File::open(path)?)
+}
+
+/// One read of at most a page from an open sysfs attribute.
+pub(crate) fn read_page(f: &mut fs::File) -> io::Result<String> {
     let mut buf = [0u8; 4096];
     let n = loop {
         match f.read(&mut buf) {

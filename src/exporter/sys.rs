@@ -176,7 +176,6 @@ impl Dir {
     /// Reads the attribute `name` in one read of at most a page (how sysfs
     /// serves attributes).
     pub fn read_attr(&self, name: &str) -> io::Result<String> {
-        use std::io::Read;
         use std::os::fd::{AsRawFd, FromRawFd};
         let c = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: `self.fd` is an open directory for the life of `self`, and
@@ -193,14 +192,7 @@ impl Dir {
         }
         // SAFETY: `fd` was just returned by openat and is owned by nobody else.
         let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
-        let mut buf = [0u8; 4096];
-        let n = loop {
-            match f.read(&mut buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => break r?,
-            }
-        };
-        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+        super::paths::read_page(&mut f)
     }
 
     /// [`read_attr`](Self::read_attr), trimmed; `None` when missing or
