@@ -28,10 +28,9 @@ pub struct Options {
 
 /// Runs the demo until `shutdown` is cancelled or the duration passes.
 pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // The demo never reads the node's config file: it shows defaults.
     let flags = Flags {
         listen_address: Some(opts.listen.clone()),
-        // The demo never reads the node's config file: it shows defaults.
-        config: None,
         ..Default::default()
     };
     let mut file = agent::config::File::default();
@@ -41,7 +40,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         file.collectors.disable.push("textfile".to_owned());
     }
     let config = flags.apply(&mut file, None)?;
-    let agent = agent::Agent::bind_config(flags, config).await?;
+    let agent = agent::Agent::bind_config(None, config).await?;
     let addr = agent.local_addr();
     println!("onprem demo: agent serving this machine's metrics");
     println!("  metrics:  http://{addr}/metrics");

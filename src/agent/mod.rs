@@ -69,7 +69,9 @@ pub enum Error {
 
 /// An agent whose listener is bound and whose first collection has run.
 pub struct Agent {
-    flags: Flags,
+    /// How to re-read the configuration on SIGHUP; `None` when it came
+    /// from elsewhere (`onprem demo`) and there is nothing to re-read.
+    flags: Option<Flags>,
     config: Config,
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -80,11 +82,12 @@ impl Agent {
     /// the listener and runs the first collection.
     pub async fn bind(flags: Flags) -> Result<Agent, Error> {
         let config = flags.load()?;
-        Self::bind_config(flags, config).await
+        Self::bind_config(Some(flags), config).await
     }
 
-    /// Like [`bind`](Self::bind) with an already loaded configuration.
-    pub async fn bind_config(flags: Flags, config: Config) -> Result<Agent, Error> {
+    /// Like [`bind`](Self::bind) with an already loaded configuration;
+    /// SIGHUP re-reads it through `flags` when given.
+    pub async fn bind_config(flags: Option<Flags>, config: Config) -> Result<Agent, Error> {
         let exporter = build_exporter(&config)?;
         let listener = TcpListener::bind(config.listen)
             .await
@@ -131,12 +134,14 @@ impl Agent {
         notify::ready(&status_line(&shared, addr));
 
         let tasks = shutdown.child_token();
-        tokio::spawn(reload_on_sighup(
-            flags,
-            config,
-            Arc::clone(&shared),
-            tasks.clone(),
-        ));
+        if let Some(flags) = flags {
+            tokio::spawn(reload_on_sighup(
+                flags,
+                config,
+                Arc::clone(&shared),
+                tasks.clone(),
+            ));
+        }
         if let Some(every) = notify::watchdog_interval() {
             // A scrape stuck for a whole watchdog period wedges the path.
             shared.set_stall(every * 2);
