@@ -5,12 +5,23 @@
 //! device-level traits; the rest of onprem sees only the device traits.
 //! Chip facts come from the project's hardware reference.
 //!
-//! What is here today:
+//! Layers, from the bottom:
+//!
+//! - buses: embedded-hal 1.0 [`embedded_hal::i2c::I2c`] (Linux backends,
+//!   or the simulated bus in [`sim`]);
+//! - [`drivers`]: one per chip, generic over its bus;
+//! - [`devices`]: the traits the rest of onprem sees
+//!   ([`devices::TemperatureSensor`], [`devices::PowerMonitor`]);
+//! - [`Error`] with [`Error::kind`]: retry or fail safe.
+//!
+//! Also here:
 //!
 //! - [`rpi`]: Raspberry Pi firmware state read from sysfs without
 //!   `vcgencmd`: the `get_throttled` flags (under-voltage, frequency
 //!   capping, throttling, soft temperature limit) and the `rpi_volt` hwmon
 //!   under-voltage alarm.
+//! - [`sim`]: register-level emulators on a simulated bus, so that the
+//!   real drivers run in tests and in `onprem demo`.
 //!
 //! ## For implementers
 //!
@@ -19,4 +30,10 @@
 //! sysfs root as a parameter (never a hard-coded `/sys`), so that tests and
 //! containers (`--path.sysfs`) point it at another tree.
 
+pub mod devices;
+pub mod drivers;
+pub mod error;
 pub mod rpi;
+pub mod sim;
+
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,27 @@
+//! Device-level traits: what the rest of onprem sees of hardware.
+//!
+//! Reconcilers and the exporter hold `Box<dyn TemperatureSensor>` and the
+//! like, never a driver or a bus; a real chip, the same driver on the
+//! simulated bus, or a sysfs backend all look the same from there.
+//!
+//! To add a device kind: a trait here with methods in SI units (°C, V, A,
+//! W), returning [`crate::Result`], and an implementation in each driver
+//! that measures it.
+
+use crate::Result;
+
+/// Something that measures a temperature.
+pub trait TemperatureSensor: Send {
+    /// The temperature in degrees Celsius.
+    fn temperature_celsius(&mut self) -> Result<f64>;
+}
+
+/// Something that measures a power rail.
+pub trait PowerMonitor: Send {
+    /// Bus (load side) voltage in volts.
+    fn bus_volts(&mut self) -> Result<f64>;
+    /// Current in amperes (negative when flowing backwards).
+    fn current_amps(&mut self) -> Result<f64>;
+    /// Power in watts.
+    fn power_watts(&mut self) -> Result<f64>;
+}
