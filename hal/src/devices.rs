@@ -25,3 +25,26 @@ pub trait PowerMonitor: Send {
     /// Power in watts.
     fn power_watts(&mut self) -> Result<f64>;
 }
+
+/// A fan whose drive can be set.
+pub trait Fan: Send {
+    /// Sets the drive, in percent of full (0–100).
+    fn set_duty(&mut self, percent: f64) -> Result<()>;
+    /// The drive the device reports, in percent.
+    fn duty(&mut self) -> Result<f64>;
+    /// The measured speed in RPM (0 when stalled); `None` when the fan has
+    /// no tachometer.
+    fn rpm(&mut self) -> Result<Option<f64>>;
+}
+
+/// Checks a duty request: a number from 0 to 100.
+pub fn check_duty(chip: &'static str, percent: f64) -> Result<f64> {
+    if percent.is_finite() && (0.0..=100.0).contains(&percent) {
+        Ok(percent)
+    } else {
+        Err(crate::Error::Invalid {
+            chip,
+            detail: format!("duty {percent} is not within 0–100 %"),
+        })
+    }
+}

@@ -20,6 +20,7 @@
 //! - `WrongDevice`: something answers, but not this chip: check the
 //!   hardware section's chip type.
 
+pub mod emc2101;
 pub mod ina219;
 pub mod lm75;
 pub mod tmp102;

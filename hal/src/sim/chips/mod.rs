@@ -2,6 +2,7 @@
 //! power-on values come from the hardware reference (its verified lines), the
 //! same facts the drivers use, typed in separately.
 
+pub mod emc2101;
 pub mod ina219;
 pub mod lm75;
 pub mod tmp102;
