@@ -21,6 +21,7 @@
 //!   hardware section's chip type.
 
 pub mod emc2101;
+pub mod emc230x;
 pub mod ina219;
 pub mod lm75;
 pub mod tmp102;

@@ -3,6 +3,7 @@
 //! same facts the drivers use, typed in separately.
 
 pub mod emc2101;
+pub mod emc230x;
 pub mod ina219;
 pub mod lm75;
 pub mod tmp102;
