@@ -5,5 +5,6 @@
 pub mod emc2101;
 pub mod emc230x;
 pub mod ina219;
+pub mod ina3221;
 pub mod lm75;
 pub mod tmp102;
