@@ -48,3 +48,12 @@ pub fn check_duty(chip: &'static str, percent: f64) -> Result<f64> {
         })
     }
 }
+
+/// A source of samples of one signal (an ADC input, a meter register).
+/// Conversions take time: a source starts one when asked and answers
+/// `Ok(None)` until it is done, so that a sampling loop never blocks.
+pub trait SignalSource: Send {
+    /// The next sample in the source's unit (volts for an ADC), or `None`
+    /// while a conversion is still running.
+    fn poll_sample(&mut self) -> Result<Option<f64>>;
+}

@@ -20,6 +20,7 @@
 //! - `WrongDevice`: something answers, but not this chip: check the
 //!   hardware section's chip type.
 
+pub mod ads1x15;
 pub mod emc2101;
 pub mod emc230x;
 pub mod ina219;

@@ -2,6 +2,7 @@
 //! power-on values come from the hardware reference (its verified lines), the
 //! same facts the drivers use, typed in separately.
 
+pub mod ads1x15;
 pub mod emc2101;
 pub mod emc230x;
 pub mod ina219;
