@@ -12,8 +12,8 @@
 
 use embedded_hal::i2c::I2c;
 
+use crate::Result;
 use crate::devices::SignalSource;
-use crate::{Error, Result};
 
 /// Address with ADDR to ground.
 pub const DEFAULT_ADDRESS: u8 = 0x48;
@@ -129,19 +129,13 @@ impl<I2C: I2c> Ads1x15<I2C> {
     }
 
     fn read16(&mut self, reg: u8) -> Result<u16> {
-        let mut b = [0u8; 2];
-        self.i2c
-            .write_read(self.addr, &[reg], &mut b)
-            .map_err(Error::i2c)?;
-        Ok(u16::from_be_bytes(b))
+        super::regs::read_be16(&mut self.i2c, self.addr, reg)
     }
 
     /// Starts a single conversion.
     pub fn start(&mut self) -> Result<()> {
-        let [hi, lo] = self.start_word().to_be_bytes();
-        self.i2c
-            .write(self.addr, &[register::CONFIG, hi, lo])
-            .map_err(Error::i2c)?;
+        let word = self.start_word();
+        super::regs::write_be16(&mut self.i2c, self.addr, register::CONFIG, word)?;
         self.pending = true;
         Ok(())
     }

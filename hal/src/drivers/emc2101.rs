@@ -90,15 +90,11 @@ impl<I2C: I2c> Emc2101<I2C> {
     }
 
     fn read(&mut self, reg: u8) -> Result<u8> {
-        let mut b = [0u8; 1];
-        self.i2c
-            .write_read(self.addr, &[reg], &mut b)
-            .map_err(Error::i2c)?;
-        Ok(b[0])
+        super::regs::read_u8(&mut self.i2c, self.addr, reg)
     }
 
     fn write(&mut self, reg: u8, v: u8) -> Result<()> {
-        self.i2c.write(self.addr, &[reg, v]).map_err(Error::i2c)
+        super::regs::write_u8(&mut self.i2c, self.addr, reg, v)
     }
 
     /// Checks the IDs, makes pin 6 the tach input, and takes the fan

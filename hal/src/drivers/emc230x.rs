@@ -95,11 +95,7 @@ impl<I2C: I2c> Emc230x<I2C> {
     }
 
     fn read(&mut self, reg: u8) -> Result<u8> {
-        let mut b = [0u8; 1];
-        self.i2c
-            .write_read(self.addr, &[reg], &mut b)
-            .map_err(Error::i2c)?;
-        Ok(b[0])
+        super::regs::read_u8(&mut self.i2c, self.addr, reg)
     }
 
     /// Checks the IDs and that the model has this fan; returns the model.
@@ -137,7 +133,7 @@ impl<I2C: I2c + Send> Fan for Emc230x<I2C> {
         let p = check_duty("emc230x", percent)?;
         let v = (p / 100.0 * 255.0).round() as u8;
         let reg = self.reg(register::FAN_SETTING);
-        self.i2c.write(self.addr, &[reg, v]).map_err(Error::i2c)
+        super::regs::write_u8(&mut self.i2c, self.addr, reg, v)
     }
 
     fn duty(&mut self) -> Result<f64> {

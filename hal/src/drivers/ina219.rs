@@ -110,18 +110,11 @@ impl<I2C: I2c> Ina219<I2C> {
     }
 
     fn write16(&mut self, reg: u8, v: u16) -> Result<()> {
-        let [hi, lo] = v.to_be_bytes();
-        self.i2c
-            .write(self.addr, &[reg, hi, lo])
-            .map_err(Error::i2c)
+        super::regs::write_be16(&mut self.i2c, self.addr, reg, v)
     }
 
     fn read16(&mut self, reg: u8) -> Result<u16> {
-        let mut b = [0u8; 2];
-        self.i2c
-            .write_read(self.addr, &[reg], &mut b)
-            .map_err(Error::i2c)?;
-        Ok(u16::from_be_bytes(b))
+        super::regs::read_be16(&mut self.i2c, self.addr, reg)
     }
 
     /// Writes the configuration and the calibration.

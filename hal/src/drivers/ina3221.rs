@@ -71,11 +71,7 @@ impl<I2C: I2c> Ina3221<I2C> {
     }
 
     fn read16(&mut self, reg: u8) -> Result<u16> {
-        let mut b = [0u8; 2];
-        self.i2c
-            .write_read(self.addr, &[reg], &mut b)
-            .map_err(Error::i2c)?;
-        Ok(u16::from_be_bytes(b))
+        super::regs::read_be16(&mut self.i2c, self.addr, reg)
     }
 
     /// Checks the manufacturer and die IDs.

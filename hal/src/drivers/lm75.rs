@@ -10,7 +10,7 @@
 use embedded_hal::i2c::I2c;
 
 use crate::devices::TemperatureSensor;
-use crate::{Error, Result};
+use crate::Result;
 
 /// Address with A2..A0 to ground.
 pub const DEFAULT_ADDRESS: u8 = 0x48;
@@ -73,11 +73,7 @@ impl<I2C: I2c> Lm75<I2C> {
     }
 
     fn read16(&mut self, reg: u8) -> Result<i16> {
-        let mut b = [0u8; 2];
-        self.i2c
-            .write_read(self.addr, &[reg], &mut b)
-            .map_err(Error::i2c)?;
-        Ok(i16::from_be_bytes(b))
+        Ok(super::regs::read_be16(&mut self.i2c, self.addr, reg)? as i16)
     }
 
     /// The temperature register as read.
@@ -98,18 +94,13 @@ impl<I2C: I2c> Lm75<I2C> {
     /// Shuts the converter down (`true`) or wakes it, keeping the other
     /// configuration bits.
     pub fn set_shutdown(&mut self, shutdown: bool) -> Result<()> {
-        let mut c = [0u8; 1];
-        self.i2c
-            .write_read(self.addr, &[register::CONFIGURATION], &mut c)
-            .map_err(Error::i2c)?;
+        let c = super::regs::read_u8(&mut self.i2c, self.addr, register::CONFIGURATION)?;
         let v = if shutdown {
-            c[0] | config::SHUTDOWN
+            c | config::SHUTDOWN
         } else {
-            c[0] & !config::SHUTDOWN
+            c & !config::SHUTDOWN
         };
-        self.i2c
-            .write(self.addr, &[register::CONFIGURATION, v])
-            .map_err(Error::i2c)
+        super::regs::write_u8(&mut self.i2c, self.addr, register::CONFIGURATION, v)
     }
 }
 

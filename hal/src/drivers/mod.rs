@@ -26,4 +26,5 @@ pub mod emc230x;
 pub mod ina219;
 pub mod ina3221;
 pub mod lm75;
+mod regs;
 pub mod tmp102;

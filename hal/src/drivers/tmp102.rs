@@ -74,11 +74,7 @@ impl<I2C: I2c> Tmp102<I2C> {
     }
 
     fn read16(&mut self, reg: u8) -> Result<u16> {
-        let mut b = [0u8; 2];
-        self.i2c
-            .write_read(self.addr, &[reg], &mut b)
-            .map_err(Error::i2c)?;
-        Ok(u16::from_be_bytes(b))
+        super::regs::read_be16(&mut self.i2c, self.addr, reg)
     }
 
     /// Checks the chip's identity bits, then selects extended mode (to
@@ -97,10 +93,7 @@ impl<I2C: I2c> Tmp102<I2C> {
         }
         let want = (c | config::EXTENDED) & !(config::SHUTDOWN | config::ONE_SHOT);
         if want != c {
-            let [hi, lo] = want.to_be_bytes();
-            self.i2c
-                .write(self.addr, &[register::CONFIGURATION, hi, lo])
-                .map_err(Error::i2c)?;
+            super::regs::write_be16(&mut self.i2c, self.addr, register::CONFIGURATION, want)?;
         }
         Ok(())
     }
