@@ -9,8 +9,8 @@
 
 use embedded_hal::i2c::I2c;
 
-use crate::devices::TemperatureSensor;
 use crate::Result;
+use crate::devices::TemperatureSensor;
 
 /// Address with A2..A0 to ground.
 pub const DEFAULT_ADDRESS: u8 = 0x48;
