@@ -18,6 +18,10 @@ pub enum ErrorKind {
     /// Do not expect a retry to help: the device is not what the
     /// configuration says, or it reports something impossible.
     Fatal,
+    /// The device does not offer this reading or control (NVML answering
+    /// NotSupported, a fan without a tachometer). A normal state: report
+    /// the value as absent, do not count it as a failure.
+    Unsupported,
 }
 
 /// A device operation failed.
@@ -57,6 +61,57 @@ pub enum Error {
         /// What.
         detail: String,
     },
+    /// A file of a Linux interface (sysfs attribute, device node, serial
+    /// port) could not be read or written. `NotFound` usually means the
+    /// driver is not bound or the overlay not loaded; `PermissionDenied`
+    /// that the agent's user lacks the group or the unit's `DeviceAllow=`.
+    #[error("{path}: {detail}")]
+    Io {
+        /// The file.
+        path: String,
+        /// How it failed.
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        detail: String,
+    },
+    /// A device answered with a frame that is corrupt or out of protocol
+    /// (bad CRC, wrong start byte, timeout waiting for a reply); the next
+    /// request usually succeeds.
+    #[error("{chip}: {detail}")]
+    Protocol {
+        /// Driver name.
+        chip: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The device does not offer this reading or control. A normal state
+    /// (NVML on Jetson, a passively cooled GPU asked for its fan speed).
+    #[error("{chip}: {what} is not supported by this device")]
+    Unsupported {
+        /// Driver or backend name.
+        chip: &'static str,
+        /// The reading or control.
+        what: String,
+    },
+    /// The operation needs a privilege the agent does not have (setting a
+    /// GPU power limit as a non-root user): grant it, or drop the setting
+    /// from the bundle.
+    #[error("{chip}: {detail}")]
+    Denied {
+        /// Driver or backend name.
+        chip: &'static str,
+        /// What was refused.
+        detail: String,
+    },
+    /// The device is gone until it is reset or power-cycled (a GPU that
+    /// fell off the bus, a case MCU that left the bus).
+    #[error("{chip}: {detail}")]
+    Gone {
+        /// Driver or backend name.
+        chip: &'static str,
+        /// What happened and what the operator can do.
+        detail: String,
+    },
 }
 
 /// An I²C failure as embedded-hal classifies it.
@@ -82,8 +137,27 @@ impl Error {
     /// Retry, or fail safe?
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::I2c(_) | Error::NotReady { .. } => ErrorKind::Transient,
-            Error::WrongDevice { .. } | Error::Invalid { .. } => ErrorKind::Fatal,
+            Error::I2c(_) | Error::NotReady { .. } | Error::Protocol { .. } => ErrorKind::Transient,
+            Error::Io { kind, .. } => match kind {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+                    ErrorKind::Fatal
+                }
+                _ => ErrorKind::Transient,
+            },
+            Error::Unsupported { .. } => ErrorKind::Unsupported,
+            Error::WrongDevice { .. }
+            | Error::Invalid { .. }
+            | Error::Denied { .. }
+            | Error::Gone { .. } => ErrorKind::Fatal,
+        }
+    }
+
+    /// Wraps an I/O error on `path`.
+    pub fn io(path: impl AsRef<std::path::Path>, e: &std::io::Error) -> Error {
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            kind: e.kind(),
+            detail: e.to_string(),
         }
     }
 

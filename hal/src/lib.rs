@@ -33,7 +33,20 @@
 pub mod devices;
 pub mod drivers;
 pub mod error;
+pub mod gpio;
+pub mod i2c;
+pub mod inventory;
+pub mod jetson;
+#[cfg(feature = "nvml")]
+pub mod nvml;
 pub mod rpi;
+#[cfg(feature = "serial")]
+pub mod serial;
+#[cfg(feature = "sim")]
 pub mod sim;
+pub mod sysfs;
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("onprem-hal supports Linux only (sysfs, /dev/i2c-N, ptys)");
 
 pub use error::{Error, ErrorKind, Result};

@@ -21,10 +21,19 @@
 //!   hardware section's chip type.
 
 pub mod ads1x15;
+pub mod argon_button;
+pub mod argon_fan_hat;
+pub mod argon_one;
+#[cfg(feature = "serial")]
+pub mod bitscope;
 pub mod emc2101;
 pub mod emc230x;
 pub mod ina219;
 pub mod ina3221;
 pub mod lm75;
+#[cfg(feature = "modbus")]
+pub mod modbus;
+pub mod pi5_fan;
 mod regs;
+pub mod sixfab;
 pub mod tmp102;

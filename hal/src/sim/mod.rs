@@ -12,6 +12,12 @@
 //! physical inputs (temperature, current, …).
 
 pub mod chips;
+pub mod gpio;
+pub mod model;
+#[cfg(feature = "nvml")]
+pub mod nvml;
+pub mod serial;
+pub mod sysfs;
 
 use std::any::Any;
 use std::collections::BTreeMap;

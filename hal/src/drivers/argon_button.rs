@@ -1,0 +1,1 @@
+//! argon_button driver.

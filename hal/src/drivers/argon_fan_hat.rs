@@ -1,0 +1,1 @@
+//! argon_fan_hat driver.

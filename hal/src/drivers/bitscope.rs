@@ -1,0 +1,1 @@
+//! bitscope driver.

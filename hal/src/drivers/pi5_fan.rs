@@ -1,0 +1,1 @@
+//! pi5_fan driver.

@@ -1,0 +1,1 @@
+//! sixfab driver.

@@ -1,0 +1,1 @@
+//! Linux I²C buses and bus scanning.

@@ -1,0 +1,1 @@
+//! The hardware spec and the device handles built from it.

@@ -1,0 +1,2 @@
+//! NVIDIA Jetson through sysfs: fan, power rails, GPU load and frequency,
+//! GPU thermal zone, nvpmodel.

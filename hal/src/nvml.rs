@@ -1,0 +1,1 @@
+//! NVIDIA GPUs through NVML (nvml-wrapper), loaded at run time.

@@ -1,0 +1,2 @@
+//! Serial ports (serialport, without libudev): opening, framing helpers
+//! and the transports that serial drivers own.

@@ -1,0 +1,1 @@
+//! argon_one emulator.

@@ -1,0 +1,1 @@
+//! Simulated GPIO lines that tests pulse.

@@ -1,0 +1,1 @@
+//! Control of the fake NVML library.

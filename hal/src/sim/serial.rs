@@ -1,0 +1,1 @@
+//! Serial devices emulated on pty pairs.

@@ -1,0 +1,1 @@
+//! Generated sysfs trees.

@@ -1,0 +1,1 @@
+//! Linux sysfs backends: hwmon, PWM, thermal zones.
