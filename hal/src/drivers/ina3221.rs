@@ -145,6 +145,39 @@ impl<I2C: I2c> Ina3221<I2C> {
     }
 }
 
+/// One channel of an INA3221 as a [`crate::devices::PowerMonitor`]: the rest of onprem
+/// sees each rail on its own.
+pub struct Channel<I2C> {
+    chip: Ina3221<I2C>,
+    ch: u8,
+}
+
+impl<I2C: I2c> Channel<I2C> {
+    /// Channel `ch` (1–3) of `chip`.
+    pub fn new(chip: Ina3221<I2C>, ch: u8) -> Self {
+        Channel { chip, ch }
+    }
+
+    /// Gives the chip back.
+    pub fn release(self) -> Ina3221<I2C> {
+        self.chip
+    }
+}
+
+impl<I2C: I2c + Send> crate::devices::PowerMonitor for Channel<I2C> {
+    fn bus_volts(&mut self) -> Result<f64> {
+        self.chip.bus_volts(self.ch)
+    }
+
+    fn current_amps(&mut self) -> Result<f64> {
+        self.chip.current_amps(self.ch)
+    }
+
+    fn power_watts(&mut self) -> Result<f64> {
+        self.chip.power_watts(self.ch)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ pub mod model;
 pub mod nvml;
 pub mod serial;
 pub mod sysfs;
+pub mod world;
 
 use std::any::Any;
 use std::collections::BTreeMap;

@@ -1,1 +1,0 @@
-//! The hardware spec and the device handles built from it.

@@ -1,0 +1,217 @@
+//! Building handles from spec entries, generic over the bus so the same
+//! code serves `/dev/i2c-N` and the simulated bus.
+
+use embedded_hal::i2c::I2c;
+
+use super::spec::Device;
+use super::{Entry, Handle, Hardware};
+use crate::drivers;
+use crate::{Error, Result};
+
+pub(super) fn ads_variant(s: &str) -> Option<drivers::ads1x15::Variant> {
+    match s {
+        "ads1115" => Some(drivers::ads1x15::Variant::Ads1115),
+        "ads1015" => Some(drivers::ads1x15::Variant::Ads1015),
+        _ => None,
+    }
+}
+
+pub(super) fn ads_input(s: &str) -> Option<drivers::ads1x15::Input> {
+    use drivers::ads1x15::Input;
+    Some(match s {
+        "a0-a1" => Input::Diff01,
+        "a0-a3" => Input::Diff03,
+        "a1-a3" => Input::Diff13,
+        "a2-a3" => Input::Diff23,
+        "a0" => Input::Ain0,
+        "a1" => Input::Ain1,
+        "a2" => Input::Ain2,
+        "a3" => Input::Ain3,
+        _ => return None,
+    })
+}
+
+pub(super) fn ads_pga(full_scale: f64) -> Option<u8> {
+    drivers::ads1x15::FULL_SCALE
+        .iter()
+        .take(6)
+        .position(|v| (v - full_scale).abs() < 1e-9)
+        .and_then(|i| u8::try_from(i).ok())
+}
+
+/// Adds the entries of one device.
+pub(super) fn device(dev: &Device, hw: &Hardware, out: &mut Vec<Entry>) {
+    let name = dev.name().to_string();
+    let driver = dev.driver();
+    if let Some((bus, addr)) = dev.i2c() {
+        match hw {
+            Hardware::Real { .. } => {
+                // One file handle per part, as several drivers may share a
+                // chip (an EMC2101's fan and its diode).
+                let open = || open_linux(bus);
+                i2c_device(dev, addr, open, out);
+            }
+            #[cfg(feature = "sim")]
+            Hardware::Sim(world) => {
+                let bus = world.i2c(bus);
+                i2c_device(dev, addr, || Ok(bus.clone()), out);
+            }
+        }
+        return;
+    }
+    out.push(Entry {
+        name,
+        driver,
+        handle: Err(Error::Unsupported {
+            chip: driver,
+            what: "this build's inventory".into(),
+        }),
+    });
+}
+
+#[cfg(feature = "linux-i2c")]
+fn open_linux(bus: u32) -> Result<crate::i2c::LinuxI2c> {
+    crate::i2c::LinuxI2c::open(bus).map_err(Error::from)
+}
+
+#[cfg(not(feature = "linux-i2c"))]
+fn open_linux(bus: u32) -> Result<crate::sim::SimBus> {
+    Err(Error::Unsupported {
+        chip: "i2c",
+        what: format!("/dev/i2c-{bus} (built without the linux-i2c feature)"),
+    })
+}
+
+fn i2c_device<B, F>(dev: &Device, addr: Option<u8>, open: F, out: &mut Vec<Entry>)
+where
+    B: I2c + Send + 'static,
+    F: Fn() -> Result<B>,
+{
+    let name = dev.name().to_string();
+    let driver = dev.driver();
+    let mut push = |suffix: &str, handle: Result<Handle>| {
+        out.push(Entry {
+            name: if suffix.is_empty() {
+                name.clone()
+            } else {
+                format!("{name}/{suffix}")
+            },
+            driver,
+            handle,
+        })
+    };
+    match dev {
+        Device::Lm75(d) => push(
+            "",
+            open().map(|b| {
+                let res = if d.resolution_bits == 11 {
+                    drivers::lm75::Resolution::Bits11
+                } else {
+                    drivers::lm75::Resolution::Bits9
+                };
+                Handle::Temperature(Box::new(drivers::lm75::Lm75::new(
+                    b,
+                    addr.unwrap_or(drivers::lm75::DEFAULT_ADDRESS),
+                    res,
+                )))
+            }),
+        ),
+        Device::Tmp102(_) => push(
+            "",
+            open().and_then(|b| {
+                let mut t = drivers::tmp102::Tmp102::new(
+                    b,
+                    addr.unwrap_or(drivers::tmp102::DEFAULT_ADDRESS),
+                );
+                t.init()?;
+                Ok(Handle::Temperature(Box::new(t)))
+            }),
+        ),
+        Device::Ina219(d) => push(
+            "",
+            open().and_then(|b| {
+                let mut m = drivers::ina219::Ina219::new(
+                    b,
+                    addr.unwrap_or(drivers::ina219::DEFAULT_ADDRESS),
+                    d.shunt_ohms,
+                    d.max_amps,
+                );
+                m.init()?;
+                Ok(Handle::Power(Box::new(m)))
+            }),
+        ),
+        Device::Ina3221(d) => push(
+            "",
+            open().and_then(|b| {
+                let mut shunts = [0.1; 3];
+                shunts[usize::from(d.channel.clamp(1, 3) - 1)] = d.shunt_ohms;
+                let mut m = drivers::ina3221::Ina3221::new(
+                    b,
+                    addr.unwrap_or(drivers::ina3221::DEFAULT_ADDRESS),
+                    shunts,
+                );
+                m.init()?;
+                Ok(Handle::Power(Box::new(drivers::ina3221::Channel::new(
+                    m, d.channel,
+                ))))
+            }),
+        ),
+        Device::Emc2101(_) => {
+            let a = addr.unwrap_or(drivers::emc2101::ADDRESS);
+            push(
+                "",
+                open().and_then(|b| {
+                    let mut f = drivers::emc2101::Emc2101::new(b, a);
+                    f.init()?;
+                    Ok(Handle::Fan(Box::new(f)))
+                }),
+            );
+            push(
+                "temperature",
+                open().map(|b| Handle::Temperature(Box::new(drivers::emc2101::Emc2101::new(b, a)))),
+            );
+        }
+        Device::Emc230x(d) => push(
+            "",
+            open().and_then(|b| {
+                let mut f = drivers::emc230x::Emc230x::new(
+                    b,
+                    addr.unwrap_or(drivers::emc230x::DEFAULT_ADDRESS),
+                    d.fan,
+                );
+                f.init()?;
+                Ok(Handle::Fan(Box::new(f)))
+            }),
+        ),
+        Device::Ads1x15(d) => push(
+            "",
+            open().and_then(|b| {
+                let (Some(variant), Some(input), Some(pga)) = (
+                    ads_variant(&d.variant),
+                    ads_input(&d.input),
+                    ads_pga(d.full_scale_volts),
+                ) else {
+                    return Err(Error::Invalid {
+                        chip: "ads1x15",
+                        detail: "variant, input or full scale not valid (validate the spec)".into(),
+                    });
+                };
+                Ok(Handle::Signal(Box::new(drivers::ads1x15::Ads1x15::new(
+                    b,
+                    addr.unwrap_or(drivers::ads1x15::DEFAULT_ADDRESS),
+                    variant,
+                    input,
+                    pga,
+                    d.rate,
+                ))))
+            }),
+        ),
+        other => push(
+            "",
+            Err(Error::Unsupported {
+                chip: other.driver(),
+                what: "this build's inventory".into(),
+            }),
+        ),
+    }
+}

@@ -1,0 +1,317 @@
+//! The simulated world of one node: the emulators a hardware spec calls
+//! for, wired to the physical [`Model`], on a [`Clock`] that the caller
+//! advances.
+//!
+//! [`World::new`] reads a spec and puts an emulator wherever the real
+//! device would be: a register-level chip on a simulated I²C bus per bus
+//! number, generated sysfs trees (hwmon, thermal, Pi 5 fan, Jetson) under
+//! the world's directory, serial devices on pty pairs, GPIO lines, and the
+//! fake NVML library. The inventory then builds the *real* drivers on top
+//! of those, from the same spec. [`World::step`] moves time: it reads the
+//! actuators (fan duties), advances the model, and writes the physical
+//! inputs (temperatures, currents, battery) back into the emulators.
+//!
+//! Which model quantity a sensor reports: fan-controller diodes, thermal
+//! zones of type `*cpu*`/`soc*` and hwmon temperatures read the SoC
+//! temperature; stand-alone board sensors (LM75, TMP102, UPS) read the
+//! board temperature; GPU sensors the GPU temperature. The fan that cools
+//! the node is the one with the highest duty.
+//!
+//! To add an emulator: attach it in `attach_*` for its driver, and sync
+//! it in [`World::step`] through a [`Binding`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::SimBus;
+use super::chips;
+use super::model::{Clock, Model, Params};
+use crate::inventory::spec::{Device, Spec};
+use crate::{Error, Result};
+
+/// How one emulator follows the model.
+#[derive(Debug, Clone)]
+enum Binding {
+    Lm75 { bus: u32, addr: u8 },
+    Tmp102 { bus: u32, addr: u8 },
+    Ina219 { bus: u32, addr: u8 },
+    Ina3221 { bus: u32, addr: u8 },
+    Emc2101 { bus: u32, addr: u8 },
+    Emc230x { bus: u32, addr: u8, fan: u8 },
+    Ads1x15 { bus: u32, addr: u8 },
+}
+
+struct Inner {
+    model: Model,
+    buses: BTreeMap<u32, SimBus>,
+    bindings: Vec<Binding>,
+}
+
+/// The simulated world; clones share it.
+#[derive(Clone)]
+pub struct World {
+    inner: Arc<Mutex<Inner>>,
+    clock: Clock,
+    dir: PathBuf,
+}
+
+impl World {
+    /// Builds the world a spec describes, keeping its files (sysfs trees,
+    /// the fake NVML library) under `dir`, which must exist.
+    pub fn new(spec: &Spec, dir: &Path) -> Result<World> {
+        let s = &spec.sim;
+        let params = Params {
+            seed: s.seed,
+            ambient_celsius: s.ambient_celsius,
+            load_mean: s.load,
+            idle_watts: s.board_watts[0],
+            max_watts: s.board_watts[1],
+            battery_wh: s.battery_wh,
+            mains_outages: s
+                .mains_outages
+                .iter()
+                .map(|[a, b]| (Duration::from_secs_f64(*a), Duration::from_secs_f64(*b)))
+                .collect(),
+            gpu_watts: (s.gpu_watts[0], s.gpu_watts[1]),
+            ..Params::default()
+        };
+        let mut inner = Inner {
+            model: Model::new(params),
+            buses: BTreeMap::new(),
+            bindings: Vec::new(),
+        };
+        for dev in &spec.devices {
+            attach(&mut inner, dev)?;
+        }
+        let world = World {
+            inner: Arc::new(Mutex::new(inner)),
+            clock: Clock::new(),
+            dir: dir.to_path_buf(),
+        };
+        world.sync();
+        Ok(world)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The simulated I²C bus `n` (empty if the spec puts nothing there).
+    pub fn i2c(&self, n: u32) -> SimBus {
+        self.lock().buses.entry(n).or_default().clone()
+    }
+
+    /// The world's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The world's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Runs `f` on the model (to change load, ambient, seize the fan).
+    pub fn with_model<R>(&self, f: impl FnOnce(&mut Model) -> R) -> R {
+        f(&mut self.lock().model)
+    }
+
+    /// Advances time by `dt`: actuators → model → sensors.
+    pub fn step(&self, dt: Duration) {
+        self.clock.advance(dt);
+        {
+            let mut g = self.lock();
+            let duty = fan_duty(&g);
+            if let Some(d) = duty {
+                g.model.set_fan_duty(d);
+            }
+            g.model.step(dt);
+        }
+        self.sync();
+    }
+
+    /// Writes the model's state into every emulator.
+    fn sync(&self) {
+        let mut g = self.lock();
+        let Inner {
+            model,
+            buses,
+            bindings,
+        } = &mut *g;
+        let st = model.state().clone();
+        let amps = model.board_amps();
+        let volts = model.params().supply_volts;
+        for b in bindings.iter() {
+            match *b {
+                Binding::Lm75 { bus, addr } => {
+                    let t = model.noisy(st.board_celsius);
+                    with(buses, bus, addr, |c: &mut chips::lm75::Lm75| {
+                        c.set_temperature(t)
+                    });
+                }
+                Binding::Tmp102 { bus, addr } => {
+                    let t = model.noisy(st.board_celsius);
+                    with(buses, bus, addr, |c: &mut chips::tmp102::Tmp102| {
+                        c.set_temperature(t)
+                    });
+                }
+                Binding::Ina219 { bus, addr } => {
+                    with(buses, bus, addr, |c: &mut chips::ina219::Ina219| {
+                        c.set_load(amps, volts)
+                    });
+                }
+                Binding::Ina3221 { bus, addr } => {
+                    with(buses, bus, addr, |c: &mut chips::ina3221::Ina3221| {
+                        // Channel 1 carries the board; 2 and 3 split it.
+                        c.set_rail(0, amps, volts);
+                        c.set_rail(1, amps * 0.6, volts);
+                        c.set_rail(2, amps * 0.3, volts);
+                    });
+                }
+                Binding::Emc2101 { bus, addr } => {
+                    let t = model.noisy(st.cpu_celsius);
+                    with(buses, bus, addr, |c: &mut chips::emc2101::Emc2101| {
+                        c.set_diode(chips::emc2101::Diode::Celsius(t))
+                    });
+                }
+                Binding::Emc230x { .. } => {}
+                Binding::Ads1x15 { bus, addr } => {
+                    // A0: the supply through a 1:2 divider; A1: load as 0–3.3 V.
+                    with(buses, bus, addr, |c: &mut chips::ads1x15::Ads1x15| {
+                        c.set_input(0, volts / 2.0);
+                        c.set_input(1, 3.3 * st.load);
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn with<C: super::Chip>(buses: &BTreeMap<u32, SimBus>, bus: u32, addr: u8, f: impl FnOnce(&mut C)) {
+    if let Some(b) = buses.get(&bus) {
+        b.with_chip(addr, f);
+    }
+}
+
+/// The highest duty of the node's fans, percent.
+fn fan_duty(g: &Inner) -> Option<f64> {
+    let mut best: Option<f64> = None;
+    for b in &g.bindings {
+        let d = match *b {
+            Binding::Emc2101 { bus, addr } => g.buses.get(&bus).and_then(|bus| {
+                bus.with_chip(addr, |c: &mut chips::emc2101::Emc2101| {
+                    f64::from(c.setting()) * 100.0 / 63.0
+                })
+            }),
+            Binding::Emc230x { bus, addr, fan } => g.buses.get(&bus).and_then(|bus| {
+                bus.with_chip(addr, |c: &mut chips::emc230x::Emc230x| {
+                    c.setting(usize::from(fan))
+                        .map(|s| f64::from(s) * 100.0 / 255.0)
+                })
+                .flatten()
+            }),
+            _ => None,
+        };
+        if let Some(d) = d {
+            best = Some(best.map_or(d, |b: f64| b.max(d)));
+        }
+    }
+    best
+}
+
+fn attach(inner: &mut Inner, dev: &Device) -> Result<()> {
+    let ambient = inner.model.params().ambient_celsius;
+    let Some((bus_n, addr)) = dev.i2c() else {
+        return Ok(());
+    };
+    let bus = inner.buses.entry(bus_n).or_default().clone();
+    let present = |a: u8| bus.addresses().contains(&a);
+    let binding = match dev {
+        Device::Lm75(d) => {
+            let a = addr.unwrap_or(crate::drivers::lm75::DEFAULT_ADDRESS);
+            bus.attach(a, chips::lm75::Lm75::new(d.resolution_bits, ambient));
+            Binding::Lm75 {
+                bus: bus_n,
+                addr: a,
+            }
+        }
+        Device::Tmp102(_) => {
+            let a = addr.unwrap_or(crate::drivers::tmp102::DEFAULT_ADDRESS);
+            bus.attach(a, chips::tmp102::Tmp102::new(ambient));
+            Binding::Tmp102 {
+                bus: bus_n,
+                addr: a,
+            }
+        }
+        Device::Ina219(d) => {
+            let a = addr.unwrap_or(crate::drivers::ina219::DEFAULT_ADDRESS);
+            bus.attach(a, chips::ina219::Ina219::new(d.shunt_ohms));
+            Binding::Ina219 {
+                bus: bus_n,
+                addr: a,
+            }
+        }
+        Device::Ina3221(d) => {
+            let a = addr.unwrap_or(crate::drivers::ina3221::DEFAULT_ADDRESS);
+            if present(a) {
+                return Ok(());
+            }
+            bus.attach(a, chips::ina3221::Ina3221::new([d.shunt_ohms; 3]));
+            Binding::Ina3221 {
+                bus: bus_n,
+                addr: a,
+            }
+        }
+        Device::Emc2101(_) => {
+            let a = addr.unwrap_or(crate::drivers::emc2101::ADDRESS);
+            bus.attach(a, chips::emc2101::Emc2101::new(5000.0));
+            Binding::Emc2101 {
+                bus: bus_n,
+                addr: a,
+            }
+        }
+        Device::Emc230x(d) => {
+            let a = addr.unwrap_or(crate::drivers::emc230x::DEFAULT_ADDRESS);
+            if !present(a) {
+                // Enough fans for the highest one named: EMC2301 for fan 1.
+                let product = match d.fan {
+                    1 => 0x37,
+                    2 => 0x36,
+                    3 => 0x35,
+                    _ => 0x34,
+                };
+                bus.attach(a, chips::emc230x::Emc230x::new(product, 5000.0));
+            }
+            Binding::Emc230x {
+                bus: bus_n,
+                addr: a,
+                fan: d.fan,
+            }
+        }
+        Device::Ads1x15(d) => {
+            let a = addr.unwrap_or(crate::drivers::ads1x15::DEFAULT_ADDRESS);
+            let variant = if d.variant == "ads1015" {
+                crate::drivers::ads1x15::Variant::Ads1015
+            } else {
+                crate::drivers::ads1x15::Variant::Ads1115
+            };
+            if !present(a) {
+                bus.attach(a, chips::ads1x15::Ads1x15::new(variant, 1));
+            }
+            Binding::Ads1x15 {
+                bus: bus_n,
+                addr: a,
+            }
+        }
+        other => {
+            return Err(Error::Unsupported {
+                chip: "sim",
+                what: format!("an emulator for {}", other.driver()),
+            });
+        }
+    };
+    inner.bindings.push(binding);
+    Ok(())
+}

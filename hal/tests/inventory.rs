@@ -1,0 +1,134 @@
+//! The hardware spec: parsing with unknown fields rejected, validation
+//! with field paths, and the same spec built on the simulated world with
+//! the real drivers, following the physical model.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use onprem_hal::inventory::{self, Handle, Hardware, Inventory, Spec};
+use onprem_hal::sim::world::World;
+
+fn parse(yaml: &str) -> Result<Spec, String> {
+    let de = serde_yaml_ng::Deserializer::from_str(yaml);
+    serde_path_to_error::deserialize(de).map_err(|e| format!("{}: {}", e.path(), e.inner()))
+}
+
+const CM4: &str = r#"
+board: cm4-io
+sim: { seed: 7, load: 0.8 }
+devices:
+  - { driver: emc230x, name: fan, bus: 10, fan: 1 }
+  - { driver: emc2101, name: aux, bus: 10 }
+  - { driver: lm75, name: board, bus: 1, address: 0x49, resolution_bits: 11 }
+  - { driver: ina219, name: supply, bus: 1 }
+  - { driver: ina3221, name: rail1, bus: 1, address: 0x41, channel: 1 }
+  - { driver: ina3221, name: rail2, bus: 1, address: 0x41, channel: 2 }
+  - { driver: ads1x15, name: adc, bus: 1, address: 0x4a, input: a0, full_scale_volts: 4.096 }
+"#;
+
+#[test]
+fn returns_field_path_when_a_field_is_unknown() {
+    let e = parse("devices:\n  - { driver: lm75, name: a, adress: 0x48 }\n").unwrap_err();
+    assert!(e.contains("devices[0]") && e.contains("adress"), "{e}");
+    let e = parse("devices:\n  - { driver: lm76, name: a }\n").unwrap_err();
+    assert!(e.contains("lm76"), "{e}");
+}
+
+#[test]
+fn returns_every_problem_when_a_spec_is_invalid() {
+    let spec = parse(
+        r#"
+sim: { load: 2 }
+devices:
+  - { driver: lm75, name: a, address: 0x90 }
+  - { driver: tmp102, name: a }
+  - { driver: ina3221, name: r, channel: 4 }
+  - { driver: hwmon-fan, name: h }
+  - { driver: bitscope-bmc, name: b, serial: { port: /dev/serial0 } }
+"#,
+    )
+    .unwrap();
+    let errs: Vec<String> = inventory::validate(&spec)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    for want in [
+        "devices[0].address: 0x90",
+        "devices[1].name: \"a\" is already the name of devices[0]",
+        "devices[2].channel: 4 is not 1–3",
+        "devices[3].chip: give chip, device or kernel_driver",
+        "devices[4].driver: bitscope-bmc commands",
+        "sim.load: 2 is not within 0–1",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "{want} not in {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn can_build_a_spec_on_the_simulated_world() {
+    let spec = parse(CM4).unwrap();
+    assert!(inventory::validate(&spec).is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::new(&spec, dir.path()).unwrap();
+    let mut inv = Inventory::build(&spec, &Hardware::Sim(world.clone()));
+    let names: Vec<&str> = inv.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "fan",
+            "aux",
+            "aux/temperature",
+            "board",
+            "supply",
+            "rail1",
+            "rail2",
+            "adc"
+        ]
+    );
+    for e in &mut inv.entries {
+        let h = e
+            .handle
+            .as_mut()
+            .unwrap_or_else(|err| panic!("{}: {err}", e.name));
+        let line = inventory::probe(h).unwrap_or_else(|err| panic!("{}: {err}", e.name));
+        assert!(!line.is_empty());
+    }
+    // The ADC reads the model's supply through its divider.
+    let Handle::Signal(adc) = inv.get_mut("adc").unwrap().handle.as_mut().unwrap() else {
+        panic!("adc is not a signal")
+    };
+    let mut v = None;
+    while v.is_none() {
+        v = adc.poll_sample().unwrap();
+    }
+    assert!((v.unwrap() - 2.55).abs() < 0.01, "{v:?}");
+}
+
+#[test]
+fn can_cool_the_node_through_a_real_fan_driver() {
+    let spec = parse(CM4).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::new(&spec, dir.path()).unwrap();
+    let mut inv = Inventory::build(&spec, &Hardware::Sim(world.clone()));
+    let temp = |inv: &mut Inventory| match inv.get_mut("aux/temperature").unwrap().handle {
+        Ok(Handle::Temperature(ref mut t)) => t.temperature_celsius().unwrap(),
+        _ => panic!("no sensor"),
+    };
+    let Ok(Handle::Fan(fan)) = &mut inv.get_mut("fan").unwrap().handle else {
+        panic!("no fan")
+    };
+    fan.set_duty(0.0).unwrap();
+    world.step(Duration::from_secs(1800));
+    let hot = temp(&mut inv);
+    let Ok(Handle::Fan(fan)) = &mut inv.get_mut("fan").unwrap().handle else {
+        panic!("no fan")
+    };
+    fan.set_duty(100.0).unwrap();
+    world.step(Duration::from_secs(1800));
+    let cool = temp(&mut inv);
+    assert!(hot > cool + 10.0, "{hot} → {cool}");
+    assert!(world.with_model(|m| m.state().fan_rpm) > 4000.0);
+}
