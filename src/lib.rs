@@ -19,6 +19,7 @@ pub mod cli;
 pub mod demo;
 pub mod exporter;
 pub mod httpc;
+pub mod hw;
 pub mod validate;
 
 /// This build's version.

@@ -12,7 +12,7 @@
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::{agent, demo};
+use crate::{agent, demo, hw};
 
 /// onprem: edge agent, control plane and CLI in one binary.
 #[derive(Debug, Parser)]
@@ -33,6 +33,12 @@ pub enum Command {
     Agent(Box<agent::Flags>),
     /// Run the whole system on this machine with no hardware.
     Demo(demo::Options),
+    /// Node hardware: probe a profile's devices, list profiles.
+    #[command(subcommand)]
+    Hw(hw::Command),
+    /// Scan an I²C bus as i2c-tools' i2cdetect does (skipping addresses
+    /// where a probe is known to hurt a device).
+    I2cdetect(hw::I2cdetectOptions),
 }
 
 impl Command {
@@ -44,7 +50,7 @@ impl Command {
                 .as_deref()
                 .and_then(|l| l.parse().ok())
                 .unwrap_or(tracing::Level::INFO),
-            Command::Demo(_) => tracing::Level::WARN,
+            Command::Demo(_) | Command::Hw(_) | Command::I2cdetect(_) => tracing::Level::WARN,
         }
     }
 }
@@ -75,5 +81,15 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(opts) => demo::run(opts, shutdown).await,
+        Command::Hw(cmd) => {
+            let all_ok = tokio::task::spawn_blocking(move || hw::run(cmd)).await??;
+            if !all_ok {
+                anyhow::bail!("some devices failed (see ERROR lines above)");
+            }
+            Ok(())
+        }
+        Command::I2cdetect(opts) => {
+            tokio::task::spawn_blocking(move || hw::i2cdetect(opts)).await?
+        }
     }
 }
