@@ -1,6 +1,6 @@
 //! The Sixfab MCU's frame format, as pure functions: CRC-16/XMODEM,
 //! request encoding and a byte-at-a-time reply parser (hardware
-//! reference §2.1, [V] `[S-SIXCMD]`).
+//! reference §2.1, \[V\] `[S-SIXCMD]`).
 //!
 //! Request: `CD cmd 01 len_hi len_lo data… crc_hi crc_lo`. Reply: the
 //! same layout with start byte `DC` and type `02`. The CRC covers the

@@ -1,10 +1,10 @@
 //! Sixfab Raspberry Pi UPS HAT (v2) / Power Management & UPS HAT: an MCU
 //! at 0x41 that speaks framed requests over I²C (hardware reference §2).
 //!
-//! The device: an ATSAMD microcontroller ([T]) measuring the adapter input,
+//! The device: an ATSAMD microcontroller (\[T\]) measuring the adapter input,
 //! the rail feeding the Pi, the battery, a fan and the board temperature,
 //! with a watchdog, an RTC and power-outage scheduling. Facts used here,
-//! all [V] from the official `sixfab-power-python-api` (`[S-SIXCMD]`,
+//! all \[V\] from the official `sixfab-power-python-api` (`[S-SIXCMD]`,
 //! `[S-SIXAPI]`) unless tagged:
 //!
 //! - **Request**: one SMBus "write I²C block data" with command byte
@@ -28,11 +28,11 @@
 //!   100 ms apart ([`Retry`]); reset-MCU sends without reading.
 //! - **Scaling**: big-endian integers; volts, amps and watts ×1000,
 //!   temperatures ×100. Battery current and power are signed; which sign
-//!   means discharge is [U]. Temperatures are decoded as signed here (the
+//!   means discharge is \[U\]. Temperatures are decoded as signed here (the
 //!   official API decodes them unsigned; identical above 0 °C, a choice).
 //! - **Watchdog**: enable with command 17, interval 4–180 min (52), kick
 //!   (39) more often than the interval or the MCU takes "recovery
-//!   actions" (which ones is [U]).
+//!   actions" (which ones is \[U\]).
 //! - A battery temperature sensor at 0x48 (LM75B-style, 11 bit) is a
 //!   separate chip: [`battery_sensor`] returns the [`Lm75`] driver for it.
 //!
@@ -57,7 +57,10 @@
 //! - "CRC check failed" now and then is normal on a busy bus; the retry
 //!   absorbs it.
 
+mod command;
 pub mod frame;
+
+pub use command::Command;
 
 use std::time::Duration;
 
@@ -92,131 +95,6 @@ pub const OUTAGE_SLEEP_MINUTES: std::ops::RangeInclusive<u16> = 2..=1439;
 pub const OUTAGE_RUN_MINUTES: std::ops::RangeInclusive<u16> = 0..=1437;
 
 const CHIP: &str = "sixfab";
-
-/// The commands this driver sends (ids from the official API).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Command {
-    /// PCB (input) temperature, u32 ×100 °C.
-    GetInputTemp = 1,
-    /// Adapter input voltage, u32 mV.
-    GetInputVoltage = 2,
-    /// Adapter input current, u32 mA.
-    GetInputCurrent = 3,
-    /// Adapter input power, u32 mW (50 ms response delay).
-    GetInputPower = 4,
-    /// Voltage of the rail feeding the Pi, u32 mV.
-    GetSystemVoltage = 6,
-    /// Current of the rail feeding the Pi, u32 mA (50 ms).
-    GetSystemCurrent = 7,
-    /// Power of the rail feeding the Pi, u32 mW (50 ms).
-    GetSystemPower = 8,
-    /// Battery temperature, u32 ×100 °C.
-    GetBatteryTemp = 9,
-    /// Battery voltage, u32 mV.
-    GetBatteryVoltage = 10,
-    /// Battery current, i32 mA.
-    GetBatteryCurrent = 11,
-    /// Battery power, i32 mW.
-    GetBatteryPower = 12,
-    /// State of charge, u32 %.
-    GetBatteryLevel = 13,
-    /// Battery health, u32 %.
-    GetBatteryHealth = 14,
-    /// Fan speed, u32 RPM.
-    GetFanSpeed = 15,
-    /// Watchdog status, u8: 1 enabled, 2 disabled.
-    GetWatchdogStatus = 16,
-    /// Enables (1) or disables (2) the watchdog.
-    SetWatchdogStatus = 17,
-    /// Fan health, u32: 1 healthy, 2 broken.
-    GetFanHealth = 23,
-    /// Sets the battery's maximum charge level, u8 %.
-    SetBatteryMaxChargeLevel = 24,
-    /// The battery's maximum charge level, u8 %.
-    GetBatteryMaxChargeLevel = 25,
-    /// Working mode, u8 (see [`WorkingMode`]).
-    GetWorkingMode = 30,
-    /// Sets the RTC, u32 epoch seconds.
-    SetRtcTime = 33,
-    /// The RTC, u32 epoch seconds.
-    GetRtcTime = 34,
-    /// Old API: poll (no data) or acknowledge (u8 1) a soft power-off.
-    SoftPowerOff = 36,
-    /// Watchdog kick, u8 1.
-    WatchdogSignal = 39,
-    /// The watchdog interval, u8 minutes.
-    GetWatchdogInterval = 51,
-    /// Sets the watchdog interval, u8 minutes (4–180).
-    SetWatchdogInterval = 52,
-    /// Power-outage parameters, two u16 minutes (sleep, run).
-    GetPowerOutageParams = 56,
-    /// Sets the power-outage parameters.
-    SetPowerOutageParams = 57,
-    /// Firmware version, 8 ASCII characters.
-    GetFirmwareVer = 200,
-    /// Resets the MCU; no reply.
-    ResetMcu = 203,
-}
-
-impl Command {
-    /// The id on the wire.
-    pub fn id(self) -> u8 {
-        self as u8
-    }
-
-    /// The official API's name, for messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Command::GetInputTemp => "GET_INPUT_TEMP",
-            Command::GetInputVoltage => "GET_INPUT_VOLTAGE",
-            Command::GetInputCurrent => "GET_INPUT_CURRENT",
-            Command::GetInputPower => "GET_INPUT_POWER",
-            Command::GetSystemVoltage => "GET_SYSTEM_VOLTAGE",
-            Command::GetSystemCurrent => "GET_SYSTEM_CURRENT",
-            Command::GetSystemPower => "GET_SYSTEM_POWER",
-            Command::GetBatteryTemp => "GET_BATTERY_TEMP",
-            Command::GetBatteryVoltage => "GET_BATTERY_VOLTAGE",
-            Command::GetBatteryCurrent => "GET_BATTERY_CURRENT",
-            Command::GetBatteryPower => "GET_BATTERY_POWER",
-            Command::GetBatteryLevel => "GET_BATTERY_LEVEL",
-            Command::GetBatteryHealth => "GET_BATTERY_HEALTH",
-            Command::GetFanSpeed => "GET_FAN_SPEED",
-            Command::GetWatchdogStatus => "GET_WATCHDOG_STATUS",
-            Command::SetWatchdogStatus => "SET_WATCHDOG_STATUS",
-            Command::GetFanHealth => "GET_FAN_HEALTH",
-            Command::SetBatteryMaxChargeLevel => "SET_BATTERY_MAX_CHARGE_LEVEL",
-            Command::GetBatteryMaxChargeLevel => "GET_BATTERY_MAX_CHARGE_LEVEL",
-            Command::GetWorkingMode => "GET_WORKING_MODE",
-            Command::SetRtcTime => "SET_RTC_TIME",
-            Command::GetRtcTime => "GET_RTC_TIME",
-            Command::SoftPowerOff => "SOFT_POWER_OFF",
-            Command::WatchdogSignal => "WATCHDOG_SIGNAL",
-            Command::GetWatchdogInterval => "GET_WATCHDOG_INTERVAL",
-            Command::SetWatchdogInterval => "SET_WATCHDOG_INTERVAL",
-            Command::GetPowerOutageParams => "GET_POWER_OUTAGE_PARAMS",
-            Command::SetPowerOutageParams => "SET_POWER_OUTAGE_PARAMS",
-            Command::GetFirmwareVer => "GET_FIRMWARE_VER",
-            Command::ResetMcu => "RESET_MCU",
-        }
-    }
-
-    /// How long the host waits before reading the reply.
-    pub fn response_delay(self) -> Duration {
-        match self {
-            Command::GetInputPower | Command::GetSystemCurrent | Command::GetSystemPower => {
-                SLOW_RESPONSE_DELAY
-            }
-            _ => RESPONSE_DELAY,
-        }
-    }
-}
-
-impl std::fmt::Display for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.name(), self.id())
-    }
-}
 
 /// How often to try one exchange, and how long to wait between tries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -534,7 +412,7 @@ impl<I2C: I2c, D: DelayNs> Sixfab<I2C, D> {
         self.milli(Command::GetBatteryVoltage)
     }
 
-    /// Battery current, A, signed (which sign is discharge is [U]).
+    /// Battery current, A, signed (which sign is discharge is \[U\]).
     pub fn battery_amps(&mut self) -> Result<f64> {
         self.signed_milli(Command::GetBatteryCurrent)
     }
@@ -646,8 +524,9 @@ impl<I2C: I2c, D: DelayNs> Sixfab<I2C, D> {
         self.get_u8(Command::GetBatteryMaxChargeLevel)
     }
 
-    /// Sets the level the battery is charged up to; 60–100 %, anything
-    /// else is [`Error::Invalid`] and nothing is sent.
+    /// Sets the level the battery is charged up to; 60–100 % (the range
+    /// the official API documents), anything else is [`Error::Invalid`]
+    /// and nothing is sent.
     pub fn set_battery_max_charge_level(&mut self, percent: u8) -> Result<()> {
         if !MAX_CHARGE_LEVEL_PERCENT.contains(&percent) {
             return Err(Error::Invalid {
@@ -658,7 +537,9 @@ impl<I2C: I2c, D: DelayNs> Sixfab<I2C, D> {
         self.set(Command::SetBatteryMaxChargeLevel, &[percent])
     }
 
-    /// What the MCU does on a power outage.
+    /// What the MCU does on a power outage. The reply is one u32; that
+    /// the sleep time is its high half is inferred from the request's
+    /// order (\[U\]).
     pub fn power_outage_params(&mut self) -> Result<PowerOutageParams> {
         let v = self.get_u32(Command::GetPowerOutageParams)?;
         Ok(PowerOutageParams {
@@ -687,7 +568,7 @@ impl<I2C: I2c, D: DelayNs> Sixfab<I2C, D> {
     }
 
     /// Old API (removed from the v2 Python API; v2 firmware support is
-    /// [U]): whether the MCU asks the Pi to shut down (the button or a
+    /// \[U\]): whether the MCU asks the Pi to shut down (the button or a
     /// scheduled event). Command 36 without data; 1 = a request exists.
     pub fn soft_power_off_requested(&mut self) -> Result<bool> {
         match self.get_u8(Command::SoftPowerOff)? {

@@ -6,25 +6,27 @@
 //!
 //! Timing: a reply becomes readable [`REPLY_DELAY`] (10 ms) of real time
 //! after its request. Before that, and after the reply has been read out,
-//! a read returns 0x00; what the real MCU clocks out then is [U] — the host
+//! a read returns 0x00; what the real MCU clocks out then is \[U\] — the host
 //! skips bytes until 0xDC either way. A new request discards an unread
 //! reply.
 //!
 //! State that persists: watchdog enable and interval (4–180 min), a
 //! countdown in minutes driven by [`Sixfab::advance`] (a test clock, not
 //! wall time) that records a recovery action each time an interval passes
-//! without a kick (which action the real MCU takes is [U]); an RTC epoch
+//! without a kick (which action the real MCU takes is \[U\]); an RTC epoch
 //! that advances with the same clock; maximum charge level (60–100 %);
 //! power-outage parameters; a pending soft power-off request (old API).
 //!
 //! Faults ([`ReplyFault`]), each applied to the next request's reply:
 //! corrupt CRC, garbage before 0xDC, no reply, SET_FAILED.
 //!
-//! Choices where the real firmware's behaviour is [U]: unknown commands
-//! and out-of-range set values (SET_FAILED) get the answers given here;
-//! the working mode is 1 (charging) with the adapter present and the
-//! level under the maximum charge level, 2 (full) at or above it, 3
-//! without the adapter; the input rail reads 0 V / 0 A without the adapter;
+//! Choices where the real firmware's behaviour is \[U\]: unknown commands
+//! get no reply; set commands with malformed or out-of-range data answer
+//! SET_FAILED; the working mode is 1 (charging) with the adapter present
+//! and the level under the maximum charge level, 2 (full) at or above it,
+//! 3 without the adapter; the input rail reads 0 V / 0 A without the
+//! adapter; power-outage parameters come back as sleep (high u16) then run
+//! (low u16);
 //! powers are volts × amps.
 
 use std::any::Any;
@@ -128,7 +130,7 @@ impl Sixfab {
     /// An MCU on mains with a battery at 80 %, 3.9 V, charging at 0.3 A;
     /// input 5.1 V / 1.2 A, system 5.0 V / 1.0 A; PCB at 35 °C, battery at
     /// 30 °C; fan at 3000 RPM; watchdog off with a 5-minute interval
-    /// (power-on defaults of the real firmware are [U]); RTC at 0.
+    /// (power-on defaults of the real firmware are \[U\]); RTC at 0.
     pub fn new() -> Self {
         Sixfab {
             out: VecDeque::new(),
@@ -182,7 +184,7 @@ impl Sixfab {
     }
 
     /// Battery current, signed (the sign convention of the real MCU is
-    /// [U]; the emulator reports what is set).
+    /// \[U\]; the emulator reports what is set).
     pub fn set_battery_amps(&mut self, amps: f64) {
         self.battery_amps = amps;
     }
