@@ -51,7 +51,7 @@ pub enum Command {
     SetBatteryMaxChargeLevel = 24,
     /// The battery's maximum charge level, u8 %.
     GetBatteryMaxChargeLevel = 25,
-    /// Working mode, u8 (see [`WorkingMode`]).
+    /// Working mode, u8 (see [`super::WorkingMode`]).
     GetWorkingMode = 30,
     /// Sets the RTC, u32 epoch seconds.
     SetRtcTime = 33,
