@@ -266,10 +266,16 @@ fn returns_nack_after_a_dump_until_power_cycle() {
 
     let e = d.set_duty(20.0).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Transient);
+    assert!(e.to_string().contains("address"), "{e}");
     assert!(d.duty().is_err());
     assert_eq!(mcu(&bus, |c| c.duty()), 100);
+    assert!(
+        !bus.addresses().contains(&ADDR),
+        "a scan no longer finds it"
+    );
 
     mcu(&bus, |c| c.power_cycle());
+    assert!(bus.addresses().contains(&ADDR));
     d.set_duty(20.0).unwrap();
     assert_eq!(d.duty().unwrap(), 20.0);
 }

@@ -228,6 +228,7 @@ pub fn run(cmd: Command) -> anyhow::Result<bool> {
                 }
             };
             print!("{}", render_probe(&spec, &lines));
+            std::io::stdout().flush()?;
             Ok(lines.iter().all(|l| l.result.is_ok()))
         }
     }

@@ -1,6 +1,7 @@
 //! Building handles from spec entries, generic over the bus so the same
 //! code serves `/dev/i2c-N` and the simulated bus.
 
+use embedded_hal::delay::DelayNs;
 use embedded_hal::i2c::I2c;
 
 use super::spec::Device;
@@ -49,24 +50,109 @@ pub(super) fn device(dev: &Device, hw: &Hardware, out: &mut Vec<Entry>) {
                 // One file handle per part, as several drivers may share a
                 // chip (an EMC2101's fan and its diode).
                 let open = || open_linux(bus);
-                i2c_device(dev, addr, open, out);
+                i2c_device(dev, addr, open, &mut Sleep, out);
             }
             #[cfg(feature = "sim")]
             Hardware::Sim(world) => {
                 let bus = world.i2c(bus);
-                i2c_device(dev, addr, || Ok(bus.clone()), out);
+                // Emulators need no settling time: detection runs at once.
+                i2c_device(dev, addr, || Ok(bus.clone()), &mut NoDelay, out);
             }
         }
         return;
     }
+    let handle = match dev {
+        Device::ArgonButton(d) => button(d.pin, hw),
+        Device::GpioRelay(d) => relay(d, hw),
+        other => Err(Error::Unsupported {
+            chip: other.driver(),
+            what: "this build's inventory".into(),
+        }),
+    };
     out.push(Entry {
         name,
         driver,
-        handle: Err(Error::Unsupported {
-            chip: driver,
-            what: "this build's inventory".into(),
-        }),
+        handle,
     });
+}
+
+/// A delay that sleeps the thread.
+struct Sleep;
+
+impl DelayNs for Sleep {
+    fn delay_ns(&mut self, ns: u32) {
+        std::thread::sleep(std::time::Duration::from_nanos(u64::from(ns)));
+    }
+}
+
+/// No delay, for emulators.
+#[cfg(feature = "sim")]
+struct NoDelay;
+
+#[cfg(feature = "sim")]
+impl DelayNs for NoDelay {
+    fn delay_ns(&mut self, _: u32) {}
+}
+
+fn button(pin: u8, hw: &Hardware) -> Result<Handle> {
+    use drivers::argon_button::ArgonButton;
+    match hw {
+        #[cfg(feature = "sim")]
+        Hardware::Sim(world) => Ok(Handle::Button(Box::new(ArgonButton::new(
+            world.gpio_line(pin),
+        )))),
+        Hardware::Real { .. } => real_button(pin),
+    }
+}
+
+#[cfg(feature = "rppal")]
+fn real_button(pin: u8) -> Result<Handle> {
+    let edges = crate::gpio::RppalInput::open(pin, crate::gpio::Bias::PullDown)?;
+    Ok(Handle::Button(Box::new(
+        drivers::argon_button::ArgonButton::new(edges),
+    )))
+}
+
+#[cfg(not(feature = "rppal"))]
+fn real_button(pin: u8) -> Result<Handle> {
+    Err(Error::Unsupported {
+        chip: "argon-button",
+        what: format!("GPIO {pin} (built without the rppal feature)"),
+    })
+}
+
+fn relay(d: &super::spec::GpioRelay, hw: &Hardware) -> Result<Handle> {
+    use crate::gpio::{ActiveLevel, Relay};
+    let level = if d.active_low {
+        ActiveLevel::Low
+    } else {
+        ActiveLevel::High
+    };
+    match hw {
+        #[cfg(feature = "sim")]
+        Hardware::Sim(world) => Ok(Handle::Switch(Box::new(Relay::new(
+            world.gpio_output(d.pin),
+            level,
+        )))),
+        Hardware::Real { .. } => real_relay(d.pin, level),
+    }
+}
+
+#[cfg(feature = "rppal")]
+fn real_relay(pin: u8, level: crate::gpio::ActiveLevel) -> Result<Handle> {
+    // Keep the line's level: a restart of the agent never switches power.
+    let out = crate::gpio::open_output(pin, None)?;
+    Ok(Handle::Switch(Box::new(crate::gpio::Relay::new(
+        out, level,
+    ))))
+}
+
+#[cfg(not(feature = "rppal"))]
+fn real_relay(pin: u8, _: crate::gpio::ActiveLevel) -> Result<Handle> {
+    Err(Error::Unsupported {
+        chip: "gpio-relay",
+        what: format!("GPIO {pin} (built without the rppal feature)"),
+    })
 }
 
 #[cfg(feature = "linux-i2c")]
@@ -82,8 +168,13 @@ fn open_linux(bus: u32) -> Result<crate::sim::SimBus> {
     })
 }
 
-fn i2c_device<B, F>(dev: &Device, addr: Option<u8>, open: F, out: &mut Vec<Entry>)
-where
+fn i2c_device<B, F>(
+    dev: &Device,
+    addr: Option<u8>,
+    open: F,
+    delay: &mut impl DelayNs,
+    out: &mut Vec<Entry>,
+) where
     B: I2c + Send + 'static,
     F: Fn() -> Result<B>,
 {
@@ -206,6 +297,54 @@ where
                 ))))
             }),
         ),
+        Device::ArgonOne(d) => push(
+            "",
+            open().and_then(|b| {
+                use drivers::argon_one::ArgonOne;
+                let a = addr.unwrap_or(drivers::argon_one::ADDRESS);
+                let fan = match d.firmware {
+                    super::spec::ArgonFirmware::Legacy => ArgonOne::legacy(b, a),
+                    super::spec::ArgonFirmware::Register => ArgonOne::register(b, a),
+                    super::spec::ArgonFirmware::Detect => ArgonOne::detect(b, a, delay)?,
+                };
+                Ok(Handle::Fan(Box::new(fan)))
+            }),
+        ),
+        Device::ArgonFanHat(_) => push(
+            "",
+            open().map(|b| {
+                Handle::Fan(Box::new(drivers::argon_fan_hat::ArgonFanHat::new(
+                    b,
+                    addr.unwrap_or(drivers::argon_one::ADDRESS),
+                )))
+            }),
+        ),
+        Device::SixfabUps(_) => {
+            use drivers::sixfab::{Rail, Sixfab, StdDelay};
+            let a = addr.unwrap_or(drivers::sixfab::ADDRESS);
+            push(
+                "",
+                open().map(|b| Handle::Battery(Box::new(Sixfab::new(b, StdDelay, a)))),
+            );
+            push(
+                "input",
+                open().map(|b| {
+                    Handle::Power(Box::new(Sixfab::new(b, StdDelay, a).with_rail(Rail::Input)))
+                }),
+            );
+            push(
+                "system",
+                open().map(|b| {
+                    Handle::Power(Box::new(
+                        Sixfab::new(b, StdDelay, a).with_rail(Rail::System),
+                    ))
+                }),
+            );
+            push(
+                "temperature",
+                open().map(|b| Handle::Temperature(Box::new(Sixfab::new(b, StdDelay, a)))),
+            );
+        }
         other => push(
             "",
             Err(Error::Unsupported {

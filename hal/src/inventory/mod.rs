@@ -356,11 +356,16 @@ fn point(err: &mut impl FnMut(String, String), at: &str, p: &spec::ModbusPoint) 
 pub fn probe(handle: &mut Handle) -> Result<String> {
     match handle {
         Handle::Fan(f) => {
-            let duty = f.duty()?;
-            match f.rpm() {
-                Ok(Some(rpm)) => Ok(format!("duty {duty:.0} %, {rpm:.0} rpm")),
-                Ok(None) => Ok(format!("duty {duty:.0} % (no tachometer)")),
-                Err(e) => Err(e),
+            // A write-only fan (Argon Fan HAT, legacy Argon ONE) has no duty
+            // to report until something sets it; probing never sets one.
+            let duty = match f.duty() {
+                Ok(d) => format!("duty {d:.0} %"),
+                Err(Error::NotReady { .. }) => "duty not reported until set (write-only)".into(),
+                Err(e) => return Err(e),
+            };
+            match f.rpm()? {
+                Some(rpm) => Ok(format!("{duty}, {rpm:.0} rpm")),
+                None => Ok(format!("{duty}, no tachometer")),
             }
         }
         Handle::Temperature(t) => Ok(format!("{:.2} °C", t.temperature_celsius()?)),

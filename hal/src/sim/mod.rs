@@ -32,6 +32,9 @@ pub enum ChipError {
     /// The chip did not acknowledge a byte (bad register pointer, read-only
     /// register written).
     Nack,
+    /// The chip did not acknowledge its address: it has left the bus (a
+    /// hung MCU) while still attached.
+    AddressNack,
 }
 
 /// A register-level emulator of one chip.
@@ -42,6 +45,10 @@ pub trait Chip: Any + Send {
     fn read(&mut self, buf: &mut [u8]) -> Result<(), ChipError>;
     /// For [`SimBus::with_chip`].
     fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// Whether the chip answers its address now (a scan finds it).
+    fn present(&self) -> bool {
+        true
+    }
 }
 
 /// A fault injected at one address.
@@ -105,6 +112,7 @@ impl SimBus {
             .keys()
             .copied()
             .filter(|a| s.faults.get(a) != Some(&Fault::Nack))
+            .filter(|a| s.chips.get(a).is_some_and(|c| c.present()))
             .collect()
     }
 
@@ -170,8 +178,11 @@ impl i2c::I2c for SimBus {
                 Operation::Write(bytes) => chip.write(bytes),
                 Operation::Read(buf) => chip.read(buf),
             };
-            r.map_err(|ChipError::Nack| {
-                SimError(ErrorKind::NoAcknowledge(NoAcknowledgeSource::Data))
+            r.map_err(|e| {
+                SimError(ErrorKind::NoAcknowledge(match e {
+                    ChipError::Nack => NoAcknowledgeSource::Data,
+                    ChipError::AddressNack => NoAcknowledgeSource::Address,
+                }))
             })?;
         }
         Ok(())

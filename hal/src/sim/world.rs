@@ -41,12 +41,17 @@ enum Binding {
     Emc2101 { bus: u32, addr: u8 },
     Emc230x { bus: u32, addr: u8, fan: u8 },
     Ads1x15 { bus: u32, addr: u8 },
+    ArgonOne { bus: u32, addr: u8 },
+    ArgonFanHat { bus: u32, addr: u8 },
+    Sixfab { bus: u32, addr: u8 },
 }
 
 struct Inner {
     model: Model,
     buses: BTreeMap<u32, SimBus>,
     bindings: Vec<Binding>,
+    lines: BTreeMap<u8, super::gpio::SimLine>,
+    outputs: BTreeMap<u8, super::gpio::SimOutputPin>,
 }
 
 /// The simulated world; clones share it.
@@ -81,6 +86,8 @@ impl World {
             model: Model::new(params),
             buses: BTreeMap::new(),
             bindings: Vec::new(),
+            lines: BTreeMap::new(),
+            outputs: BTreeMap::new(),
         };
         for dev in &spec.devices {
             attach(&mut inner, dev)?;
@@ -101,6 +108,16 @@ impl World {
     /// The simulated I²C bus `n` (empty if the spec puts nothing there).
     pub fn i2c(&self, n: u32) -> SimBus {
         self.lock().buses.entry(n).or_default().clone()
+    }
+
+    /// The simulated GPIO input line `pin` (BCM), which tests pulse.
+    pub fn gpio_line(&self, pin: u8) -> super::gpio::SimLine {
+        self.lock().lines.entry(pin).or_default().clone()
+    }
+
+    /// The simulated GPIO output `pin` (BCM), whose level tests read.
+    pub fn gpio_output(&self, pin: u8) -> super::gpio::SimOutputPin {
+        self.lock().outputs.entry(pin).or_default().clone()
     }
 
     /// The world's directory.
@@ -139,6 +156,7 @@ impl World {
             model,
             buses,
             bindings,
+            ..
         } = &mut *g;
         let st = model.state().clone();
         let amps = model.board_amps();
@@ -176,7 +194,25 @@ impl World {
                         c.set_diode(chips::emc2101::Diode::Celsius(t))
                     });
                 }
-                Binding::Emc230x { .. } => {}
+                Binding::Emc230x { .. }
+                | Binding::ArgonOne { .. }
+                | Binding::ArgonFanHat { .. } => {}
+                Binding::Sixfab { bus, addr } => {
+                    let t = model.noisy(st.board_celsius);
+                    let bv = model.battery_volts();
+                    with(buses, bus, addr, |c: &mut chips::sixfab::Sixfab| {
+                        c.set_mains(st.mains);
+                        c.set_battery_level(st.battery_percent);
+                        c.set_battery_volts(bv);
+                        c.set_input(
+                            if st.mains { volts } else { 0.0 },
+                            if st.mains { amps * 1.1 } else { 0.0 },
+                        );
+                        c.set_system(volts, amps);
+                        c.set_input_temperature(t);
+                        c.set_battery_temperature(t);
+                    });
+                }
                 Binding::Ads1x15 { bus, addr } => {
                     // A0: the supply through a 1:2 divider; A1: load as 0–3.3 V.
                     with(buses, bus, addr, |c: &mut chips::ads1x15::Ads1x15| {
@@ -211,6 +247,16 @@ fn fan_duty(g: &Inner) -> Option<f64> {
                         .map(|s| f64::from(s) * 100.0 / 255.0)
                 })
                 .flatten()
+            }),
+            Binding::ArgonOne { bus, addr } => g.buses.get(&bus).and_then(|bus| {
+                bus.with_chip(addr, |c: &mut chips::argon_one::ArgonOne| {
+                    f64::from(c.duty())
+                })
+            }),
+            Binding::ArgonFanHat { bus, addr } => g.buses.get(&bus).and_then(|bus| {
+                bus.with_chip(addr, |c: &mut chips::argon_fan_hat::ArgonFanHat| {
+                    f64::from(c.duty())
+                })
             }),
             _ => None,
         };
@@ -301,6 +347,38 @@ fn attach(inner: &mut Inner, dev: &Device) -> Result<()> {
                 bus.attach(a, chips::ads1x15::Ads1x15::new(variant, 1));
             }
             Binding::Ads1x15 {
+                bus: bus_n,
+                addr: a,
+            }
+        }
+        Device::ArgonOne(d) => {
+            let a = addr.unwrap_or(crate::drivers::argon_one::ADDRESS);
+            // `detect` finds the generation the emulator has: legacy, as
+            // on most Argon ONE V2 boards, unless the spec says register.
+            let chip = match d.firmware {
+                crate::inventory::spec::ArgonFirmware::Register => {
+                    chips::argon_one::ArgonOne::register()
+                }
+                _ => chips::argon_one::ArgonOne::legacy(),
+            };
+            bus.attach(a, chip);
+            Binding::ArgonOne {
+                bus: bus_n,
+                addr: a,
+            }
+        }
+        Device::ArgonFanHat(_) => {
+            let a = addr.unwrap_or(crate::drivers::argon_one::ADDRESS);
+            bus.attach(a, chips::argon_fan_hat::ArgonFanHat::new());
+            Binding::ArgonFanHat {
+                bus: bus_n,
+                addr: a,
+            }
+        }
+        Device::SixfabUps(_) => {
+            let a = addr.unwrap_or(crate::drivers::sixfab::ADDRESS);
+            bus.attach(a, chips::sixfab::Sixfab::new());
+            Binding::Sixfab {
                 bus: bus_n,
                 addr: a,
             }

@@ -193,9 +193,13 @@ impl ArgonOne {
 }
 
 impl Chip for ArgonOne {
+    fn present(&self) -> bool {
+        self.answering()
+    }
+
     fn write(&mut self, bytes: &[u8]) -> Result<(), ChipError> {
         if !self.answering() {
-            return Err(ChipError::Nack);
+            return Err(ChipError::AddressNack);
         }
         match self.firmware {
             Firmware::Legacy => self.write_legacy(bytes),
@@ -206,7 +210,7 @@ impl Chip for ArgonOne {
 
     fn read(&mut self, buf: &mut [u8]) -> Result<(), ChipError> {
         if !self.answering() {
-            return Err(ChipError::Nack);
+            return Err(ChipError::AddressNack);
         }
         self.reads += 1;
         match (self.pointer.take(), buf) {
