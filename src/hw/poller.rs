@@ -1,0 +1,311 @@
+//! Reads every device of the node's inventory on a period, on its own
+//! thread, and keeps the latest readings for `/metrics`.
+//!
+//! Buses are slow and can hang (a UPS MCU takes 10–100 ms per command and
+//! retries; a stretched I²C clock times out), so scrapes never touch them:
+//! the `devices` collector renders the last [`Readings`], which say when
+//! they were taken. A device that fails to read is counted
+//! (`onprem_device_errors_total`), reported down, and tried again next
+//! period; a device that failed to open is re-opened on a later period.
+//! "Not supported" answers (NVML on a Jetson) leave a value out and are
+//! not errors.
+//!
+//! In simulation the poller also moves the simulated world forward by the
+//! wall-clock time that passed, so the physical model runs in real time.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use onprem_hal::devices::{ButtonRequest, GpuIdentity, GpuSample};
+use onprem_hal::inventory::{Entry, Handle, Hardware, Inventory, Spec};
+use onprem_hal::{Error, ErrorKind};
+
+/// One device's latest reading.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reading {
+    /// A fan.
+    Fan {
+        /// Duty, percent (absent for a write-only fan not set yet).
+        duty: Option<f64>,
+        /// Speed, RPM (absent without a tachometer).
+        rpm: Option<f64>,
+    },
+    /// A temperature, °C.
+    Temperature(Option<f64>),
+    /// A rail.
+    Rail {
+        /// V.
+        volts: Option<f64>,
+        /// A.
+        amps: Option<f64>,
+        /// W.
+        watts: Option<f64>,
+    },
+    /// A battery.
+    Battery {
+        /// Percent.
+        percent: Option<f64>,
+        /// V.
+        volts: Option<f64>,
+        /// External power present.
+        on_mains: Option<bool>,
+    },
+    /// A switch (absent: the device cannot report it).
+    Switch(Option<bool>),
+    /// A signal's last sample.
+    Signal(Option<f64>),
+    /// A GPU.
+    Gpu {
+        /// Which.
+        id: GpuIdentity,
+        /// Telemetry.
+        sample: GpuSample,
+        /// XID events seen.
+        xid_total: u64,
+        /// The last XID.
+        last_xid: Option<u64>,
+    },
+    /// A power button.
+    Button {
+        /// Reboot requests seen.
+        reboots: u64,
+        /// Shutdown requests seen.
+        shutdowns: u64,
+    },
+    /// The device did not open.
+    Absent,
+}
+
+/// One device in [`Readings`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceReading {
+    /// Name.
+    pub name: String,
+    /// Driver.
+    pub driver: &'static str,
+    /// Handle kind (`fan`, `rail`, …; `-` when it did not open).
+    pub kind: &'static str,
+    /// Whether the last read fully succeeded.
+    pub up: bool,
+    /// Read errors since the agent started.
+    pub errors_total: u64,
+    /// The last error, if the last read failed.
+    pub error: Option<String>,
+    /// The values.
+    pub reading: Reading,
+}
+
+/// The latest readings of every device.
+#[derive(Debug, Clone, Default)]
+pub struct Readings {
+    /// Devices in spec order.
+    pub devices: Vec<DeviceReading>,
+    /// When they were taken.
+    pub at: Option<SystemTime>,
+    /// How long the pass over all devices took.
+    pub duration: Duration,
+}
+
+struct State {
+    inventory: Inventory,
+    spec: Spec,
+    hw: Hardware,
+    errors: BTreeMap<String, u64>,
+    buttons: BTreeMap<String, (u64, u64)>,
+    xids: BTreeMap<String, (u64, Option<u64>)>,
+    readings: Readings,
+    last_step: Instant,
+}
+
+/// The node's devices and their latest readings; clones share them.
+#[derive(Clone)]
+pub struct Hub {
+    state: Arc<Mutex<State>>,
+}
+
+impl Hub {
+    /// Opens every device of `spec` on `hw` and reads them once.
+    pub fn new(spec: Spec, hw: Hardware) -> Hub {
+        let inventory = Inventory::build(&spec, &hw);
+        let hub = Hub {
+            state: Arc::new(Mutex::new(State {
+                inventory,
+                spec,
+                hw,
+                errors: BTreeMap::new(),
+                buttons: BTreeMap::new(),
+                xids: BTreeMap::new(),
+                readings: Readings::default(),
+                last_step: Instant::now(),
+            })),
+        };
+        hub.poll();
+        hub
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The latest readings.
+    pub fn readings(&self) -> Readings {
+        self.lock().readings.clone()
+    }
+
+    /// Reads every device once (and, in simulation, moves the world on).
+    pub fn poll(&self) {
+        let start = Instant::now();
+        let mut g = self.lock();
+        let st = &mut *g;
+        #[cfg(feature = "default")]
+        {}
+        if let Hardware::Sim(world) = &st.hw {
+            let dt = st.last_step.elapsed();
+            st.last_step = Instant::now();
+            world.step(dt);
+        }
+        // Re-open devices that failed to open, one spec device at a time.
+        let failed: Vec<String> = st
+            .inventory
+            .entries
+            .iter()
+            .filter(|e| e.handle.is_err())
+            .map(|e| e.name.split('/').next().unwrap_or_default().to_string())
+            .collect();
+        if !failed.is_empty() {
+            let again = Inventory::build(&st.spec, &st.hw);
+            for fresh in again.entries {
+                let root = fresh.name.split('/').next().unwrap_or_default().to_string();
+                if failed.contains(&root) {
+                    if let Some(old) = st.inventory.get_mut(&fresh.name) {
+                        if old.handle.is_err() {
+                            *old = fresh;
+                        }
+                    }
+                }
+            }
+        }
+        let mut devices = Vec::with_capacity(st.inventory.entries.len());
+        for e in &mut st.inventory.entries {
+            let (r, err) = read(e, &mut st.buttons, &mut st.xids);
+            let errors = st.errors.entry(e.name.clone()).or_insert(0);
+            if err.is_some() {
+                *errors += 1;
+            }
+            devices.push(DeviceReading {
+                name: e.name.clone(),
+                driver: e.driver,
+                kind: e.handle.as_ref().map_or("-", |h| h.kind()),
+                up: err.is_none(),
+                errors_total: *errors,
+                error: err.map(|e| e.to_string()),
+                reading: r,
+            });
+        }
+        st.readings = Readings {
+            devices,
+            at: Some(SystemTime::now()),
+            duration: start.elapsed(),
+        };
+    }
+
+    /// Polls every `every` on a thread of its own until `stop` is set.
+    pub fn spawn(&self, every: Duration, stop: Arc<std::sync::atomic::AtomicBool>) {
+        let hub = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("onprem-devices".into())
+            .spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(every);
+                    hub.poll();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the device poller; readings stay as first read");
+        }
+    }
+}
+
+/// Keeps a value, or records the first real error (an unsupported reading
+/// is absent, not an error).
+fn keep<T>(r: onprem_hal::Result<T>, err: &mut Option<Error>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) if e.kind() == ErrorKind::Unsupported => None,
+        Err(Error::NotReady { .. }) => None,
+        Err(e) => {
+            err.get_or_insert(e);
+            None
+        }
+    }
+}
+
+type Buttons = BTreeMap<String, (u64, u64)>;
+type Xids = BTreeMap<String, (u64, Option<u64>)>;
+
+fn read(e: &mut Entry, buttons: &mut Buttons, xids: &mut Xids) -> (Reading, Option<Error>) {
+    let mut err = None;
+    let h = match &mut e.handle {
+        Ok(h) => h,
+        Err(open) => return (Reading::Absent, Some(open.clone())),
+    };
+    let r = match h {
+        Handle::Fan(f) => Reading::Fan {
+            duty: keep(f.duty(), &mut err),
+            rpm: keep(f.rpm(), &mut err).flatten(),
+        },
+        Handle::Temperature(t) => Reading::Temperature(keep(t.temperature_celsius(), &mut err)),
+        Handle::Power(p) => {
+            let volts = keep(p.bus_volts(), &mut err);
+            let amps = keep(p.current_amps(), &mut err);
+            let watts = keep(p.power_watts(), &mut err);
+            Reading::Rail { volts, amps, watts }
+        }
+        Handle::Battery(b) => Reading::Battery {
+            percent: keep(b.charge_percent(), &mut err),
+            volts: keep(b.volts(), &mut err),
+            on_mains: keep(b.on_mains(), &mut err),
+        },
+        Handle::Switch(s) => Reading::Switch(keep(s.is_on(), &mut err).flatten()),
+        Handle::Signal(s) => {
+            // A conversion started last period is done by now.
+            let mut v = keep(s.poll_sample(), &mut err).flatten();
+            if v.is_none() && err.is_none() {
+                v = keep(s.poll_sample(), &mut err).flatten();
+            }
+            Reading::Signal(v)
+        }
+        Handle::Gpu(g) => {
+            let id = g.identity().clone();
+            let sample = keep(g.sample(), &mut err).unwrap_or_default();
+            let seen = xids.entry(e.name.clone()).or_insert((0, None));
+            if let Some(events) = keep(g.events(), &mut err) {
+                for ev in events {
+                    seen.0 += 1;
+                    seen.1 = Some(ev.xid);
+                }
+            }
+            Reading::Gpu {
+                id,
+                sample,
+                xid_total: seen.0,
+                last_xid: seen.1,
+            }
+        }
+        Handle::Button(b) => {
+            let seen = buttons.entry(e.name.clone()).or_insert((0, 0));
+            while let Some(req) = keep(b.next_request(Duration::ZERO), &mut err).flatten() {
+                match req {
+                    ButtonRequest::Reboot => seen.0 += 1,
+                    ButtonRequest::Shutdown => seen.1 += 1,
+                }
+            }
+            Reading::Button {
+                reboots: seen.0,
+                shutdowns: seen.1,
+            }
+        }
+    };
+    (r, err)
+}
