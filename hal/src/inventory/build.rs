@@ -64,6 +64,12 @@ pub(super) fn device(dev: &Device, hw: &Hardware, out: &mut Vec<Entry>) {
     let handle = match dev {
         Device::ArgonButton(d) => button(d.pin, hw),
         Device::GpioRelay(d) => relay(d, hw),
+        #[cfg(feature = "modbus")]
+        Device::ModbusMeter(d) => modbus_meter(d, hw),
+        #[cfg(feature = "serial")]
+        Device::BitscopeBmc(d) => {
+            return bitscope(d, hw, out);
+        }
         other => Err(Error::Unsupported {
             chip: other.driver(),
             what: "this build's inventory".into(),
@@ -352,5 +358,152 @@ fn i2c_device<B, F>(
                 what: "this build's inventory".into(),
             }),
         ),
+    }
+}
+
+/// The serial port a spec names, or the emulator's pty in simulation.
+#[cfg(feature = "serial")]
+fn serial_config(
+    name: &str,
+    line: &super::spec::SerialLine,
+    hw: &Hardware,
+) -> Result<crate::serial::Config> {
+    use crate::serial::{Config, Parity, StopBits};
+    let path = match hw {
+        Hardware::Real { .. } => line.port.clone(),
+        #[cfg(feature = "sim")]
+        Hardware::Sim(world) => world.serial_path(name).ok_or_else(|| Error::Unsupported {
+            chip: "sim",
+            what: format!("a serial emulator for {name}"),
+        })?,
+    };
+    let mut c = Config::new(path, line.baud);
+    c.parity = match line.parity.as_str() {
+        "even" => Parity::Even,
+        "odd" => Parity::Odd,
+        _ => Parity::None,
+    };
+    c.stop_bits = if line.stop_bits == 2 {
+        StopBits::Two
+    } else {
+        StopBits::One
+    };
+    c.timeout = std::time::Duration::from_millis(line.timeout_ms);
+    Ok(c)
+}
+
+/// A Modbus point from the spec (validated).
+#[cfg(feature = "modbus")]
+pub(crate) fn modbus_point(unit: u8, p: &super::spec::ModbusPoint) -> drivers::modbus::Point {
+    use drivers::modbus::{Format, Point, Table, WordOrder};
+    let table = if p.table == "input" {
+        Table::Input
+    } else {
+        Table::Holding
+    };
+    let format = match p.value_type.as_str() {
+        "i16" => Format::I16,
+        "u32" => Format::U32,
+        "i32" => Format::I32,
+        "f32" => Format::F32,
+        _ => Format::U16,
+    };
+    let mut point = Point::new(unit, table, p.address, format);
+    point.word_order = if p.word_order == "little" {
+        WordOrder::Little
+    } else {
+        WordOrder::Big
+    };
+    point.scale = p.scale;
+    point.offset = p.offset;
+    point
+}
+
+#[cfg(feature = "modbus")]
+fn modbus_meter(d: &super::spec::ModbusMeter, hw: &Hardware) -> Result<Handle> {
+    use drivers::modbus::{Client, Meter, MeterConfig};
+    let cfg = serial_config(&d.name, &d.serial, hw)?;
+    let port = crate::serial::open(&cfg)?;
+    let client = Client::new(port, d.serial.baud).with_timeout(cfg.timeout);
+    let meter = Meter::new(
+        client,
+        MeterConfig {
+            volts: modbus_point(d.unit, &d.volts),
+            amps: modbus_point(d.unit, &d.amps),
+            watts: d.watts.as_ref().map(|w| modbus_point(d.unit, w)),
+        },
+    );
+    Ok(Handle::Power(Box::new(meter)))
+}
+
+#[cfg(feature = "serial")]
+fn bitscope(d: &super::spec::BitscopeBmc, hw: &Hardware, out: &mut Vec<Entry>) {
+    use drivers::bitscope::{Bmc, Command, Profile, Reading};
+    use std::sync::{Arc, Mutex};
+    let reading = |c: &Option<super::spec::BmcCommand>| {
+        c.as_ref().map(|c| {
+            let mut r = Reading::new(c.send.clone());
+            r.expect = c.expect.clone();
+            r.field = c.field;
+            r.scale = c.scale;
+            r.offset = c.offset;
+            r
+        })
+    };
+    let command = |c: &super::spec::BmcCommand| Command {
+        send: c.send.clone(),
+        expect: c.expect.clone(),
+    };
+    let opened = serial_config(&d.name, &d.serial, hw).and_then(|cfg| {
+        let port = crate::serial::open(&cfg)?;
+        let profile = Profile {
+            line_ending: match d.line_ending.as_str() {
+                "cr" => "\r",
+                "lf" => "\n",
+                _ => "\r\n",
+            }
+            .to_string(),
+            timeout: cfg.timeout,
+            init: d.init.iter().map(command).collect(),
+            supply_volts: reading(&d.supply_volts),
+            supply_amps: reading(&d.supply_amps),
+            node_amps: reading(&d.node_amps),
+            temperature: reading(&d.temperature),
+            power_state: reading(&d.power_state),
+            power_on: d.power_on.as_ref().map(command),
+            power_off: d.power_off.as_ref().map(command),
+        };
+        let mut bmc = Bmc::new(port, profile, d.node);
+        bmc.init()?;
+        Ok(Arc::new(Mutex::new(bmc)))
+    });
+    let name = d.name.clone();
+    let mut push = |suffix: &str, handle: Result<Handle>| {
+        out.push(Entry {
+            name: if suffix.is_empty() {
+                name.clone()
+            } else {
+                format!("{name}/{suffix}")
+            },
+            driver: "bitscope-bmc",
+            handle,
+        })
+    };
+    match opened {
+        Ok(bmc) => {
+            if d.supply_volts.is_some() || d.supply_amps.is_some() {
+                push("supply", Ok(Handle::Power(Box::new(Arc::clone(&bmc)))));
+            }
+            if d.temperature.is_some() {
+                push(
+                    "temperature",
+                    Ok(Handle::Temperature(Box::new(Arc::clone(&bmc)))),
+                );
+            }
+            if d.power_on.is_some() || d.power_off.is_some() {
+                push("power", Ok(Handle::Switch(Box::new(bmc))));
+            }
+        }
+        Err(e) => push("", Err(e)),
     }
 }

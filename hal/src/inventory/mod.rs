@@ -21,6 +21,9 @@
 mod build;
 pub mod spec;
 
+#[cfg(feature = "modbus")]
+pub(crate) use build::modbus_point;
+
 use std::path::PathBuf;
 
 pub use spec::{Device, Spec};

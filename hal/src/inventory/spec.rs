@@ -652,6 +652,9 @@ pub struct BmcCommand {
     /// Multiplier to the unit.
     #[serde(default = "default_scale")]
     pub scale: f64,
+    /// Added after scaling.
+    #[serde(default)]
+    pub offset: f64,
 }
 
 /// BitScope Cluster Blade BMC (provisional).
@@ -666,15 +669,28 @@ pub struct BitscopeBmc {
     /// Line ending the BMC expects: `cr`, `lf` or `crlf`.
     #[serde(default = "default_eol")]
     pub line_ending: String,
+    /// This node's slot on the blade; `{node}` in a command stands for it
+    /// (onprem's placeholder, not BitScope's syntax).
+    #[serde(default)]
+    pub node: u32,
+    /// Sent once, in order, when the device opens (an unlock sequence).
+    #[serde(default)]
+    pub init: Vec<BmcCommand>,
     /// Supply voltage, V.
     #[serde(default)]
     pub supply_volts: Option<BmcCommand>,
     /// Supply current, A.
     #[serde(default)]
     pub supply_amps: Option<BmcCommand>,
+    /// This node's current, A.
+    #[serde(default)]
+    pub node_amps: Option<BmcCommand>,
     /// Board temperature, °C.
     #[serde(default)]
     pub temperature: Option<BmcCommand>,
+    /// This node's power state (a non-zero number: on).
+    #[serde(default)]
+    pub power_state: Option<BmcCommand>,
     /// Switches this node's power on.
     #[serde(default)]
     pub power_on: Option<BmcCommand>,

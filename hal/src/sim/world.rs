@@ -52,6 +52,17 @@ struct Inner {
     bindings: Vec<Binding>,
     lines: BTreeMap<u8, super::gpio::SimLine>,
     outputs: BTreeMap<u8, super::gpio::SimOutputPin>,
+    serial: BTreeMap<String, SerialDevice>,
+}
+
+/// A serial emulator on a pty, kept alive with the world.
+enum SerialDevice {
+    #[cfg(feature = "modbus")]
+    Meter(super::serial::ModbusMeter),
+    Line(
+        super::serial::LineResponder,
+        BTreeMap<&'static str, (f64, f64)>,
+    ),
 }
 
 /// The simulated world; clones share it.
@@ -88,6 +99,7 @@ impl World {
             bindings: Vec::new(),
             lines: BTreeMap::new(),
             outputs: BTreeMap::new(),
+            serial: BTreeMap::new(),
         };
         for dev in &spec.devices {
             attach(&mut inner, dev)?;
@@ -118,6 +130,15 @@ impl World {
     /// The simulated GPIO output `pin` (BCM), whose level tests read.
     pub fn gpio_output(&self, pin: u8) -> super::gpio::SimOutputPin {
         self.lock().outputs.entry(pin).or_default().clone()
+    }
+
+    /// The pty path of the serial emulator standing in for device `name`.
+    pub fn serial_path(&self, name: &str) -> Option<String> {
+        self.lock().serial.get(name).map(|d| match d {
+            #[cfg(feature = "modbus")]
+            SerialDevice::Meter(m) => m.path().to_string(),
+            SerialDevice::Line(l, _) => l.path().to_string(),
+        })
     }
 
     /// The world's directory.
@@ -156,11 +177,39 @@ impl World {
             model,
             buses,
             bindings,
+            serial,
             ..
         } = &mut *g;
         let st = model.state().clone();
         let amps = model.board_amps();
         let volts = model.params().supply_volts;
+        // Serial meters see the whole node from the wall socket: board and
+        // GPU at 230 V; the blade BMC its 12 V supply.
+        let node_watts = st.board_watts + st.gpu_watts;
+        for dev in serial.values() {
+            match dev {
+                #[cfg(feature = "modbus")]
+                SerialDevice::Meter(m) => {
+                    m.set_volts(230.0);
+                    m.set_amps(node_watts / 230.0);
+                    m.set_watts(node_watts);
+                }
+                SerialDevice::Line(l, scales) => {
+                    for (name, v) in [
+                        ("supply_volts", 12.0),
+                        ("supply_amps", node_watts / 12.0),
+                        ("node_amps", amps),
+                        ("temperature", st.board_celsius),
+                    ] {
+                        // What the BMC would send, before the profile's
+                        // scale and offset.
+                        if let Some((scale, offset)) = scales.get(name) {
+                            l.set_value(name, (v - offset) / scale);
+                        }
+                    }
+                }
+            }
+        }
         for b in bindings.iter() {
             match *b {
                 Binding::Lm75 { bus, addr } => {
@@ -269,6 +318,72 @@ fn fan_duty(g: &Inner) -> Option<f64> {
 
 fn attach(inner: &mut Inner, dev: &Device) -> Result<()> {
     let ambient = inner.model.params().ambient_celsius;
+    match dev {
+        #[cfg(feature = "modbus")]
+        Device::ModbusMeter(d) => {
+            use super::serial::{ModbusMeter, Quantity};
+            let m = ModbusMeter::spawn(d.unit)?;
+            let mut points = vec![(Quantity::Volts, &d.volts), (Quantity::Amps, &d.amps)];
+            if let Some(w) = &d.watts {
+                points.push((Quantity::Watts, w));
+            }
+            for (q, p) in points {
+                let pt = crate::inventory::modbus_point(d.unit, p);
+                m.map(q, pt.table, pt.address, pt.format, pt.word_order, pt.scale);
+            }
+            inner.serial.insert(d.name.clone(), SerialDevice::Meter(m));
+            return Ok(());
+        }
+        Device::BitscopeBmc(d) => {
+            let l = super::serial::LineResponder::spawn()?;
+            let mut scales = BTreeMap::new();
+            let node = d.node.to_string();
+            let sub = |s: &str| s.replace("{node}", &node);
+            for (name, cmd) in [
+                ("supply_volts", &d.supply_volts),
+                ("supply_amps", &d.supply_amps),
+                ("node_amps", &d.node_amps),
+                ("temperature", &d.temperature),
+                ("power_state", &d.power_state),
+            ] {
+                if let Some(c) = cmd {
+                    // The reply carries the value as number `field`,
+                    // after the expected prefix, in the value's unit
+                    // before scaling.
+                    let mut reply = c.expect.clone().unwrap_or_default();
+                    for _ in 0..c.field {
+                        reply.push_str("0 ");
+                    }
+                    reply.push_str(&format!("{{{name}}}"));
+                    l.answer(&sub(&c.send), &reply);
+                    if c.scale != 0.0 {
+                        scales.insert(name, (c.scale, c.offset));
+                    }
+                }
+            }
+            l.set_value("power_state", 1.0);
+            // A command without `expect` awaits no reply: answer only those
+            // that wait for one.
+            for (cmd, v) in [(&d.power_on, 1.0), (&d.power_off, 0.0)] {
+                if let Some(c) = cmd {
+                    l.act(&sub(&c.send), "power_state", v);
+                    if let Some(e) = &c.expect {
+                        l.answer(&sub(&c.send), e);
+                    }
+                }
+            }
+            for c in &d.init {
+                if let Some(e) = &c.expect {
+                    l.answer(&sub(&c.send), e);
+                }
+            }
+            inner
+                .serial
+                .insert(d.name.clone(), SerialDevice::Line(l, scales));
+            return Ok(());
+        }
+        _ => {}
+    }
     let Some((bus_n, addr)) = dev.i2c() else {
         return Ok(());
     };
