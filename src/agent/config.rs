@@ -37,6 +37,51 @@ pub struct File {
     pub collectors: exporter::Settings,
     /// Logging.
     pub log: Log,
+    /// The node's hardware: where the device inventory comes from.
+    pub hardware: HardwareFile,
+}
+
+/// The `hardware:` section: which devices the agent reads (and, with the
+/// reconcile loops, controls). Without a profile or spec the agent has no
+/// devices and serves the node collectors only.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HardwareFile {
+    /// `real` (the node's buses) or `sim` (the simulated world built from
+    /// the same spec) (`--hardware`).
+    pub source: String,
+    /// A built-in profile name (`onprem hw profiles`) or a YAML file
+    /// (`--hardware.profile`).
+    pub profile: Option<String>,
+    /// The hardware spec inline, instead of a profile.
+    pub spec: Option<onprem_hal::inventory::Spec>,
+    /// Seconds between reads of every device.
+    pub poll_interval: f64,
+}
+
+/// Default seconds between device reads.
+pub const DEFAULT_POLL_INTERVAL: f64 = 5.0;
+
+impl Default for HardwareFile {
+    fn default() -> Self {
+        HardwareFile {
+            source: "real".to_owned(),
+            profile: None,
+            spec: None,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+        }
+    }
+}
+
+/// The hardware part of a validated [`Config`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hardware {
+    /// The spec.
+    pub spec: onprem_hal::inventory::Spec,
+    /// Simulated.
+    pub sim: bool,
+    /// Period of device reads.
+    pub poll_interval: std::time::Duration,
 }
 
 /// The `web:` section.
@@ -120,6 +165,8 @@ pub struct Config {
     pub collectors: exporter::Settings,
     /// Log level.
     pub log_level: tracing::Level,
+    /// The device inventory, if the node has one configured.
+    pub hardware: Option<Hardware>,
 }
 
 /// Why a configuration was refused.
@@ -231,6 +278,8 @@ const FLAG_NAMES: &[(&str, &str)] = &[
     ),
     ("collectors.vmstat.fields", "--collector.vmstat.fields"),
     ("web.listen_address", "--web.listen-address"),
+    ("hardware.source", "--hardware"),
+    ("hardware.profile", "--hardware.profile"),
     ("log.level", "--log.level"),
 ];
 
@@ -344,6 +393,18 @@ impl Flags {
             &self.log_level,
             &mut file.log.level,
             "log.level",
+            &mut by_flag,
+        );
+        set(
+            &self.hardware,
+            &mut file.hardware.source,
+            "hardware.source",
+            &mut by_flag,
+        );
+        set_opt(
+            &self.hardware_profile,
+            &mut file.hardware.profile,
+            "hardware.profile",
             &mut by_flag,
         );
         let c = &mut file.collectors;
@@ -471,6 +532,7 @@ impl Flags {
         if let Err(mut e) = exporter::Exporter::new(&file.collectors, &paths, true) {
             errors.append(&mut e);
         }
+        let hardware = hardware(&file.hardware, &mut errors);
         for e in &mut errors {
             if let Some((_, flag)) = FLAG_NAMES
                 .iter()
@@ -488,10 +550,68 @@ impl Flags {
                 paths,
                 collectors: file.collectors.clone(),
                 log_level,
+                hardware,
             }),
             _ => Err(Error::Invalid(FieldErrors(errors))),
         }
     }
+}
+
+/// Validates the `hardware:` section: the source, the profile or inline
+/// spec (every problem of the spec, under `hardware.spec.…`), the period.
+fn hardware(h: &HardwareFile, errors: &mut Vec<FieldError>) -> Option<Hardware> {
+    let sim = match h.source.as_str() {
+        "real" => false,
+        "sim" => true,
+        other => {
+            errors.push(FieldError::new(
+                "hardware.source",
+                format!("{other:?} is not real or sim"),
+            ));
+            false
+        }
+    };
+    if !(h.poll_interval.is_finite() && h.poll_interval >= 0.1) {
+        errors.push(FieldError::new(
+            "hardware.poll_interval",
+            format!("{} is not a period of at least 0.1 s", h.poll_interval),
+        ));
+    }
+    let spec = match (&h.profile, &h.spec) {
+        (Some(_), Some(_)) => {
+            errors.push(FieldError::new(
+                "hardware",
+                "give either profile or spec, not both",
+            ));
+            return None;
+        }
+        (Some(p), None) => match crate::hw::load_profile(p) {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(FieldError::new("hardware.profile", format!("{e:#}")));
+                return None;
+            }
+        },
+        (None, Some(s)) => {
+            let problems = onprem_hal::inventory::validate(s);
+            if !problems.is_empty() {
+                for p in problems {
+                    errors.push(FieldError::new(
+                        format!("hardware.spec.{}", p.path),
+                        p.message,
+                    ));
+                }
+                return None;
+            }
+            s.clone()
+        }
+        (None, None) => return None,
+    };
+    Some(Hardware {
+        spec,
+        sim,
+        poll_interval: std::time::Duration::from_secs_f64(h.poll_interval.clamp(0.1, 3600.0)),
+    })
 }
 
 #[cfg(test)]

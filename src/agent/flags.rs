@@ -37,6 +37,14 @@ pub struct Flags {
     /// udev data path.
     #[arg(long = "path.udev.data", value_name = "PATH")]
     pub udev_data: Option<PathBuf>,
+    /// Where devices come from: real (the node's buses) or sim (the
+    /// simulated world built from the same hardware spec).
+    #[arg(long = "hardware", value_name = "real|sim")]
+    pub hardware: Option<String>,
+    /// The hardware profile: a built-in name (`onprem hw profiles`) or a
+    /// YAML file.
+    #[arg(long = "hardware.profile", value_name = "NAME|FILE")]
+    pub hardware_profile: Option<String>,
     /// Only log messages with the given severity or above: error, warn, info, debug, trace.
     #[arg(long = "log.level", value_name = "LEVEL")]
     pub log_level: Option<String>,

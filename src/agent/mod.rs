@@ -34,7 +34,10 @@ pub mod notify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use onprem_hal::inventory::Hardware;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -43,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 use crate::exporter::encode::Format;
 use crate::exporter::http::{self, Shared};
 use crate::exporter::{Exporter, error_chain};
+use crate::hw::poller::Hub;
 pub use config::Config;
 pub use flags::Flags;
 
@@ -65,6 +69,11 @@ pub enum Error {
     /// The HTTP server failed.
     #[error("serving HTTP")]
     Serve(#[source] std::io::Error),
+    /// The device inventory could not be set up (the simulated world's
+    /// directory, the poller thread). A device that merely fails to open is
+    /// not this: it is reported and retried.
+    #[error("setting up devices: {0}")]
+    Devices(String),
 }
 
 /// An agent whose listener is bound and whose first collection has run.
@@ -75,6 +84,57 @@ pub struct Agent {
     config: Config,
     listener: TcpListener,
     shared: Arc<Shared>,
+    devices: Option<Devices>,
+}
+
+/// The node's device hub, its poller's stop flag, and the simulated world
+/// it may run on (kept alive with the agent).
+struct Devices {
+    hub: Hub,
+    stop: Arc<AtomicBool>,
+    _world: Option<crate::hw::SimWorld>,
+}
+
+impl Drop for Devices {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Opens the inventory (on a blocking thread: buses can be slow) and
+/// starts its poller.
+async fn open_devices(hw: &config::Hardware) -> Result<Devices, Error> {
+    let hw = hw.clone();
+    let opened = tokio::task::spawn_blocking(move || -> anyhow::Result<Devices> {
+        let (hardware, world) = if hw.sim {
+            let w = crate::hw::SimWorld::new(&hw.spec)?;
+            (Hardware::Sim(w.world.clone()), Some(w))
+        } else {
+            (Hardware::real(), None)
+        };
+        let hub = Hub::new(hw.spec.clone(), hardware);
+        let stop = Arc::new(AtomicBool::new(false));
+        hub.spawn(hw.poll_interval, Arc::clone(&stop));
+        Ok(Devices {
+            hub,
+            stop,
+            _world: world,
+        })
+    })
+    .await
+    .map_err(|e| Error::Devices(e.to_string()))?;
+    let devices = opened.map_err(|e| Error::Devices(format!("{e:#}")))?;
+    for d in devices.hub.readings().devices {
+        match &d.error {
+            Some(e) => {
+                tracing::warn!(device = %d.name, driver = d.driver, error = %e, "device not readable; retrying each period")
+            }
+            None => {
+                tracing::info!(device = %d.name, driver = d.driver, kind = d.kind, "device ready")
+            }
+        }
+    }
+    Ok(devices)
 }
 
 impl Agent {
@@ -88,7 +148,11 @@ impl Agent {
     /// Like [`bind`](Self::bind) with an already loaded configuration;
     /// SIGHUP re-reads it through `flags` when given.
     pub async fn bind_config(flags: Option<Flags>, config: Config) -> Result<Agent, Error> {
-        let exporter = build_exporter(&config)?;
+        let devices = match &config.hardware {
+            Some(hw) => Some(open_devices(hw).await?),
+            None => None,
+        };
+        let exporter = build_exporter(&config, devices.as_ref().map(|d| &d.hub))?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| Error::Bind {
@@ -107,6 +171,7 @@ impl Agent {
             config,
             listener,
             shared,
+            devices,
         })
     }
 
@@ -129,7 +194,9 @@ impl Agent {
             config,
             listener,
             shared,
+            devices,
         } = self;
+        let hub = devices.as_ref().map(|d| d.hub.clone());
         tracing::info!(address = %addr, collectors = ?shared.exporter().names(), "listening");
         notify::ready(&status_line(&shared, addr));
 
@@ -139,6 +206,7 @@ impl Agent {
                 flags,
                 config,
                 Arc::clone(&shared),
+                hub,
                 tasks.clone(),
             ));
         }
@@ -166,9 +234,19 @@ pub async fn run(flags: Flags, shutdown: CancellationToken) -> Result<(), Error>
     Agent::bind(flags).await?.run(shutdown).await
 }
 
-fn build_exporter(config: &Config) -> Result<Exporter, Error> {
-    Exporter::new(&config.collectors, &config.paths, config.exporter_metrics)
-        .map_err(|e| Error::Config(config::Error::Invalid(crate::validate::FieldErrors(e))))
+fn build_exporter(config: &Config, hub: Option<&Hub>) -> Result<Exporter, Error> {
+    let mut exporter = Exporter::new(&config.collectors, &config.paths, config.exporter_metrics)
+        .map_err(|e| Error::Config(config::Error::Invalid(crate::validate::FieldErrors(e))))?;
+    let devices_on = config
+        .collectors
+        .enabled()
+        .is_ok_and(|set| set.contains("devices"));
+    if let (Some(hub), true) = (hub, devices_on) {
+        exporter.add(Box::new(crate::exporter::devices::Devices::new(
+            hub.clone(),
+        )));
+    }
+    Ok(exporter)
 }
 
 /// The one-line summary sent as systemd `STATUS=`.
@@ -189,6 +267,7 @@ async fn reload_on_sighup(
     flags: Flags,
     mut current: Config,
     shared: Arc<Shared>,
+    hub: Option<Hub>,
     stop: CancellationToken,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -205,7 +284,7 @@ async fn reload_on_sighup(
             got = hup.recv() => if got.is_none() { return },
         }
         notify::reloading();
-        match reload(&flags, &current, &shared) {
+        match reload(&flags, &current, &shared, hub.as_ref()) {
             Ok(next) => {
                 tracing::info!(collectors = ?shared.exporter().names(), "configuration reloaded");
                 current = next;
@@ -221,9 +300,17 @@ async fn reload_on_sighup(
 
 /// Re-reads the configuration and swaps the collector set. Settings that
 /// need a new socket (the listen address) are reported, not applied.
-pub fn reload(flags: &Flags, current: &Config, shared: &Shared) -> Result<Config, Error> {
+pub fn reload(
+    flags: &Flags,
+    current: &Config,
+    shared: &Shared,
+    hub: Option<&Hub>,
+) -> Result<Config, Error> {
     let next = flags.load()?;
-    let exporter = build_exporter(&next)?;
+    let exporter = build_exporter(&next, hub)?;
+    if next.hardware != current.hardware {
+        tracing::warn!("hardware changes take effect at restart");
+    }
     shared.swap(exporter);
     if next.listen != current.listen {
         tracing::warn!(old = %current.listen, new = %next.listen, "listen address changes take effect at restart");

@@ -36,6 +36,7 @@ pub mod textparse;
 
 pub mod cpu;
 pub mod cpufreq;
+pub mod devices;
 pub mod diskstats;
 pub mod filesystem;
 pub mod hwmon;
@@ -123,6 +124,11 @@ pub const COLLECTORS: &[(&str, bool, &str)] = &[
         "cpufreq",
         true,
         "CPU frequency and governor from sysfs cpufreq",
+    ),
+    (
+        "devices",
+        true,
+        "the hardware inventory's fans, sensors, rails, batteries, GPUs (onprem_*)",
     ),
     ("diskstats", true, "disk I/O from /proc/diskstats"),
     (
@@ -285,6 +291,8 @@ pub fn build(
     Some(match name {
         "cpu" => Box::new(cpu::Cpu::new(p, &s.cpu)),
         "cpufreq" => Box::new(cpufreq::Cpufreq::new(p)),
+        // Needs the agent's device hub: the agent adds it (Exporter::add).
+        "devices" => return None,
         "diskstats" => Box::new(diskstats::Diskstats::new(p, &s.diskstats, errors)?),
         "filesystem" => Box::new(filesystem::Filesystem::new(p, &s.filesystem, errors)?),
         "hwmon" => Box::new(hwmon::Hwmon::new(p, &s.hwmon, errors)?),
@@ -377,6 +385,13 @@ impl Exporter {
         } else {
             Err(errors)
         }
+    }
+
+    /// Adds a collector built outside [`build`] (one that needs the
+    /// agent's state, like `devices`), keeping the list sorted by name.
+    pub fn add(&mut self, c: Box<dyn Collector>) {
+        self.collectors.push(c);
+        self.collectors.sort_by_key(|c| c.name());
     }
 
     /// Names of the enabled collectors.

@@ -14,6 +14,7 @@
 //! To add a profile: a file in `bundles/profiles/`, a line in
 //! [`profiles::BUILTIN`], and it is loaded and probed in sim by the tests.
 
+pub mod poller;
 pub mod profiles;
 
 use std::io::Write;

@@ -158,8 +158,6 @@ impl Hub {
         let start = Instant::now();
         let mut g = self.lock();
         let st = &mut *g;
-        #[cfg(feature = "default")]
-        {}
         if let Hardware::Sim(world) = &st.hw {
             let dt = st.last_step.elapsed();
             st.last_step = Instant::now();
