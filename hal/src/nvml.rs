@@ -345,6 +345,9 @@ impl EventHub {
         lib: Arc<nvml_wrapper::Nvml>,
         indices: Vec<u32>,
     ) -> Result<(Option<Arc<EventHub>>, Registrations)> {
+        if indices.is_empty() {
+            return Ok((None, Vec::new()));
+        }
         let (ready_tx, ready_rx) = mpsc::channel();
         let (req_tx, req_rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -374,9 +377,11 @@ impl EventHub {
     }
 
     fn drain(&self, slot: usize, gpu: u32) -> Result<Vec<GpuEvent>> {
-        let gone = || Error::Protocol {
+        // The thread only ends early by panicking: a bug that a retry
+        // does not fix.
+        let gone = || Error::Gone {
             chip: CHIP,
-            detail: format!("GPU {gpu}: the NVML event thread has ended"),
+            detail: format!("GPU {gpu}: the NVML event thread has ended; restart the agent"),
         };
         let (reply, answer) = mpsc::channel();
         let requests = self.requests.as_ref().ok_or_else(gone)?;
