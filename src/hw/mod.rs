@@ -160,6 +160,11 @@ pub fn probe(spec: &Spec, hw: &Hardware) -> Vec<ProbeLine> {
         .map(|e| {
             let (kind, result) = match &mut e.handle {
                 Ok(h) => (h.kind(), inventory::probe(h).map_err(|err| err.to_string())),
+                // Absent by nature (no NVML on this node): a state, not a
+                // failure.
+                Err(err) if err.kind() == onprem_hal::ErrorKind::Unsupported => {
+                    ("-", Ok(format!("not present: {err}")))
+                }
                 Err(err) => ("-", Err(err.to_string())),
             };
             ProbeLine {

@@ -246,6 +246,8 @@ fn read(e: &mut Entry, buttons: &mut Buttons, xids: &mut Xids) -> (Reading, Opti
     let mut err = None;
     let h = match &mut e.handle {
         Ok(h) => h,
+        // Absent by nature (NVML on a Jetson): not a failure.
+        Err(open) if open.kind() == ErrorKind::Unsupported => return (Reading::Absent, None),
         Err(open) => return (Reading::Absent, Some(open.clone())),
     };
     let r = match h {

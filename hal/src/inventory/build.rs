@@ -70,6 +70,10 @@ pub(super) fn device(dev: &Device, hw: &Hardware, out: &mut Vec<Entry>) {
         Device::BitscopeBmc(d) => {
             return bitscope(d, hw, out);
         }
+        #[cfg(feature = "nvml")]
+        Device::Nvml(d) => {
+            return nvml(d, hw, out);
+        }
         other => Err(Error::Unsupported {
             chip: other.driver(),
             what: "this build's inventory".into(),
@@ -505,5 +509,68 @@ fn bitscope(d: &super::spec::BitscopeBmc, hw: &Hardware, out: &mut Vec<Entry>) {
             }
         }
         Err(e) => push("", Err(e)),
+    }
+}
+
+/// One entry per GPU (`<name>/<index>`); NVML absent is one entry whose
+/// error is "unsupported", a normal state.
+#[cfg(feature = "nvml")]
+fn nvml(d: &super::spec::Nvml, hw: &Hardware, out: &mut Vec<Entry>) {
+    let lib: Result<Option<std::path::PathBuf>> = match hw {
+        Hardware::Real { .. } => Ok(d.library.as_ref().map(std::path::PathBuf::from)),
+        #[cfg(feature = "sim")]
+        Hardware::Sim(world) => world.nvml_library(&d.name).map(Some),
+    };
+    let opened = lib.and_then(|lib| crate::nvml::Nvml::open(lib.as_deref()));
+    let nvml = match opened {
+        Ok(n) => n,
+        Err(e) => {
+            out.push(Entry {
+                name: d.name.clone(),
+                driver: "nvml",
+                handle: Err(e),
+            });
+            return;
+        }
+    };
+    if !nvml.is_present() {
+        out.push(Entry {
+            name: d.name.clone(),
+            driver: "nvml",
+            handle: Err(Error::Unsupported {
+                chip: "nvml",
+                what: format!(
+                    "NVML ({})",
+                    nvml.absent_reason().unwrap_or("library not present")
+                ),
+            }),
+        });
+        return;
+    }
+    match nvml.gpus() {
+        Ok(e) => {
+            let mut all: Vec<(u32, Result<Handle>)> = e
+                .gpus
+                .into_iter()
+                .map(|g| {
+                    use crate::devices::Gpu as _;
+                    (g.identity().index, Ok(Handle::Gpu(Box::new(g))))
+                })
+                .collect();
+            all.extend(e.failed.into_iter().map(|(i, err)| (i, Err(err))));
+            all.sort_by_key(|(i, _)| *i);
+            for (i, handle) in all {
+                out.push(Entry {
+                    name: format!("{}/{i}", d.name),
+                    driver: "nvml",
+                    handle,
+                });
+            }
+        }
+        Err(e) => out.push(Entry {
+            name: d.name.clone(),
+            driver: "nvml",
+            handle: Err(e),
+        }),
     }
 }

@@ -61,6 +61,9 @@ pub struct SimSpec {
     /// Discrete GPU power at idle and at full load, W (0, 0: none).
     #[serde(default)]
     pub gpu_watts: [f64; 2],
+    /// Number of discrete GPUs the fake NVML library enumerates.
+    #[serde(default)]
+    pub gpus: u32,
 }
 
 const fn default_seed() -> u64 {
@@ -86,6 +89,7 @@ impl Default for SimSpec {
             battery_wh: 0.0,
             mains_outages: Vec::new(),
             gpu_watts: [0.0, 0.0],
+            gpus: 0,
         }
     }
 }

@@ -352,7 +352,12 @@ impl FakeNvml {
         Ok(index)
     }
 
-    /// The GPU at `index` as configured.
+    /// How many GPUs the library enumerates.
+    pub fn gpu_count(&self) -> u32 {
+        u32::try_from(self.gpus.len()).unwrap_or(u32::MAX)
+    }
+
+    /// GPU `index` as the control file describes it.
     pub fn gpu(&self, index: u32) -> Option<&FakeGpu> {
         self.gpus.get(index as usize)
     }

@@ -53,6 +53,8 @@ struct Inner {
     lines: BTreeMap<u8, super::gpio::SimLine>,
     outputs: BTreeMap<u8, super::gpio::SimOutputPin>,
     serial: BTreeMap<String, SerialDevice>,
+    #[cfg(feature = "nvml")]
+    nvml: BTreeMap<String, std::result::Result<super::nvml::FakeNvml, Error>>,
 }
 
 /// A serial emulator on a pty, kept alive with the world.
@@ -100,8 +102,17 @@ impl World {
             lines: BTreeMap::new(),
             outputs: BTreeMap::new(),
             serial: BTreeMap::new(),
+            #[cfg(feature = "nvml")]
+            nvml: BTreeMap::new(),
         };
+        inner.model.set_gpu_load(s.load);
         for dev in &spec.devices {
+            #[cfg(feature = "nvml")]
+            if let Device::Nvml(d) = dev {
+                let fake = fake_nvml(&dir.join(format!("nvml-{}", d.name)), spec.sim.gpus);
+                inner.nvml.insert(d.name.clone(), fake);
+                continue;
+            }
             attach(&mut inner, dev)?;
         }
         let world = World {
@@ -141,6 +152,33 @@ impl World {
         })
     }
 
+    /// The fake NVML library standing in for device `name`; the error if
+    /// it could not be installed (not built).
+    #[cfg(feature = "nvml")]
+    pub fn nvml_library(&self, name: &str) -> Result<PathBuf> {
+        match self.lock().nvml.get(name) {
+            Some(Ok(f)) => Ok(f.lib_path().to_path_buf()),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(Error::Unsupported {
+                chip: "sim",
+                what: format!("a fake NVML library for {name}"),
+            }),
+        }
+    }
+
+    /// Runs `f` on the fake NVML library of device `name`.
+    #[cfg(feature = "nvml")]
+    pub fn with_nvml<R>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut super::nvml::FakeNvml) -> R,
+    ) -> Option<R> {
+        match self.lock().nvml.get_mut(name) {
+            Some(Ok(fake)) => Some(f(fake)),
+            _ => None,
+        }
+    }
+
     /// The world's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -165,6 +203,19 @@ impl World {
             if let Some(d) = duty {
                 g.model.set_fan_duty(d);
             }
+            #[cfg(feature = "nvml")]
+            {
+                // A power limit set through NVML caps the model's GPUs.
+                let mut limit = None;
+                for fake in g.nvml.values().flatten() {
+                    if let Ok(Some(mw)) = fake.power_limit_set_mw(0) {
+                        limit = Some(f64::from(mw) / 1000.0);
+                    }
+                }
+                if let Some(w) = limit {
+                    g.model.set_gpu_limit(w);
+                }
+            }
             g.model.step(dt);
         }
         self.sync();
@@ -173,6 +224,26 @@ impl World {
     /// Writes the model's state into every emulator.
     fn sync(&self) {
         let mut g = self.lock();
+        #[cfg(feature = "nvml")]
+        {
+            let st = g.model.state().clone();
+            let noise = g.model.noisy(0.0);
+            for fake in g.nvml.values_mut().flatten() {
+                let n = fake.gpu_count();
+                for i in 0..n {
+                    // Each GPU a little apart, so they are told apart.
+                    let t = st.gpu_celsius + f64::from(i) * 1.5 + noise;
+                    let _ = fake.update(i, |gpu| {
+                        gpu.temperature_celsius = Some(t.max(0.0).round() as u32);
+                        gpu.power_mw = Some((st.gpu_watts * 1000.0) as u32);
+                        gpu.energy_mj =
+                            Some((st.energy_joules * 1000.0 / f64::from(n.max(1))) as u64);
+                        let util = (st.gpu_load * 100.0).round() as u32;
+                        gpu.utilization = Some((util, util / 2));
+                    });
+                }
+            }
+        }
         let Inner {
             model,
             buses,
@@ -507,4 +578,17 @@ fn attach(inner: &mut Inner, dev: &Device) -> Result<()> {
     };
     inner.bindings.push(binding);
     Ok(())
+}
+
+/// Installs the fake NVML library with `gpus` data-centre GPUs.
+#[cfg(feature = "nvml")]
+fn fake_nvml(dir: &Path, gpus: u32) -> std::result::Result<super::nvml::FakeNvml, Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
+    let mut fake = super::nvml::FakeNvml::install(dir)?;
+    for i in 0..gpus {
+        let mut gpu = super::nvml::FakeGpu::datacenter("NVIDIA H100 80GB HBM3");
+        gpu.uuid = Some(format!("GPU-00000000-0000-4000-8000-{:012x}", i + 1));
+        fake.add_gpu(gpu)?;
+    }
+    Ok(fake)
 }
