@@ -2,24 +2,24 @@
 //! GPU thermal zone, nvpmodel.
 //!
 //! NVML is absent on JetPack ≤5 and answers NotSupported for almost
-//! everything on JetPack 6/7 (hardware reference §6.5 [V]/[T]), so every
+//! everything on JetPack 6/7 (hardware reference §6.5 \[V\]/\[T\]), so every
 //! Jetson reading comes from sysfs here, with the sysfs root a parameter.
 //!
 //! ## Fan (§6.1)
 //!
-//! - JetPack 4 (L4T 32: Nano, TX2, Xavier) [V] `[S-JTOP-FAN]`:
+//! - JetPack 4 (L4T 32: Nano, TX2, Xavier) \[V\] `[S-JTOP-FAN]`:
 //!   `/sys/devices/pwm-fan/` (some boards
 //!   `/sys/kernel/debug/tegra_fan/`) with `target_pwm` (0–255, what we
 //!   write), `cur_pwm` (ramps towards it), `rpm_measured`, `pwm_cap`
 //!   and `temp_control` (1 = kernel curve, 0 = manual). [`Jp4Fan`] sets
 //!   `temp_control` to 0 at the first duty and [`Jp4Fan::hand_back`]
-//!   restores it. Percent ↔ PWM as jtop does: pwm = % × 255 / 100,
+//!   (or dropping it) restores it. Percent ↔ PWM as jtop does: pwm = % × 255 / 100,
 //!   capped at `pwm_cap`.
-//! - JetPack 5/6 (Orin, Xavier on L4T 35) [V] `[S-JTOP-FAN]`: hwmon
+//! - JetPack 5/6 (Orin, Xavier on L4T 35) \[V\] `[S-JTOP-FAN]`: hwmon
 //!   `pwmfan` (`pwm1`, `pwm1_enable`) and the RPM in a separate hwmon
 //!   `pwm_tach` (file `rpm`). The reference says to pair them by
 //!   `of_node`; there is no link between the two nodes that we know of
-//!   [U], so [`Jp6Fan`] takes a selector for each, and the default finds
+//!   \[U\], so [`Jp6Fan`] takes a selector for each, and the default finds
 //!   the one `pwmfan` and the one `pwm_tach`.
 //!
 //!   The userspace daemon **nvfancontrol** owns the fan on JetPack 5/6
@@ -35,7 +35,7 @@
 //! (JetPack 5/6: `inK_label`, `inK_input` mV, `currK_input` mA; power =
 //! V × I) or `/sys/bus/i2c/drivers/ina3221x/<bus>-<addr>/iio:device*/`
 //! (JetPack 4: `rail_name_K`, `in_voltageK_input` mV, `in_currentK_input`
-//! mA, `in_powerK_input` mW) [V] `[S-JTOP-PWR]`. [`rails`] lists them by
+//! mA, `in_powerK_input` mW) \[V\] `[S-JTOP-PWR]`. [`rails`] lists them by
 //! label, skipping "NC" (not connected) and the sum channel
 //! (`in7_label` "sum of shunt voltages"); [`Rail`] is a
 //! [`PowerMonitor`].
@@ -44,10 +44,10 @@
 //!
 //! Load per mille in `…/gpu.0/load` (`/sys/devices/gpu.0/load` on JP4,
 //! `/sys/devices/platform/gpu.0/load` on Orin JP6; jtop reads
-//! `<devfreq>/device/load`) [V]/[T]; the devfreq node is the one whose
-//! `device/of_node/name` is one of [`GPU_OF_NAMES`] [V], with
+//! `<devfreq>/device/load`) \[V\]/\[T\]; the devfreq node is the one whose
+//! `device/of_node/name` is one of [`GPU_OF_NAMES`] \[V\], with
 //! `cur_freq`/`min_freq`/`max_freq` in Hz; the GPU's thermal zone is
-//! `GPU-therm` or `gpu-thermal` [T]. [`JetsonGpu`] is a [`Gpu`]: identity
+//! `GPU-therm` or `gpu-thermal` \[T\]. [`JetsonGpu`] is a [`Gpu`]: identity
 //! index 0, uuid = devfreq node name; a power limit is Unsupported (the
 //! power knob on a Jetson is nvpmodel).
 //!
@@ -56,7 +56,7 @@
 //! `nvpmodel -q` prints `NV Power Mode: <NAME>` and the id on the next
 //! line; `nvpmodel -m <id>` switches, and when the change needs a reboot
 //! prints `NVPM WARNING` and asks for `YES` on stdin, and reboots when it
-//! gets it; `NVPM ERROR` means failure [V] `[S-JTOP-NVP]`. [`Nvpmodel`]
+//! gets it; `NVPM ERROR` means failure \[V\] `[S-JTOP-NVP]`. [`Nvpmodel`]
 //! runs a given executable, answers the prompt with `YES` only when the
 //! caller allows a reboot ([`Reboot::Allow`]) and `NO` otherwise, and
 //! reports what happened ([`SetOutcome`]). The parsers are pure functions.
@@ -153,9 +153,18 @@ impl Jp4Fan {
 
     fn cap(&self) -> Result<u8> {
         Ok(match read_optional(&self.dir.join("pwm_cap"))? {
-            Some(t) => crate::sysfs::parse_number::<u64>(&self.dir.join("pwm_cap"), &t)?.min(255) as u8,
+            Some(t) => {
+                crate::sysfs::parse_number::<u64>(&self.dir.join("pwm_cap"), &t)?.min(255) as u8
+            }
             None => 255,
         })
+    }
+}
+
+impl Drop for Jp4Fan {
+    /// Gives the fan back to the kernel curve, best effort.
+    fn drop(&mut self) {
+        let _ = self.hand_back();
     }
 }
 
@@ -174,8 +183,7 @@ impl Fan for Jp4Fan {
     }
 
     fn rpm(&mut self) -> Result<Option<f64>> {
-        Ok(read_optional(&self.dir.join("rpm_measured"))?
-            .and_then(|t| t.parse::<f64>().ok()))
+        Ok(read_optional(&self.dir.join("rpm_measured"))?.and_then(|t| t.parse::<f64>().ok()))
     }
 }
 
@@ -384,10 +392,7 @@ fn iio_dirs(dev: &Path) -> Result<Vec<PathBuf>> {
 pub fn rails(sysfs: &Path) -> Result<Vec<RailInfo>> {
     let mut out = Vec::new();
     for (dev, _) in driver_devices(sysfs, INA3221_DRIVERS[0])? {
-        let mut h = Hwmon::open(
-            sysfs,
-            Selector::driver("ina3221").with_device(dev.clone()),
-        )?;
+        let mut h = Hwmon::open(sysfs, Selector::driver("ina3221").with_device(dev.clone()))?;
         for (k, label) in h.labels("in")? {
             if is_rail_label(&label) {
                 out.push(RailInfo {
@@ -440,7 +445,10 @@ impl Rail {
                 kind: std::io::ErrorKind::NotFound,
                 detail: format!(
                     "no INA3221 rail {name:?} (rails: {})",
-                    all.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+                    all.iter()
+                        .map(|r| r.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             });
         };
@@ -901,7 +909,10 @@ mod tests {
                 name: "MODE_15W".into()
             })
         );
-        assert_eq!(parse_query("NV Power Mode: MAXN\n\n0\n").map(|m| m.id), Some(0));
+        assert_eq!(
+            parse_query("NV Power Mode: MAXN\n\n0\n").map(|m| m.id),
+            Some(0)
+        );
         assert_eq!(parse_query("nothing here\n"), None);
         assert_eq!(parse_query("NV Power Mode: MAXN\nxyz\n"), None);
     }
@@ -923,7 +934,10 @@ mod tests {
     fn can_classify_set_output() {
         assert_eq!(parse_set("", Reboot::Refuse), Ok(SetOutcome::Applied));
         let warn = "NVPM WARNING: Reboot required for changing to this power mode: 2\n";
-        assert_eq!(parse_set(warn, Reboot::Refuse), Ok(SetOutcome::RebootRequired));
+        assert_eq!(
+            parse_set(warn, Reboot::Refuse),
+            Ok(SetOutcome::RebootRequired)
+        );
         assert_eq!(parse_set(warn, Reboot::Allow), Ok(SetOutcome::Rebooting));
         let err = "NVPM ERROR: Invalid power mode ID: 9\n";
         assert!(parse_set(err, Reboot::Allow).unwrap_err().contains("ID: 9"));
@@ -939,7 +953,10 @@ mod tests {
         let c = parse_string_list(b"nvidia,tegra210-gm20b\0nvidia,gm20b\0");
         assert_eq!(c, vec!["nvidia,tegra210-gm20b", "nvidia,gm20b"]);
         assert_eq!(gpu_name(&c, "gpu"), "Jetson GPU (gm20b)");
-        assert_eq!(gpu_name(&["nvidia,ga10b".into()], "gpu"), "Jetson GPU (ga10b)");
+        assert_eq!(
+            gpu_name(&["nvidia,ga10b".into()], "gpu"),
+            "Jetson GPU (ga10b)"
+        );
         assert_eq!(gpu_name(&[], "gv11b"), "Jetson GPU (gv11b)");
     }
 

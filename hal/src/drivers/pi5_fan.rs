@@ -1,7 +1,7 @@
 //! The Raspberry Pi 5 official fan (Active Cooler, case fan), taken over
 //! from the kernel's thermal governor.
 //!
-//! The device (hardware reference §5 [V] `[S-BCM2712DTS]`): DT node
+//! The device (hardware reference §5 \[V\] `[S-BCM2712DTS]`): DT node
 //! `cooling_fan`, driver `pwm-fan`, hwmon name `pwmfan` with `pwm1`
 //! (0–255), `fan1_input` (RPM from an RP1 register) and `pwm1_enable`;
 //! RP1 PWM1 channel 3 (GPIO45), period 41 566 ns, inverted in the device
@@ -14,7 +14,7 @@
 //!
 //! While the governor owns the cooling device, a write to `pwm1` lasts
 //! only until the governor next sets a state (hardware reference §5:
-//! "overridden at the next poll", [T]; exactly when is [U]: mainline
+//! "overridden at the next poll", \[T\]; exactly when is \[U\]: mainline
 //! `step_wise` and `pwm-fan` only act when the state changes). So
 //! [`Pi5Fan::take_over`] takes the zone away from it first, in one of two
 //! ways:

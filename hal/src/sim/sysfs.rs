@@ -34,7 +34,7 @@
 //! model drives (temperatures, load, rails, RPM) and getters for what the
 //! agent writes (PWM values, governor state). [`FakeNvpmodel`] writes a
 //! `#!/bin/sh` `nvpmodel` into the tree that prints the real tool's
-//! output (hardware reference §6.4 [V]) and keeps its mode in a file.
+//! output (hardware reference §6.4 \[V\]) and keeps its mode in a file.
 //!
 //! To extend: a new board is a struct holding a [`Tree`] and the handles
 //! of its devices, built from the generic builders here, with setters and
@@ -303,7 +303,9 @@ impl Tree {
             &self.sysfs().join(format!("class/hwmon/hwmon{index}")),
             &dir,
         )?;
-        Ok(SimHwmon { device_dir: dev_dir })
+        Ok(SimHwmon {
+            device_dir: dev_dir,
+        })
     }
 
     /// Moves an hwmon device to `hwmon<index>`, as a reboot or a driver
@@ -356,7 +358,9 @@ impl Tree {
         put(&dir.join("cur_state"), "0\n")?;
         put(&dir.join("max_state"), &format!("{max_state}\n"))?;
         link(
-            &self.sysfs().join(format!("class/thermal/cooling_device{n}")),
+            &self
+                .sysfs()
+                .join(format!("class/thermal/cooling_device{n}")),
             &dir,
         )?;
         Ok(SimCoolingDevice { dir })
@@ -366,7 +370,10 @@ impl Tree {
     pub fn bind(&self, zone: &SimZone, cdev: &SimCoolingDevice, trip: u32) -> Result<()> {
         let k = crate::sysfs::numbered_entries(&zone.dir, "cdev")?.len();
         link(&zone.dir.join(format!("cdev{k}")), &cdev.dir)?;
-        put(&zone.dir.join(format!("cdev{k}_trip_point")), &format!("{trip}\n"))?;
+        put(
+            &zone.dir.join(format!("cdev{k}_trip_point")),
+            &format!("{trip}\n"),
+        )?;
         put(&zone.dir.join(format!("cdev{k}_weight")), "0\n")
     }
 
@@ -474,10 +481,7 @@ impl Tree {
         )?;
         put(&df.join("governor"), "nvhost_podgov\n")?;
         link(&df.join("device"), &parent)?;
-        link(
-            &self.sysfs().join("class/devfreq").join(devfreq_name),
-            &df,
-        )?;
+        link(&self.sysfs().join("class/devfreq").join(devfreq_name), &df)?;
         Ok(SimGpu {
             load: load_dir.join("load"),
             devfreq: df,
@@ -545,20 +549,23 @@ impl SimHwmon {
     /// The current `hwmonN` directory.
     pub fn dir(&self) -> Result<PathBuf> {
         let entries = crate::sysfs::numbered_entries(&self.device_dir.join("hwmon"), "hwmon")?;
-        entries
-            .into_iter()
-            .next()
-            .map(|(_, p)| p)
-            .ok_or_else(|| io(&self.device_dir.join("hwmon"), std::io::ErrorKind::NotFound.into()))
+        entries.into_iter().next().map(|(_, p)| p).ok_or_else(|| {
+            io(
+                &self.device_dir.join("hwmon"),
+                std::io::ErrorKind::NotFound.into(),
+            )
+        })
     }
 
     /// The `hwmonN` index now.
     pub fn index(&self) -> Result<u32> {
         let entries = crate::sysfs::numbered_entries(&self.device_dir.join("hwmon"), "hwmon")?;
-        entries
-            .first()
-            .map(|(n, _)| *n)
-            .ok_or_else(|| io(&self.device_dir.join("hwmon"), std::io::ErrorKind::NotFound.into()))
+        entries.first().map(|(n, _)| *n).ok_or_else(|| {
+            io(
+                &self.device_dir.join("hwmon"),
+                std::io::ErrorKind::NotFound.into(),
+            )
+        })
     }
 
     /// Writes an attribute.
@@ -620,7 +627,10 @@ impl SimZone {
 
     /// Sets the governors offered.
     pub fn set_available_policies(&self, policies: &str) -> Result<()> {
-        put(&self.dir.join("available_policies"), &format!("{policies}\n"))
+        put(
+            &self.dir.join("available_policies"),
+            &format!("{policies}\n"),
+        )
     }
 
     /// `enabled` / `disabled`.
@@ -779,8 +789,14 @@ impl SimIna3221 {
             }
             InaKind::Iio(dir) => {
                 let mw = (volts * amps * 1000.0).round() as i64;
-                put(&dir.join(format!("in_voltage{i}_input")), &format!("{mv}\n"))?;
-                put(&dir.join(format!("in_current{i}_input")), &format!("{ma}\n"))?;
+                put(
+                    &dir.join(format!("in_voltage{i}_input")),
+                    &format!("{mv}\n"),
+                )?;
+                put(
+                    &dir.join(format!("in_current{i}_input")),
+                    &format!("{ma}\n"),
+                )?;
                 put(&dir.join(format!("in_power{i}_input")), &format!("{mw}\n"))
             }
         }
@@ -976,7 +992,7 @@ pub const PI5_COOLING_LEVELS: [u8; 5] = [0, 75, 125, 175, 250];
 /// The Pi 5 default fan trip points, m°C (states 1–4).
 pub const PI5_TRIPS_MILLICELSIUS: [i64; 4] = [50_000, 60_000, 67_500, 75_000];
 
-/// A Raspberry Pi 5 with the official fan (hardware reference §5 [V]
+/// A Raspberry Pi 5 with the official fan (hardware reference §5 \[V\]
 /// `[S-BCM2712DTS]`): hwmon `pwmfan` on `platform/cooling_fan` (`pwm1`,
 /// `pwm1_enable`, `fan1_input`), cooling device `pwm-fan` (states 0–4)
 /// bound to `cpu-thermal`, `rpi_volt`, and RP1's `pwmchip2` (4 channels)
@@ -1067,7 +1083,10 @@ impl Pi5 {
             return Ok(false);
         }
         let t = self.zone.millicelsius()?;
-        let state = PI5_TRIPS_MILLICELSIUS.iter().filter(|&&trip| t >= trip).count();
+        let state = PI5_TRIPS_MILLICELSIUS
+            .iter()
+            .filter(|&&trip| t >= trip)
+            .count();
         if self.cooling.cur_state()? == state as u64 {
             return Ok(false);
         }
@@ -1078,7 +1097,7 @@ impl Pi5 {
     }
 }
 
-/// A Jetson Nano on JetPack 4 (hardware reference §6 [V]/[T]): fan at
+/// A Jetson Nano on JetPack 4 (hardware reference §6 \[V\]/\[T\]): fan at
 /// `devices/pwm-fan` (`target_pwm`, `cur_pwm`, `rpm_measured`,
 /// `temp_control` 1 = kernel curve), INA3221 on the IIO driver at
 /// `6-0040` (POM_5V_IN, POM_5V_GPU, POM_5V_CPU), `devices/gpu.0/load`,
@@ -1168,7 +1187,7 @@ impl JetsonNano {
     }
 }
 
-/// A Jetson Orin Nano on JetPack 6 (hardware reference §6 [V]/[T]/[U]):
+/// A Jetson Orin Nano on JetPack 6 (hardware reference §6 \[V\]/\[T\]/\[U\]):
 /// hwmon `pwmfan` on `platform/pwm-fan` (`pwm1`, `pwm1_enable`) and
 /// `pwm_tach` on `platform/39c0000.tachometer` (`rpm`), INA3221 on the
 /// hwmon driver at `1-0040` (VDD_IN, VDD_CPU_GPU_CV, VDD_SOC),
@@ -1281,11 +1300,17 @@ mod tests {
     #[test]
     fn can_compute_relative_links() {
         assert_eq!(
-            relative(Path::new("/r/sys/devices/a/b"), Path::new("/r/sys/class/hwmon")),
+            relative(
+                Path::new("/r/sys/devices/a/b"),
+                Path::new("/r/sys/class/hwmon")
+            ),
             PathBuf::from("../../devices/a/b")
         );
         assert_eq!(
-            relative(Path::new("/r/sys/devices/a"), Path::new("/r/sys/devices/a/hwmon/hwmon1")),
+            relative(
+                Path::new("/r/sys/devices/a"),
+                Path::new("/r/sys/devices/a/hwmon/hwmon1")
+            ),
             PathBuf::from("../..")
         );
     }

@@ -13,7 +13,7 @@
 //! Units (kernel `Documentation/hwmon/sysfs-interface`): `pwmN` 0–255,
 //! `fanN_input` RPM, `tempN_input` m°C, `inN_input` mV, `currN_input` mA,
 //! `powerN_input` µW. `inN_label` names a channel; the Jetson device trees
-//! label unconnected INA3221 channels "NC" (hardware reference §6.2 [V]).
+//! label unconnected INA3221 channels "NC" (hardware reference §6.2 \[V\]).
 //!
 //! `pwmN_enable`: 1 is manual control for most hwmon fan drivers; other
 //! values hand the fan to the chip's or the kernel's automatic mode. The
@@ -435,7 +435,10 @@ impl HwmonFan {
         let v = self.hwmon.read_i64(&attr)?;
         u8::try_from(v).map_err(|_| Error::Invalid {
             chip: "hwmon",
-            detail: format!("{}: {v} is outside 0–255", self.hwmon.attr_path(&attr).display()),
+            detail: format!(
+                "{}: {v} is outside 0–255",
+                self.hwmon.attr_path(&attr).display()
+            ),
         })
     }
 

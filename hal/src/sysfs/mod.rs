@@ -236,7 +236,12 @@ mod tests {
     #[test]
     fn returns_transient_when_sensor_has_no_data_or_is_busy() {
         let p = Path::new("/sys/class/hwmon/hwmon1/in1_input");
-        for errno in [61 /* ENODATA */, 11 /* EAGAIN */, 16 /* EBUSY */, 5 /* EIO */] {
+        for errno in [
+            61, /* ENODATA */
+            11, /* EAGAIN */
+            16, /* EBUSY */
+            5,  /* EIO */
+        ] {
             let e = io_error(p, &io::Error::from_raw_os_error(errno));
             assert_eq!(e.kind(), ErrorKind::Transient, "errno {errno}");
             assert!(e.to_string().contains("in1_input"), "{e}");
@@ -268,8 +273,14 @@ mod tests {
             relative_to_root("/sys/bus/i2c/devices/1-0040"),
             "bus/i2c/devices/1-0040"
         );
-        assert_eq!(relative_to_root("platform/cooling_fan"), "platform/cooling_fan");
-        assert_eq!(relative_to_root("/devices/platform/x"), "devices/platform/x");
+        assert_eq!(
+            relative_to_root("platform/cooling_fan"),
+            "platform/cooling_fan"
+        );
+        assert_eq!(
+            relative_to_root("/devices/platform/x"),
+            "devices/platform/x"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! current `duty_cycle` (EINVAL), and many drivers refuse a polarity
 //! change while enabled.
 //!
-//! Raspberry Pi hardware PWM (hardware reference §5 [V] `[S-RPPAL]`): Pi
+//! Raspberry Pi hardware PWM (hardware reference §5 \[V\] `[S-RPPAL]`): Pi
 //! ≤4 has two channels on `pwmchip0` (PWM0 = GPIO12 or 18, PWM1 = GPIO13
 //! or 19), Pi 5 four on `pwmchip2` (GPIO12, 13, 18, 19), after
 //! `dtoverlay=pwm` or `pwm-2chan`; the kernel may number the chip
@@ -367,8 +367,11 @@ impl SysfsPwmFan {
 impl Fan for SysfsPwmFan {
     fn set_duty(&mut self, percent: f64) -> Result<()> {
         let p = check_duty("pwm", percent)?;
-        self.channel
-            .set_duty_cycle_ns(percent_to_duty_ns(p, self.config.period_ns, self.config.invert))
+        self.channel.set_duty_cycle_ns(percent_to_duty_ns(
+            p,
+            self.config.period_ns,
+            self.config.invert,
+        ))
     }
 
     fn duty(&mut self) -> Result<f64> {
@@ -445,7 +448,12 @@ mod rppal_fan {
 
         /// Channel `index` of `pwmchip<chip>`, for kernels that number the
         /// chip differently.
-        pub fn with_pwmchip(chip: u8, index: u8, frequency_hz: f64, invert: bool) -> Result<RppalFan> {
+        pub fn with_pwmchip(
+            chip: u8,
+            index: u8,
+            frequency_hz: f64,
+            invert: bool,
+        ) -> Result<RppalFan> {
             let what = format!("/sys/class/pwm/pwmchip{chip}/pwm{index}");
             let pwm = Pwm::with_pwmchip(chip, index).map_err(|e| map_error(&what, e))?;
             Self::start(pwm, what, frequency_hz, invert)

@@ -12,8 +12,8 @@
 //! [`Zone`] finds itself again when its directory vanishes.
 //!
 //! Facts: Pi CPU temperature from `thermal_zone0/temp` in m°C (hardware
-//! reference §5 [V]); Jetson GPU zones `GPU-therm` / `gpu-thermal`
-//! (§6.3 [T]).
+//! reference §5 \[V\]); Jetson GPU zones `GPU-therm` / `gpu-thermal`
+//! (§6.3 \[T\]).
 //!
 //! To extend: another zone attribute is a method on [`Zone`] built on the
 //! helpers in [`super`].
@@ -50,10 +50,7 @@ fn find_typed(sysfs: &Path, prefix: &str, kind: &str) -> Result<PathBuf> {
         0 => Err(Error::Io {
             path: dir.display().to_string(),
             kind: std::io::ErrorKind::NotFound,
-            detail: format!(
-                "no {prefix} of type {kind:?} (types: {})",
-                seen.join(", ")
-            ),
+            detail: format!("no {prefix} of type {kind:?} (types: {})", seen.join(", ")),
         }),
         n => Err(Error::Invalid {
             chip: "thermal",
@@ -167,7 +164,10 @@ impl Zone {
             if d.exists() {
                 numbered_entries(d, "cdev")
             } else {
-                Err(Error::io(d, &std::io::Error::from(std::io::ErrorKind::NotFound)))
+                Err(Error::io(
+                    d,
+                    &std::io::Error::from(std::io::ErrorKind::NotFound),
+                ))
             }
         })?;
         let mut out = Vec::new();
