@@ -126,11 +126,6 @@ pub fn write_value(path: &Path, value: impl Display) -> Result<()> {
     write_str(path, &value.to_string())
 }
 
-/// Whether an attribute or directory exists.
-pub fn exists(path: &Path) -> bool {
-    path.exists()
-}
-
 /// The canonical path of `path`, symlinks resolved.
 pub fn canonical(path: &Path) -> Result<PathBuf> {
     fs::canonicalize(path).map_err(|e| io_error(path, &e))
