@@ -61,7 +61,49 @@ pub(super) fn device(dev: &Device, hw: &Hardware, out: &mut Vec<Entry>) {
         }
         return;
     }
+    let sysfs = match hw {
+        Hardware::Real { sysfs } => sysfs.clone(),
+        #[cfg(feature = "sim")]
+        Hardware::Sim(world) => world.sysfs(),
+    };
     let handle = match dev {
+        Device::ThermalZone(d) => crate::sysfs::thermal::Zone::open(&sysfs, &d.zone_type)
+            .map(|z| Handle::Temperature(Box::new(z))),
+        Device::Pi5Fan(_) => {
+            drivers::pi5_fan::Pi5Fan::open(&sysfs).map(|f| Handle::Fan(Box::new(f)))
+        }
+        Device::HwmonFan(d) => crate::sysfs::hwmon::Hwmon::open(&sysfs, selector(d))
+            .and_then(|h| crate::sysfs::hwmon::HwmonFan::new(h, d.index))
+            .map(|f| Handle::Fan(Box::new(f))),
+        Device::HwmonTemperature(d) => {
+            crate::sysfs::hwmon::Hwmon::open(&sysfs, selector(d)).map(|h| {
+                Handle::Temperature(Box::new(crate::sysfs::hwmon::HwmonTemp::new(h, d.index)))
+            })
+        }
+        Device::HwmonRail(d) => crate::sysfs::hwmon::Hwmon::open(&sysfs, selector(d))
+            .map(|h| Handle::Power(Box::new(crate::sysfs::hwmon::HwmonRail::new(h, d.index)))),
+        Device::SysfsPwmFan(d) => sysfs_pwm_fan(&sysfs, d.chip, d.channel, d.period_ns, d.inverted),
+        Device::RpiPwmFan(d) => match hw {
+            Hardware::Real { .. } => rpi_pwm_fan(d),
+            // rppal drives the same sysfs PWM class; in simulation the
+            // channel is a simulated pwmchip (Pi 5 numbering: pwmchip2).
+            #[cfg(feature = "sim")]
+            Hardware::Sim(_) => sysfs_pwm_fan(
+                &sysfs,
+                2,
+                u32::from(d.channel),
+                (1e9 / d.frequency_hz) as u64,
+                d.inverted,
+            ),
+        },
+        Device::JetsonFan(_) => {
+            crate::jetson::JetsonFan::open(&sysfs).map(|f| Handle::Fan(Box::new(f)))
+        }
+        Device::JetsonRails(_) => {
+            return jetson_rails(&name, &sysfs, out);
+        }
+        Device::JetsonGpu(d) => crate::jetson::JetsonGpu::open(&sysfs, d.power_rail.as_deref())
+            .map(|g| Handle::Gpu(Box::new(g))),
         Device::ArgonButton(d) => button(d.pin, hw),
         Device::GpioRelay(d) => relay(d, hw),
         #[cfg(feature = "modbus")]
@@ -570,6 +612,98 @@ fn nvml(d: &super::spec::Nvml, hw: &Hardware, out: &mut Vec<Entry>) {
         Err(e) => out.push(Entry {
             name: d.name.clone(),
             driver: "nvml",
+            handle: Err(e),
+        }),
+    }
+}
+
+fn selector(d: &super::spec::Hwmon) -> crate::sysfs::hwmon::Selector {
+    let mut s = crate::sysfs::hwmon::Selector::default();
+    if let Some(n) = &d.chip {
+        s = s.with_name(n.clone());
+    }
+    if let Some(p) = &d.device {
+        s = s.with_device(p.clone());
+    }
+    if let Some(k) = &d.kernel_driver {
+        s = s.with_driver(k.clone());
+    }
+    s
+}
+
+fn sysfs_pwm_fan(
+    sysfs: &std::path::Path,
+    chip: u32,
+    channel: u32,
+    period_ns: u64,
+    inverted: bool,
+) -> Result<Handle> {
+    use crate::sysfs::pwm::{FanConfig, PwmChip, SysfsPwmFan};
+    let chip = PwmChip::open(sysfs, chip)?;
+    let ch = match chip.channel(channel) {
+        Ok(c) => c,
+        Err(_) => chip.export(channel, std::time::Duration::from_secs(1))?,
+    };
+    let fan = SysfsPwmFan::new(
+        ch,
+        FanConfig {
+            period_ns,
+            polarity: None,
+            invert: inverted,
+        },
+    )?;
+    Ok(Handle::Fan(Box::new(fan)))
+}
+
+#[cfg(feature = "rppal")]
+fn rpi_pwm_fan(d: &super::spec::RpiPwm) -> Result<Handle> {
+    use rppal::pwm::Channel;
+    let channel = match d.channel {
+        0 => Channel::Pwm0,
+        1 => Channel::Pwm1,
+        2 => Channel::Pwm2,
+        _ => Channel::Pwm3,
+    };
+    let fan = crate::sysfs::pwm::RppalFan::new(channel, d.frequency_hz, d.inverted)?;
+    Ok(Handle::Fan(Box::new(fan)))
+}
+
+#[cfg(not(feature = "rppal"))]
+fn rpi_pwm_fan(d: &super::spec::RpiPwm) -> Result<Handle> {
+    Err(Error::Unsupported {
+        chip: "rpi-pwm-fan",
+        what: format!(
+            "hardware PWM channel {} (built without the rppal feature)",
+            d.channel
+        ),
+    })
+}
+
+/// One entry per INA3221 rail the Jetson has (`<name>/<RAIL>`).
+fn jetson_rails(name: &str, sysfs: &std::path::Path, out: &mut Vec<Entry>) {
+    let rails = crate::jetson::rails(sysfs);
+    match rails {
+        Ok(list) if !list.is_empty() => {
+            for r in list {
+                out.push(Entry {
+                    name: format!("{name}/{}", r.name),
+                    driver: "jetson-rails",
+                    handle: crate::jetson::Rail::open(sysfs, &r.name)
+                        .map(|rail| Handle::Power(Box::new(rail))),
+                });
+            }
+        }
+        Ok(_) => out.push(Entry {
+            name: name.to_string(),
+            driver: "jetson-rails",
+            handle: Err(Error::Unsupported {
+                chip: "jetson-rails",
+                what: "INA3221 rails (none found: Jetson Nano 2GB has none)".into(),
+            }),
+        }),
+        Err(e) => out.push(Entry {
+            name: name.to_string(),
+            driver: "jetson-rails",
             handle: Err(e),
         }),
     }

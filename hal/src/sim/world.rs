@@ -28,6 +28,7 @@ use std::time::Duration;
 use super::SimBus;
 use super::chips;
 use super::model::{Clock, Model, Params};
+use super::sysfs;
 use crate::inventory::spec::{Device, Spec};
 use crate::{Error, Result};
 
@@ -55,6 +56,49 @@ struct Inner {
     serial: BTreeMap<String, SerialDevice>,
     #[cfg(feature = "nvml")]
     nvml: BTreeMap<String, std::result::Result<super::nvml::FakeNvml, Error>>,
+    sysfs: Option<SysWorld>,
+}
+
+/// The generated sysfs tree and the emulated files in it.
+struct SysWorld {
+    board: Board,
+    zones: Vec<(String, sysfs::SimZone)>,
+    hwmons: Vec<(HwmonRole, sysfs::SimHwmon, u32)>,
+    pwms: Vec<(sysfs::SimPwmChip, u32)>,
+}
+
+enum Board {
+    Plain(sysfs::Tree),
+    Pi5(Box<sysfs::Pi5>),
+    Nano(Box<sysfs::JetsonNano>),
+    Orin(Box<sysfs::JetsonOrinNano>),
+}
+
+impl Board {
+    fn tree(&mut self) -> &mut sysfs::Tree {
+        match self {
+            Board::Plain(t) => t,
+            Board::Pi5(b) => &mut b.tree,
+            Board::Nano(b) => &mut b.tree,
+            Board::Orin(b) => &mut b.tree,
+        }
+    }
+
+    fn zones(&self) -> Vec<(&'static str, &sysfs::SimZone)> {
+        match self {
+            Board::Plain(_) => Vec::new(),
+            Board::Pi5(b) => vec![("cpu-thermal", &b.zone)],
+            Board::Nano(b) => vec![("CPU-therm", &b.cpu_zone), ("GPU-therm", &b.gpu_zone)],
+            Board::Orin(b) => vec![("cpu-thermal", &b.cpu_zone), ("gpu-thermal", &b.gpu_zone)],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum HwmonRole {
+    Fan,
+    Temperature,
+    Rail,
 }
 
 /// A serial emulator on a pty, kept alive with the world.
@@ -104,7 +148,9 @@ impl World {
             serial: BTreeMap::new(),
             #[cfg(feature = "nvml")]
             nvml: BTreeMap::new(),
+            sysfs: None,
         };
+        inner.sysfs = sys_world(spec, &dir.join("sysroot"), s.ambient_celsius)?;
         inner.model.set_gpu_load(s.load);
         for dev in &spec.devices {
             #[cfg(feature = "nvml")]
@@ -179,6 +225,16 @@ impl World {
         }
     }
 
+    /// The root of the generated sysfs tree (where the real sysfs code
+    /// reads; empty when the spec has no sysfs devices).
+    pub fn sysfs(&self) -> PathBuf {
+        let mut g = self.lock();
+        match g.sysfs.as_mut() {
+            Some(w) => w.board.tree().sysfs(),
+            None => self.dir.join("sysroot/sys"),
+        }
+    }
+
     /// The world's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -224,6 +280,11 @@ impl World {
     /// Writes the model's state into every emulator.
     fn sync(&self) {
         let mut g = self.lock();
+        let st = g.model.state().clone();
+        let amps = g.model.board_amps();
+        if let Some(sw) = g.sysfs.as_mut() {
+            sys_sync(sw, &st, amps);
+        }
         #[cfg(feature = "nvml")]
         {
             let st = g.model.state().clone();
@@ -353,7 +414,7 @@ fn with<C: super::Chip>(buses: &BTreeMap<u32, SimBus>, bus: u32, addr: u8, f: im
 
 /// The highest duty of the node's fans, percent.
 fn fan_duty(g: &Inner) -> Option<f64> {
-    let mut best: Option<f64> = None;
+    let mut best: Option<f64> = g.sysfs.as_ref().and_then(sys_duty);
     for b in &g.bindings {
         let d = match *b {
             Binding::Emc2101 { bus, addr } => g.buses.get(&bus).and_then(|bus| {
@@ -591,4 +652,231 @@ fn fake_nvml(dir: &Path, gpus: u32) -> std::result::Result<super::nvml::FakeNvml
         fake.add_gpu(gpu)?;
     }
     Ok(fake)
+}
+
+/// Whether a spec needs a sysfs tree.
+fn needs_sysfs(d: &Device) -> bool {
+    matches!(
+        d,
+        Device::ThermalZone(_)
+            | Device::Pi5Fan(_)
+            | Device::HwmonFan(_)
+            | Device::HwmonTemperature(_)
+            | Device::HwmonRail(_)
+            | Device::SysfsPwmFan(_)
+            | Device::RpiPwmFan(_)
+            | Device::JetsonFan(_)
+            | Device::JetsonRails(_)
+            | Device::JetsonGpu(_)
+    )
+}
+
+/// Builds the sysfs tree a spec reads: a whole board where the spec names
+/// one (Pi 5 with its fan, Jetson Nano on JetPack 4, Orin Nano on
+/// JetPack 6), plus a zone, hwmon node or PWM chip per device.
+fn sys_world(spec: &Spec, root: &Path, ambient: f64) -> Result<Option<SysWorld>> {
+    if !spec.devices.iter().any(needs_sysfs) {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(root).map_err(|e| Error::io(root, &e))?;
+    let jetson = spec.devices.iter().any(|d| {
+        matches!(
+            d,
+            Device::JetsonFan(_) | Device::JetsonRails(_) | Device::JetsonGpu(_)
+        )
+    });
+    let board_name = spec.board.as_deref().unwrap_or_default();
+    let board = if jetson {
+        if board_name.contains("orin") || !board_name.contains("nano") {
+            Board::Orin(Box::new(sysfs::JetsonOrinNano::build(root)?))
+        } else {
+            Board::Nano(Box::new(sysfs::JetsonNano::build(root)?))
+        }
+    } else if spec.devices.iter().any(|d| matches!(d, Device::Pi5Fan(_))) {
+        Board::Pi5(Box::new(sysfs::Pi5::build(root)?))
+    } else {
+        Board::Plain(sysfs::Tree::new(root)?)
+    };
+    let mut w = SysWorld {
+        board,
+        zones: Vec::new(),
+        hwmons: Vec::new(),
+        pwms: Vec::new(),
+    };
+    let known: Vec<String> = w.board.zones().iter().map(|(t, _)| t.to_string()).collect();
+    let mut chips: BTreeMap<u32, sysfs::SimPwmChip> = BTreeMap::new();
+    let mut hwmons: BTreeMap<(String, String, String), sysfs::SimHwmon> = BTreeMap::new();
+    for dev in &spec.devices {
+        match dev {
+            Device::ThermalZone(d) if !known.contains(&d.zone_type) => {
+                if !w.zones.iter().any(|(t, _)| *t == d.zone_type) {
+                    let z = w.board.tree().add_zone(&d.zone_type, ambient + 10.0)?;
+                    w.zones.push((d.zone_type.clone(), z));
+                }
+            }
+            Device::HwmonFan(d) | Device::HwmonTemperature(d) | Device::HwmonRail(d) => {
+                let role = match dev {
+                    Device::HwmonFan(_) => HwmonRole::Fan,
+                    Device::HwmonTemperature(_) => HwmonRole::Temperature,
+                    _ => HwmonRole::Rail,
+                };
+                let chip = d.chip.clone().unwrap_or_else(|| "onprem_sim".into());
+                let path = d
+                    .device
+                    .clone()
+                    .unwrap_or_else(|| format!("devices/platform/{}", d.name));
+                let path = path.trim_start_matches("/sys/").to_string();
+                let driver = d.kernel_driver.clone().unwrap_or_default();
+                let key = (chip.clone(), path.clone(), driver.clone());
+                let i = d.index;
+                if !hwmons.contains_key(&key) {
+                    let mut device = sysfs::Device::new(&path);
+                    if !driver.is_empty() {
+                        device = device.driver(&format!("bus/platform/drivers/{driver}"));
+                    }
+                    let h = w
+                        .board
+                        .tree()
+                        .add_hwmon(sysfs::HwmonSpec::new(&chip, device))?;
+                    hwmons.insert(key.clone(), h);
+                }
+                let Some(h) = hwmons.get(&key) else { continue };
+                match role {
+                    HwmonRole::Fan => {
+                        h.set(&format!("pwm{i}"), "0")?;
+                        h.set(&format!("pwm{i}_enable"), "2")?;
+                        h.set(&format!("fan{i}_input"), "0")?;
+                    }
+                    HwmonRole::Temperature => h.set(&format!("temp{i}_input"), "35000")?,
+                    HwmonRole::Rail => {
+                        h.set(&format!("in{i}_input"), "5000")?;
+                        h.set(&format!("curr{i}_input"), "500")?;
+                    }
+                }
+                w.hwmons.push((role, h.clone(), i));
+            }
+            Device::SysfsPwmFan(spec::SysfsPwmSpec { chip, channel, .. }) => {
+                add_pwm(&mut w, &mut chips, *chip, *channel)?;
+            }
+            Device::RpiPwmFan(d) => add_pwm(&mut w, &mut chips, 2, u32::from(d.channel))?,
+            _ => {}
+        }
+    }
+    Ok(Some(w))
+}
+
+mod spec {
+    pub use crate::inventory::spec::SysfsPwm as SysfsPwmSpec;
+}
+
+fn add_pwm(
+    w: &mut SysWorld,
+    chips: &mut BTreeMap<u32, sysfs::SimPwmChip>,
+    chip: u32,
+    channel: u32,
+) -> Result<()> {
+    if !chips.contains_key(&chip) {
+        let c = w.board.tree().add_pwmchip(
+            chip,
+            4.max(channel + 1),
+            &format!("devices/platform/pwm{chip}"),
+        )?;
+        chips.insert(chip, c);
+    }
+    if let Some(c) = chips.get(&chip) {
+        c.precreate(channel)?;
+        w.pwms.push((c.clone(), channel));
+    }
+    Ok(())
+}
+
+/// The highest fan duty found in the sysfs tree, percent.
+fn sys_duty(w: &SysWorld) -> Option<f64> {
+    let mut duties = Vec::new();
+    let pwm255 = |v: i64| v as f64 * 100.0 / 255.0;
+    match &w.board {
+        Board::Pi5(b) => duties.extend(b.pwm1().ok().map(pwm255)),
+        Board::Nano(b) => duties.extend(b.target_pwm().ok().map(pwm255)),
+        Board::Orin(b) => duties.extend(b.pwm1().ok().map(pwm255)),
+        Board::Plain(_) => {}
+    }
+    for (role, h, i) in &w.hwmons {
+        if *role == HwmonRole::Fan {
+            duties.extend(h.get_i64(&format!("pwm{i}")).ok().map(pwm255));
+        }
+    }
+    for (c, ch) in &w.pwms {
+        if let (Ok(d), Ok(p), Ok(true)) = (c.duty_cycle(*ch), c.period(*ch), c.enabled(*ch)) {
+            if p > 0 {
+                duties.push(d as f64 * 100.0 / p as f64);
+            }
+        }
+    }
+    duties.into_iter().reduce(f64::max)
+}
+
+/// Writes the model's state into the sysfs tree.
+fn sys_sync(w: &mut SysWorld, st: &super::model::State, amps: f64) {
+    let cpu = st.cpu_celsius;
+    let rpm = st.fan_rpm.round() as u32;
+    let gpu_load = (st.gpu_load * 1000.0).round() as u32;
+    for (kind, z) in w.board.zones() {
+        let t = if kind.to_ascii_lowercase().contains("gpu") {
+            cpu - 1.5
+        } else {
+            cpu
+        };
+        let _ = z.set_celsius(t);
+    }
+    for (kind, z) in &w.zones {
+        let k = kind.to_ascii_lowercase();
+        let t = if k.contains("gpu") {
+            st.gpu_celsius
+        } else if k.contains("board") || k.contains("ambient") {
+            st.board_celsius
+        } else {
+            cpu
+        };
+        let _ = z.set_celsius(t);
+    }
+    let watts = st.board_watts;
+    match &mut w.board {
+        Board::Plain(_) => {}
+        Board::Pi5(b) => {
+            // The firmware's governor, until the agent takes the fan over.
+            let _ = b.governor_tick();
+            let _ = b.set_fan_rpm(rpm);
+        }
+        Board::Nano(b) => {
+            let _ = b.set_fan_rpm(rpm);
+            let _ = b.ina.set_rail("POM_5V_IN", 5.0, watts / 5.0);
+            let _ = b
+                .ina
+                .set_rail("POM_5V_GPU", 5.0, watts * 0.3 * st.gpu_load / 5.0);
+            let _ = b.ina.set_rail("POM_5V_CPU", 5.0, watts * 0.4 / 5.0);
+            let _ = b.gpu.set_load_permille(gpu_load);
+        }
+        Board::Orin(b) => {
+            let _ = b.set_fan_rpm(rpm);
+            let _ = b.ina.set_rail("VDD_IN", 5.0, watts / 5.0);
+            let _ = b.ina.set_rail("VDD_CPU_GPU_CV", 5.0, watts * 0.5 / 5.0);
+            let _ = b.ina.set_rail("VDD_SOC", 5.0, watts * 0.25 / 5.0);
+            let _ = b.gpu.set_load_permille(gpu_load);
+        }
+    }
+    for (role, h, i) in &w.hwmons {
+        let _ = match role {
+            HwmonRole::Fan => h.set(&format!("fan{i}_input"), &rpm.to_string()),
+            HwmonRole::Temperature => h.set(
+                &format!("temp{i}_input"),
+                &((cpu * 1000.0).round() as i64).to_string(),
+            ),
+            HwmonRole::Rail => h.set(&format!("in{i}_input"), "5000").and_then(|()| {
+                h.set(
+                    &format!("curr{i}_input"),
+                    &((amps * 1000.0).round() as i64).to_string(),
+                )
+            }),
+        };
+    }
 }
