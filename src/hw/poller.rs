@@ -60,7 +60,7 @@ pub enum Reading {
         /// Which.
         id: GpuIdentity,
         /// Telemetry.
-        sample: GpuSample,
+        sample: Box<GpuSample>,
         /// XID events seen.
         xid_total: u64,
         /// The last XID.
@@ -278,7 +278,7 @@ fn read(e: &mut Entry, buttons: &mut Buttons, xids: &mut Xids) -> (Reading, Opti
         }
         Handle::Gpu(g) => {
             let id = g.identity().clone();
-            let sample = keep(g.sample(), &mut err).unwrap_or_default();
+            let sample = Box::new(keep(g.sample(), &mut err).unwrap_or_default());
             let seen = xids.entry(e.name.clone()).or_insert((0, None));
             if let Some(events) = keep(g.events(), &mut err) {
                 for ev in events {

@@ -236,13 +236,13 @@ pub fn validate(spec: &Spec) -> Vec<SpecError> {
             {
                 err(at("pin"), format!("GPIO {pin} does not exist (BCM 0–57)"))
             }
-            Device::HwmonFan(d) | Device::HwmonTemperature(d) | Device::HwmonRail(d) => {
-                if d.chip.is_none() && d.device.is_none() && d.kernel_driver.is_none() {
-                    err(
-                        at("chip"),
-                        "give chip, device or kernel_driver to find the hwmon node (hwmonN numbers change across boots)".into(),
-                    );
-                }
+            Device::HwmonFan(d) | Device::HwmonTemperature(d) | Device::HwmonRail(d)
+                if d.chip.is_none() && d.device.is_none() && d.kernel_driver.is_none() =>
+            {
+                err(
+                    at("chip"),
+                    "give chip, device or kernel_driver to find the hwmon node (hwmonN numbers change across boots)".into(),
+                );
             }
             Device::SysfsPwmFan(d) if d.period_ns == 0 => {
                 err(at("period_ns"), "must be more than 0".into())

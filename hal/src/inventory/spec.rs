@@ -152,10 +152,10 @@ pub enum Device {
     /// NVIDIA GPUs through NVML, each as `<name>/<index>`.
     Nvml(Nvml),
     /// A Modbus RTU power meter or PDU on a serial port.
-    ModbusMeter(ModbusMeter),
+    ModbusMeter(Box<ModbusMeter>),
     /// BitScope Cluster Blade BMC on the Pi's UART (provisional: commands
     /// come from the profile).
-    BitscopeBmc(BitscopeBmc),
+    BitscopeBmc(Box<BitscopeBmc>),
 }
 
 impl Device {

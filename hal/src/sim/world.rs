@@ -708,11 +708,12 @@ fn sys_world(spec: &Spec, root: &Path, ambient: f64) -> Result<Option<SysWorld>>
     let mut hwmons: BTreeMap<(String, String, String), sysfs::SimHwmon> = BTreeMap::new();
     for dev in &spec.devices {
         match dev {
-            Device::ThermalZone(d) if !known.contains(&d.zone_type) => {
-                if !w.zones.iter().any(|(t, _)| *t == d.zone_type) {
-                    let z = w.board.tree().add_zone(&d.zone_type, ambient + 10.0)?;
-                    w.zones.push((d.zone_type.clone(), z));
-                }
+            Device::ThermalZone(d)
+                if !known.contains(&d.zone_type)
+                    && !w.zones.iter().any(|(t, _)| *t == d.zone_type) =>
+            {
+                let z = w.board.tree().add_zone(&d.zone_type, ambient + 10.0)?;
+                w.zones.push((d.zone_type.clone(), z));
             }
             Device::HwmonFan(d) | Device::HwmonTemperature(d) | Device::HwmonRail(d) => {
                 let role = match dev {
@@ -775,18 +776,16 @@ fn add_pwm(
     chip: u32,
     channel: u32,
 ) -> Result<()> {
-    if !chips.contains_key(&chip) {
-        let c = w.board.tree().add_pwmchip(
+    let c = match chips.entry(chip) {
+        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::btree_map::Entry::Vacant(e) => e.insert(w.board.tree().add_pwmchip(
             chip,
             4.max(channel + 1),
             &format!("devices/platform/pwm{chip}"),
-        )?;
-        chips.insert(chip, c);
-    }
-    if let Some(c) = chips.get(&chip) {
-        c.precreate(channel)?;
-        w.pwms.push((c.clone(), channel));
-    }
+        )?),
+    };
+    c.precreate(channel)?;
+    w.pwms.push((c.clone(), channel));
     Ok(())
 }
 
