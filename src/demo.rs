@@ -1,8 +1,11 @@
 //! `onprem demo`: the whole system on one machine, with no hardware.
 //!
 //! Today it starts an agent on loopback with the real collectors of this
-//! machine, prints its URL and a live summary (families, samples, scrape
-//! time) until Ctrl-C. Later it grows a control plane and simulated nodes.
+//! machine and a simulated node's hardware (`--profile`, every chip
+//! emulated and driven by the physical model, read by the real drivers),
+//! prints its URL and a live summary (families, samples, scrape time,
+//! devices up, temperatures) until Ctrl-C. Later it grows a control plane
+//! and more simulated nodes.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -24,6 +27,9 @@ pub struct Options {
     /// Seconds between summary lines.
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
     pub every: f64,
+    /// The hardware profile the demo node simulates (`onprem hw profiles`).
+    #[arg(long, value_name = "NAME", default_value = "pi-sixfab-ups")]
+    pub profile: String,
 }
 
 /// Runs the demo until `shutdown` is cancelled or the duration passes.
@@ -39,10 +45,18 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         // rather than report an error on every scrape.
         file.collectors.disable.push("textfile".to_owned());
     }
+    // The node's devices are simulated: every chip of the profile is
+    // emulated and driven by the physical model, read by the real drivers.
+    file.hardware.source = "sim".to_owned();
+    file.hardware.profile = Some(opts.profile.clone());
+    file.hardware.poll_interval = 1.0;
     let config = flags.apply(&mut file, None)?;
     let agent = agent::Agent::bind_config(None, config).await?;
     let addr = agent.local_addr();
-    println!("onprem demo: agent serving this machine's metrics");
+    println!(
+        "onprem demo: agent serving this machine's metrics and a simulated {} node",
+        opts.profile
+    );
     println!("  metrics:  http://{addr}/metrics");
     println!("  health:   http://{addr}/-/healthy");
     println!("Press Ctrl-C to stop.\n");
@@ -98,9 +112,28 @@ fn summary(client: &mut Client, addr: SocketAddr) -> String {
             } else {
                 format!(", failing: {}", failed.join(" "))
             };
+            let up: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with("onprem_device_up{"))
+                .collect();
+            let devices = format!(
+                "devices {}/{} up",
+                up.iter().filter(|l| l.ends_with(" 1")).count(),
+                up.len()
+            );
+            let temps: Vec<String> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("onprem_temperature_celsius{device=\""))
+                .filter_map(|l| {
+                    let (dev, rest) = l.split_once('"')?;
+                    let v: f64 = rest.rsplit(' ').next()?.parse().ok()?;
+                    Some(format!("{dev} {v:.1} °C"))
+                })
+                .collect();
             format!(
-                "{addr}: {families} families, {samples} samples, {} bytes, scrape {ms:.1} ms{failed}",
-                r.body.len()
+                "{addr}: {families} families, {samples} samples, {} bytes, scrape {ms:.1} ms; {devices}; {}{failed}",
+                r.body.len(),
+                temps.join(", ")
             )
         }
         Ok(r) => format!("{addr}: HTTP {}", r.status),

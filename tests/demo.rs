@@ -46,6 +46,9 @@ fn demo_prints_url_and_live_summary_then_stops() {
             .unwrap();
         assert!(families > 50, "{s}");
         assert!(s.contains("samples") && s.contains("scrape"), "{s}");
+        // The simulated Sixfab node: six devices, all read.
+        assert!(s.contains("devices 6/6 up"), "{s}");
+        assert!(s.contains("ups/temperature"), "{s}");
     }
     assert!(stdout.contains("onprem demo: stopped"));
 }

@@ -132,3 +132,32 @@ fn can_cool_the_node_through_a_real_fan_driver() {
     assert!(hot > cool + 10.0, "{hot} → {cool}");
     assert!(world.with_model(|m| m.state().fan_rpm) > 4000.0);
 }
+
+#[test]
+fn can_see_mains_loss_through_the_real_ups_driver() {
+    let spec = parse(
+        r#"
+sim: { battery_wh: 5.0, load: 1.0, mains_outages: [[10, 1000]] }
+devices:
+  - { driver: sixfab-ups, name: ups }
+"#,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let world = World::new(&spec, dir.path()).unwrap();
+    let mut inv = Inventory::build(&spec, &Hardware::Sim(world.clone()));
+    let Ok(Handle::Battery(b)) = &mut inv.get_mut("ups").unwrap().handle else {
+        panic!("no battery")
+    };
+    assert!(b.on_mains().unwrap());
+    assert_eq!(b.charge_percent().unwrap(), 100.0);
+    world.step(Duration::from_secs(600));
+    assert!(!b.on_mains().unwrap());
+    let level = b.charge_percent().unwrap();
+    // Seven watts for ten minutes out of 5 Wh: a quarter gone.
+    assert!((70.0..=80.0).contains(&level), "{level}");
+    let Ok(Handle::Power(input)) = &mut inv.get_mut("ups/input").unwrap().handle else {
+        panic!("no input rail")
+    };
+    assert_eq!(input.bus_volts().unwrap(), 0.0);
+}

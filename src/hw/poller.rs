@@ -114,14 +114,18 @@ struct State {
     errors: BTreeMap<String, u64>,
     buttons: BTreeMap<String, (u64, u64)>,
     xids: BTreeMap<String, (u64, Option<u64>)>,
-    readings: Readings,
     last_step: Instant,
 }
 
 /// The node's devices and their latest readings; clones share them.
+///
+/// Two locks: the poller holds `state` for a whole pass over the devices
+/// (which can take hundreds of milliseconds on a slow bus), while scrapes
+/// only take `readings` for the instant it takes to clone them.
 #[derive(Clone)]
 pub struct Hub {
     state: Arc<Mutex<State>>,
+    readings: Arc<Mutex<Readings>>,
 }
 
 impl Hub {
@@ -136,9 +140,9 @@ impl Hub {
                 errors: BTreeMap::new(),
                 buttons: BTreeMap::new(),
                 xids: BTreeMap::new(),
-                readings: Readings::default(),
                 last_step: Instant::now(),
             })),
+            readings: Arc::new(Mutex::new(Readings::default())),
         };
         hub.poll();
         hub
@@ -150,7 +154,10 @@ impl Hub {
 
     /// The latest readings.
     pub fn readings(&self) -> Readings {
-        self.lock().readings.clone()
+        self.readings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Reads every device once (and, in simulation, moves the world on).
@@ -201,11 +208,12 @@ impl Hub {
                 reading: r,
             });
         }
-        st.readings = Readings {
+        let fresh = Readings {
             devices,
             at: Some(SystemTime::now()),
             duration: start.elapsed(),
         };
+        *self.readings.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
     }
 
     /// Polls every `every` on a thread of its own until `stop` is set.
@@ -308,4 +316,60 @@ fn read(e: &mut Entry, buttons: &mut Buttons, xids: &mut Xids) -> (Reading, Opti
         }
     };
     (r, err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Spec {
+        serde_yaml_ng::from_str(
+            "devices:\n  - { driver: lm75, name: board, bus: 1 }\n  - { driver: lm75, name: gone, bus: 1, address: 0x4f }\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn can_read_while_a_poll_holds_the_devices() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec();
+        let world = onprem_hal::sim::world::World::new(&s, dir.path()).unwrap();
+        let hub = Hub::new(s, Hardware::Sim(world));
+        // A poll in progress holds the device state (as a slow bus would);
+        // a scrape must still get the last readings at once.
+        let held = hub.lock();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h = hub.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(h.readings());
+        });
+        let r = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("readings() blocked behind a poll");
+        drop(held);
+        assert_eq!(r.devices.len(), 2);
+    }
+
+    #[test]
+    fn can_count_errors_per_device_and_keep_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec();
+        let world = onprem_hal::sim::world::World::new(&s, dir.path()).unwrap();
+        world.i2c(1).detach(0x4f);
+        let hub = Hub::new(s, Hardware::Sim(world));
+        hub.poll();
+        let r = hub.readings();
+        let board = &r.devices[0];
+        assert!(board.up && board.errors_total == 0, "{board:?}");
+        assert!(matches!(board.reading, Reading::Temperature(Some(_))));
+        let gone = &r.devices[1];
+        assert!(!gone.up, "{gone:?}");
+        assert_eq!(gone.errors_total, 2, "one per poll");
+        assert!(
+            gone.error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("acknowledge")
+        );
+    }
 }

@@ -255,6 +255,14 @@ impl World {
         self.clock.advance(dt);
         {
             let mut g = self.lock();
+            // Emulators with their own clocks (the UPS watchdog, its RTC).
+            for b in &g.bindings {
+                if let Binding::Sixfab { bus, addr } = *b {
+                    with(&g.buses, bus, addr, |c: &mut chips::sixfab::Sixfab| {
+                        c.advance(dt)
+                    });
+                }
+            }
             let duty = fan_duty(&g);
             if let Some(d) = duty {
                 g.model.set_fan_duty(d);
