@@ -26,7 +26,9 @@
 //! To add a backend: a type implementing [`I2c`] whose error's `kind()`
 //! follows the fault codes above.
 
-use embedded_hal::i2c::{self, ErrorKind, I2c, NoAcknowledgeSource, Operation};
+#[cfg(any(feature = "linux-i2c", feature = "rppal"))]
+use embedded_hal::i2c::Operation;
+use embedded_hal::i2c::{self, ErrorKind, I2c, NoAcknowledgeSource};
 
 /// How a probe of one address is made, as i2c-tools' `i2cdetect` chooses
 /// it by default.

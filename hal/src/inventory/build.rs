@@ -1,7 +1,9 @@
 //! Building handles from spec entries, generic over the bus so the same
 //! code serves `/dev/i2c-N` and the simulated bus.
 
+#[cfg(any(feature = "linux-i2c", feature = "sim"))]
 use embedded_hal::delay::DelayNs;
+#[cfg(any(feature = "linux-i2c", feature = "sim"))]
 use embedded_hal::i2c::I2c;
 
 use super::spec::Device;
@@ -49,8 +51,19 @@ pub(super) fn device(dev: &Device, hw: &Hardware, out: &mut Vec<Entry>) {
             Hardware::Real { .. } => {
                 // One file handle per part, as several drivers may share a
                 // chip (an EMC2101's fan and its diode).
-                let open = || open_linux(bus);
-                i2c_device(dev, addr, open, &mut Sleep, out);
+                #[cfg(feature = "linux-i2c")]
+                i2c_device(dev, addr, || open_linux(bus), &mut Sleep, out);
+                #[cfg(not(feature = "linux-i2c"))]
+                let _ = addr;
+                #[cfg(not(feature = "linux-i2c"))]
+                out.push(Entry {
+                    name,
+                    driver,
+                    handle: Err(Error::Unsupported {
+                        chip: "i2c",
+                        what: format!("/dev/i2c-{bus} (built without the linux-i2c feature)"),
+                    }),
+                });
             }
             #[cfg(feature = "sim")]
             Hardware::Sim(world) => {
@@ -129,8 +142,10 @@ pub(super) fn device(dev: &Device, hw: &Hardware, out: &mut Vec<Entry>) {
 }
 
 /// A delay that sleeps the thread.
+#[cfg(feature = "linux-i2c")]
 struct Sleep;
 
+#[cfg(feature = "linux-i2c")]
 impl DelayNs for Sleep {
     fn delay_ns(&mut self, ns: u32) {
         std::thread::sleep(std::time::Duration::from_nanos(u64::from(ns)));
@@ -147,12 +162,11 @@ impl DelayNs for NoDelay {
 }
 
 fn button(pin: u8, hw: &Hardware) -> Result<Handle> {
-    use drivers::argon_button::ArgonButton;
     match hw {
         #[cfg(feature = "sim")]
-        Hardware::Sim(world) => Ok(Handle::Button(Box::new(ArgonButton::new(
-            world.gpio_line(pin),
-        )))),
+        Hardware::Sim(world) => Ok(Handle::Button(Box::new(
+            drivers::argon_button::ArgonButton::new(world.gpio_line(pin)),
+        ))),
         Hardware::Real { .. } => real_button(pin),
     }
 }
@@ -174,7 +188,7 @@ fn real_button(pin: u8) -> Result<Handle> {
 }
 
 fn relay(d: &super::spec::GpioRelay, hw: &Hardware) -> Result<Handle> {
-    use crate::gpio::{ActiveLevel, Relay};
+    use crate::gpio::ActiveLevel;
     let level = if d.active_low {
         ActiveLevel::Low
     } else {
@@ -182,7 +196,7 @@ fn relay(d: &super::spec::GpioRelay, hw: &Hardware) -> Result<Handle> {
     };
     match hw {
         #[cfg(feature = "sim")]
-        Hardware::Sim(world) => Ok(Handle::Switch(Box::new(Relay::new(
+        Hardware::Sim(world) => Ok(Handle::Switch(Box::new(crate::gpio::Relay::new(
             world.gpio_output(d.pin),
             level,
         )))),
@@ -212,14 +226,7 @@ fn open_linux(bus: u32) -> Result<crate::i2c::LinuxI2c> {
     crate::i2c::LinuxI2c::open(bus).map_err(Error::from)
 }
 
-#[cfg(not(feature = "linux-i2c"))]
-fn open_linux(bus: u32) -> Result<crate::sim::SimBus> {
-    Err(Error::Unsupported {
-        chip: "i2c",
-        what: format!("/dev/i2c-{bus} (built without the linux-i2c feature)"),
-    })
-}
-
+#[cfg(any(feature = "linux-i2c", feature = "sim"))]
 fn i2c_device<B, F>(
     dev: &Device,
     addr: Option<u8>,
@@ -415,6 +422,8 @@ fn serial_config(
     hw: &Hardware,
 ) -> Result<crate::serial::Config> {
     use crate::serial::{Config, Parity, StopBits};
+    #[cfg(not(feature = "sim"))]
+    let _ = name;
     let path = match hw {
         Hardware::Real { .. } => line.port.clone(),
         #[cfg(feature = "sim")]

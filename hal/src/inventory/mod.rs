@@ -21,7 +21,7 @@
 mod build;
 pub mod spec;
 
-#[cfg(feature = "modbus")]
+#[cfg(all(feature = "modbus", feature = "sim"))]
 pub(crate) use build::modbus_point;
 
 use std::path::PathBuf;
