@@ -129,9 +129,11 @@ pub(super) fn device(dev: &Device, hw: &Hardware, out: &mut Vec<Entry>) {
         Device::Nvml(d) => {
             return nvml(d, hw, out);
         }
+        // Only reached in a build without the driver's feature (nvml,
+        // serial, modbus).
         other => Err(Error::Unsupported {
             chip: other.driver(),
-            what: "this build's inventory".into(),
+            what: "this driver (onprem was built without its feature)".into(),
         }),
     };
     out.push(Entry {
@@ -408,7 +410,7 @@ fn i2c_device<B, F>(
             "",
             Err(Error::Unsupported {
                 chip: other.driver(),
-                what: "this build's inventory".into(),
+                what: "this device on I²C (not an I²C driver)".into(),
             }),
         ),
     }
