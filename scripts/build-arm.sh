@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cross-builds onprem for ARM boards without Docker, with Debian's own Rust
 # 1.85 toolchain (also the MSRV check), then runs the aarch64 binary under
-# qemu: `onprem --version`, and an agent whose /metrics is scraped.
+# qemu: `onprem --version`, and an agent (with a simulated Pi 5's
+# hardware) whose /metrics is scraped.
 #
 #   aarch64-unknown-linux-gnu       Pi 3/4/5 (64-bit OS), Jetson   built, run under qemu
 #   armv7-unknown-linux-gnueabihf   Pi 2/3/4 (32-bit Pi OS)        built, --version under qemu
@@ -116,7 +117,8 @@ fixtures="$PWD/tests/fixtures"
 # qemu itself in the background (not a function), so that $! is its pid.
 qemu-aarch64-static -L "$root64" "$aarch64" agent --config "$fixtures/agent-empty.yaml" --web.listen-address=127.0.0.1:0 \
     --path.procfs="$fixtures/proc" --path.sysfs="$fixtures/sys" --path.rootfs="$fixtures/rootfs" \
-    --collector.textfile.directory="$fixtures/textfile" 2>"$log" &
+    --collector.textfile.directory="$fixtures/textfile" \
+    --hardware=sim --hardware.profile=pi5-fan 2>"$log" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
 addr=""
@@ -131,6 +133,10 @@ body=$(curl -fsS "http://$addr/metrics")
 echo "$body" | grep -q '^node_cpu_seconds_total{cpu="0",mode="user"} 6402.11$'
 echo "$body" | grep -q '^onprem_build_info{arch="aarch64"'
 echo "$body" | grep -q '^node_scrape_collector_success{collector="hwmon"} 1$'
+# The hardware layer built for aarch64: the Pi 5 fan and CPU zone of the
+# simulated world, read through the real sysfs drivers.
+echo "$body" | grep -q '^onprem_device_up{device="fan",driver="pi5-fan",kind="fan"} 1$'
+echo "$body" | grep -q '^onprem_temperature_celsius{device="cpu"} '
 echo "scraped $(echo "$body" | grep -c '^# TYPE') families from the aarch64 agent at $addr"
 kill "$pid"
 wait "$pid" || true
