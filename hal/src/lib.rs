@@ -7,12 +7,19 @@
 //!
 //! Layers, from the bottom:
 //!
-//! - buses: embedded-hal 1.0 [`embedded_hal::i2c::I2c`] (Linux backends,
-//!   or the simulated bus in [`sim`]);
-//! - [`drivers`]: one per chip, generic over its bus;
-//! - [`devices`]: the traits the rest of onprem sees
-//!   ([`devices::TemperatureSensor`], [`devices::PowerMonitor`]);
-//! - [`Error`] with [`Error::kind`]: retry or fail safe.
+//! - buses: embedded-hal 1.0 [`embedded_hal::i2c::I2c`] ([`i2c`]: Linux
+//!   `/dev/i2c-N` with repeated starts, rppal, and a bus scan), [`gpio`]
+//!   (edges with kernel timestamps, relays), [`serial`], [`sysfs`] (hwmon,
+//!   PWM, thermal), NVML ([`nvml`]), Jetson sysfs ([`jetson`]);
+//! - [`drivers`]: one per chip, generic over its bus, which it owns;
+//! - [`devices`]: the traits the rest of onprem sees ([`devices::Fan`],
+//!   [`devices::TemperatureSensor`], [`devices::PowerMonitor`],
+//!   [`devices::Battery`], [`devices::PowerSwitch`],
+//!   [`devices::SignalSource`], [`devices::Gpu`], [`devices::Button`]);
+//! - [`Error`] with [`Error::kind`]: retry, fail safe, or "not supported"
+//!   (a normal absence);
+//! - [`inventory`]: a hardware spec (serde, validated with field paths)
+//!   built into device handles on real hardware or on the simulated world.
 //!
 //! Also here:
 //!
@@ -20,8 +27,12 @@
 //!   `vcgencmd`: the `get_throttled` flags (under-voltage, frequency
 //!   capping, throttling, soft temperature limit) and the `rpi_volt` hwmon
 //!   under-voltage alarm.
-//! - [`sim`]: register-level emulators on a simulated bus, so that the
-//!   real drivers run in tests and in `onprem demo`.
+//! - [`sim`]: register-level emulators on a simulated bus, serial devices
+//!   on ptys, generated sysfs trees, a fake NVML library and a physical
+//!   model, so that the real drivers run in tests and in `onprem demo`.
+//!
+//! Features (all on by default): `linux-i2c`, `rppal`, `serial`, `modbus`,
+//! `nvml`, `sim`. Each can be left out of a build.
 //!
 //! ## For implementers
 //!
