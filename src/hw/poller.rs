@@ -170,24 +170,34 @@ impl Hub {
             st.last_step = Instant::now();
             world.step(dt);
         }
-        // Re-open devices that failed to open, one spec device at a time.
-        let failed: Vec<String> = st
+        // Re-open only the spec devices that failed to open (a device that
+        // is absent by nature, such as NVML without a driver, is not
+        // retried); the others keep their open handles.
+        let failed: Vec<&str> = st
             .inventory
             .entries
             .iter()
-            .filter(|e| e.handle.is_err())
-            .map(|e| e.name.split('/').next().unwrap_or_default().to_string())
+            .filter(|e| {
+                e.handle
+                    .as_ref()
+                    .is_err_and(|err| err.kind() != ErrorKind::Unsupported)
+            })
+            .map(|e| e.name.split('/').next().unwrap_or_default())
             .collect();
         if !failed.is_empty() {
-            let again = Inventory::build(&st.spec, &st.hw);
-            for fresh in again.entries {
-                let root = fresh.name.split('/').next().unwrap_or_default().to_string();
-                if failed.contains(&root) {
-                    if let Some(old) = st.inventory.get_mut(&fresh.name) {
-                        if old.handle.is_err() {
-                            *old = fresh;
-                        }
-                    }
+            let retry = Spec {
+                devices: st
+                    .spec
+                    .devices
+                    .iter()
+                    .filter(|d| failed.contains(&d.name()))
+                    .cloned()
+                    .collect(),
+                ..st.spec.clone()
+            };
+            for fresh in Inventory::build(&retry, &st.hw).entries {
+                if let Some(old) = st.inventory.get_mut(&fresh.name) {
+                    *old = fresh;
                 }
             }
         }
@@ -371,5 +381,31 @@ mod tests {
                 .unwrap_or_default()
                 .contains("acknowledge")
         );
+    }
+
+    #[test]
+    fn can_reopen_a_device_that_appears_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let s: Spec = serde_yaml_ng::from_str(
+            "devices:\n  - { driver: lm75, name: board, bus: 1 }\n  - { driver: tmp102, name: late, bus: 1, address: 0x4a }\n",
+        )
+        .unwrap();
+        let world = onprem_hal::sim::world::World::new(&s, dir.path()).unwrap();
+        let bus = world.i2c(1);
+        bus.detach(0x4a);
+        let hub = Hub::new(s, Hardware::Sim(world));
+        let r = hub.readings();
+        assert!(r.devices[0].up);
+        assert!(!r.devices[1].up && matches!(r.devices[1].reading, Reading::Absent));
+        // The sensor is plugged in: the next poll opens it.
+        bus.attach(0x4a, onprem_hal::sim::chips::tmp102::Tmp102::new(31.0));
+        hub.poll();
+        let r = hub.readings();
+        assert!(r.devices[1].up, "{:?}", r.devices[1]);
+        assert!(matches!(
+            r.devices[1].reading,
+            Reading::Temperature(Some(_))
+        ));
+        assert!(r.devices[0].up);
     }
 }

@@ -52,7 +52,13 @@ pub(super) fn device(dev: &Device, hw: &Hardware, out: &mut Vec<Entry>) {
                 // One file handle per part, as several drivers may share a
                 // chip (an EMC2101's fan and its diode).
                 #[cfg(feature = "linux-i2c")]
-                i2c_device(dev, addr, || open_linux(bus), &mut Sleep, out);
+                i2c_device(
+                    dev,
+                    addr,
+                    || open_linux(bus),
+                    &mut drivers::sixfab::StdDelay,
+                    out,
+                );
                 #[cfg(not(feature = "linux-i2c"))]
                 let _ = addr;
                 #[cfg(not(feature = "linux-i2c"))]
@@ -143,14 +149,13 @@ pub(super) fn device(dev: &Device, hw: &Hardware, out: &mut Vec<Entry>) {
     });
 }
 
-/// A delay that sleeps the thread.
-#[cfg(feature = "linux-i2c")]
-struct Sleep;
-
-#[cfg(feature = "linux-i2c")]
-impl DelayNs for Sleep {
-    fn delay_ns(&mut self, ns: u32) {
-        std::thread::sleep(std::time::Duration::from_nanos(u64::from(ns)));
+/// The entry name of one part of a device: `<device>` for the device
+/// itself, `<device>/<part>` for one of several parts.
+fn part_name(device: &str, part: &str) -> String {
+    if part.is_empty() {
+        device.to_string()
+    } else {
+        format!("{device}/{part}")
     }
 }
 
@@ -239,15 +244,11 @@ fn i2c_device<B, F>(
     B: I2c + Send + 'static,
     F: Fn() -> Result<B>,
 {
-    let name = dev.name().to_string();
+    let name = dev.name();
     let driver = dev.driver();
-    let mut push = |suffix: &str, handle: Result<Handle>| {
+    let mut push = |part: &str, handle: Result<Handle>| {
         out.push(Entry {
-            name: if suffix.is_empty() {
-                name.clone()
-            } else {
-                format!("{name}/{suffix}")
-            },
+            name: part_name(name, part),
             driver,
             handle,
         })
@@ -534,14 +535,9 @@ fn bitscope(d: &super::spec::BitscopeBmc, hw: &Hardware, out: &mut Vec<Entry>) {
         bmc.init()?;
         Ok(Arc::new(Mutex::new(bmc)))
     });
-    let name = d.name.clone();
-    let mut push = |suffix: &str, handle: Result<Handle>| {
+    let mut push = |part: &str, handle: Result<Handle>| {
         out.push(Entry {
-            name: if suffix.is_empty() {
-                name.clone()
-            } else {
-                format!("{name}/{suffix}")
-            },
+            name: part_name(&d.name, part),
             driver: "bitscope-bmc",
             handle,
         })
@@ -614,7 +610,7 @@ fn nvml(d: &super::spec::Nvml, hw: &Hardware, out: &mut Vec<Entry>) {
             all.sort_by_key(|(i, _)| *i);
             for (i, handle) in all {
                 out.push(Entry {
-                    name: format!("{}/{i}", d.name),
+                    name: part_name(&d.name, &i.to_string()),
                     driver: "nvml",
                     handle,
                 });
@@ -697,7 +693,7 @@ fn jetson_rails(name: &str, sysfs: &std::path::Path, out: &mut Vec<Entry>) {
         Ok(list) if !list.is_empty() => {
             for r in list {
                 out.push(Entry {
-                    name: format!("{name}/{}", r.name),
+                    name: part_name(name, &r.name),
                     driver: "jetson-rails",
                     handle: crate::jetson::Rail::open(sysfs, &r.name)
                         .map(|rail| Handle::Power(Box::new(rail))),

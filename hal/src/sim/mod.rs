@@ -199,6 +199,17 @@ pub struct Pointer {
 }
 
 impl Pointer {
+    /// For chips whose registers are all 16 bits: selects the register,
+    /// and returns the word written to it (`None` for a pointer-only
+    /// write); any other length is NACKed.
+    pub fn write_word(&mut self, bytes: &[u8]) -> Result<Option<u16>, ChipError> {
+        match self.write(bytes) {
+            [] => Ok(None),
+            [hi, lo] => Ok(Some(u16::from_be_bytes([*hi, *lo]))),
+            _ => Err(ChipError::Nack),
+        }
+    }
+
     /// Splits a write into the new pointer and the data bytes.
     pub fn write<'a>(&mut self, bytes: &'a [u8]) -> &'a [u8] {
         match bytes.split_first() {

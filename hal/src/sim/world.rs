@@ -764,7 +764,7 @@ fn sys_world(spec: &Spec, root: &Path, ambient: f64) -> Result<Option<SysWorld>>
                 }
                 w.hwmons.push((role, h.clone(), i));
             }
-            Device::SysfsPwmFan(spec::SysfsPwmSpec { chip, channel, .. }) => {
+            Device::SysfsPwmFan(crate::inventory::spec::SysfsPwm { chip, channel, .. }) => {
                 add_pwm(&mut w, &mut chips, *chip, *channel)?;
             }
             Device::RpiPwmFan(d) => add_pwm(&mut w, &mut chips, 2, u32::from(d.channel))?,
@@ -772,10 +772,6 @@ fn sys_world(spec: &Spec, root: &Path, ambient: f64) -> Result<Option<SysWorld>>
         }
     }
     Ok(Some(w))
-}
-
-mod spec {
-    pub use crate::inventory::spec::SysfsPwm as SysfsPwmSpec;
 }
 
 fn add_pwm(

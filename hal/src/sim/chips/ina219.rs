@@ -93,14 +93,9 @@ impl Ina219 {
 
 impl Chip for Ina219 {
     fn write(&mut self, bytes: &[u8]) -> Result<(), ChipError> {
-        let data = self.pointer.write(bytes);
-        if data.is_empty() {
+        let Some(v) = self.pointer.write_word(bytes)? else {
             return Ok(());
-        }
-        if data.len() != 2 {
-            return Err(ChipError::Nack);
-        }
-        let v = u16::from_be_bytes([data[0], data[1]]);
+        };
         match self.pointer.register {
             0x00 if v & RESET != 0 => self.brown_out(),
             0x00 => self.config = v,

@@ -69,14 +69,9 @@ impl Tmp102 {
 
 impl Chip for Tmp102 {
     fn write(&mut self, bytes: &[u8]) -> Result<(), ChipError> {
-        let data = self.pointer.write(bytes);
-        if data.is_empty() {
+        let Some(v) = self.pointer.write_word(bytes)? else {
             return Ok(());
-        }
-        if data.len() != 2 {
-            return Err(ChipError::Nack);
-        }
-        let v = u16::from_be_bytes([data[0], data[1]]);
+        };
         match self.pointer.register {
             0x00 => return Err(ChipError::Nack),
             // The new mode applies from the next conversion on.
