@@ -161,3 +161,35 @@ devices:
     };
     assert_eq!(input.bus_volts().unwrap(), 0.0);
 }
+
+/// What a bundle may refer to (`Device::parts`) is what the inventory
+/// opens, for every profile shipped in `bundles/profiles/`.
+#[test]
+fn can_name_every_part_a_profile_opens_before_opening_it() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bundles/profiles");
+    let mut seen = 0;
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let path = f.unwrap().path();
+        if !path.extension().is_some_and(|e| e == "yaml") {
+            continue;
+        }
+        seen += 1;
+        let spec = parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let parts: Vec<(String, &str)> = spec.devices.iter().flat_map(|d| d.parts()).collect();
+        let tmp = tempfile::tempdir().unwrap();
+        let world = World::new(&spec, tmp.path()).unwrap();
+        let inv = Inventory::build(&spec, &Hardware::Sim(world));
+        for e in &inv.entries {
+            let Ok(h) = &e.handle else { continue };
+            let known = parts.iter().any(|(name, kind)| {
+                let matches = match name.strip_suffix("/*") {
+                    Some(dev) => e.name.starts_with(&format!("{dev}/")),
+                    None => *name == e.name,
+                };
+                matches && *kind == h.kind()
+            });
+            assert!(known, "{}: {} ({}) not in {parts:?}", path.display(), e.name, h.kind());
+        }
+    }
+    assert!(seen > 0, "no profiles under {}", dir.display());
+}

@@ -217,6 +217,59 @@ impl Device {
         }
     }
 
+    /// The entries this device gives once opened, by name and handle kind
+    /// (as [`Handle::kind`](super::Handle::kind) names them), known without
+    /// touching hardware: what a bundle may refer to. A part whose name is
+    /// `<device>/*` stands for parts found only when the device opens (one
+    /// per GPU, one per Jetson rail).
+    pub fn parts(&self) -> Vec<(String, &'static str)> {
+        let n = self.name();
+        let at = |part: &str| format!("{n}/{part}");
+        let one = |kind: &'static str| vec![(n.to_string(), kind)];
+        match self {
+            Device::Lm75(_)
+            | Device::Tmp102(_)
+            | Device::HwmonTemperature(_)
+            | Device::ThermalZone(_) => one("temperature"),
+            Device::Ina219(_) | Device::Ina3221(_) | Device::HwmonRail(_) => one("rail"),
+            Device::ModbusMeter(_) => one("rail"),
+            Device::Emc2101(_) => vec![(n.to_string(), "fan"), (at("temperature"), "temperature")],
+            Device::Emc230x(_)
+            | Device::ArgonOne(_)
+            | Device::ArgonFanHat(_)
+            | Device::Pi5Fan(_)
+            | Device::HwmonFan(_)
+            | Device::SysfsPwmFan(_)
+            | Device::RpiPwmFan(_)
+            | Device::JetsonFan(_) => one("fan"),
+            Device::Ads1x15(_) => one("signal"),
+            Device::ArgonButton(_) => one("button"),
+            Device::SixfabUps(_) => vec![
+                (n.to_string(), "battery"),
+                (at("input"), "rail"),
+                (at("system"), "rail"),
+                (at("temperature"), "temperature"),
+            ],
+            Device::GpioRelay(_) => one("switch"),
+            Device::JetsonRails(_) => vec![(at("*"), "rail")],
+            Device::JetsonGpu(_) => one("gpu"),
+            Device::Nvml(_) => vec![(at("*"), "gpu")],
+            Device::BitscopeBmc(d) => {
+                let mut v = Vec::new();
+                if d.supply_volts.is_some() || d.supply_amps.is_some() {
+                    v.push((at("supply"), "rail"));
+                }
+                if d.temperature.is_some() {
+                    v.push((at("temperature"), "temperature"));
+                }
+                if d.power_on.is_some() || d.power_off.is_some() {
+                    v.push((at("power"), "switch"));
+                }
+                v
+            }
+        }
+    }
+
     /// The I²C bus and address, for devices on I²C.
     pub fn i2c(&self) -> Option<(u32, Option<u8>)> {
         match self {
