@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 /// The hardware of one node.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
     /// The board, for people and for `onprem hw probe` (e.g.
@@ -37,6 +38,7 @@ pub struct Spec {
 
 /// Parameters of the physical model when the spec runs in simulation.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SimSpec {
     /// Seed of the load and noise generator: the same seed replays the
@@ -96,6 +98,7 @@ impl Default for SimSpec {
 
 /// One device: a driver and where it sits.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "driver", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Device {
     /// LM75 family temperature sensor (LM75A/B, PCT2075, TCN75).
@@ -294,6 +297,7 @@ const fn default_bus() -> u32 {
 
 /// A device with a name and nothing else to configure.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Named {
     /// The name other sections use.
@@ -302,6 +306,7 @@ pub struct Named {
 
 /// An I²C device with no settings beyond its place on the bus.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct I2cOnly {
     /// The name other sections use.
@@ -316,6 +321,7 @@ pub struct I2cOnly {
 
 /// LM75 family.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Lm75 {
     /// The name other sections use.
@@ -337,6 +343,7 @@ const fn default_lm75_bits() -> u8 {
 
 /// INA219.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Ina219 {
     /// The name other sections use.
@@ -364,6 +371,7 @@ const fn default_max_amps() -> f64 {
 
 /// One channel of an INA3221.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Ina3221 {
     /// The name other sections use.
@@ -383,6 +391,7 @@ pub struct Ina3221 {
 
 /// One fan of an EMC230x.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Emc230x {
     /// The name other sections use.
@@ -405,6 +414,7 @@ const fn default_fan() -> u8 {
 
 /// One input of an ADS1x15.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Ads1x15 {
     /// The name other sections use.
@@ -441,6 +451,7 @@ const fn default_rate() -> u8 {
 
 /// Argon ONE firmware generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum ArgonFirmware {
     /// Detect as Argon's own scripts do (read 0x80, write, read back).
@@ -454,6 +465,7 @@ pub enum ArgonFirmware {
 
 /// Argon ONE case.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ArgonOne {
     /// The name other sections use.
@@ -471,6 +483,7 @@ pub struct ArgonOne {
 
 /// Argon power button.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ArgonButton {
     /// The name other sections use.
@@ -486,6 +499,7 @@ const fn default_button_pin() -> u8 {
 
 /// How to find a hwmon device: by stable identity, never by `hwmonN`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Hwmon {
     /// The name other sections use.
@@ -511,6 +525,7 @@ const fn default_index() -> u32 {
 
 /// Thermal zone.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ThermalZone {
     /// The name other sections use.
@@ -522,6 +537,7 @@ pub struct ThermalZone {
 
 /// A sysfs PWM channel driving a fan.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SysfsPwm {
     /// The name other sections use.
@@ -544,6 +560,7 @@ const fn default_period() -> u64 {
 
 /// The Pi's hardware PWM through rppal.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RpiPwm {
     /// The name other sections use.
@@ -565,6 +582,7 @@ const fn default_frequency() -> f64 {
 
 /// A GPIO relay.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GpioRelay {
     /// The name other sections use.
@@ -578,6 +596,7 @@ pub struct GpioRelay {
 
 /// The Jetson's GPU.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JetsonGpu {
     /// The name other sections use.
@@ -597,6 +616,7 @@ fn default_nvpmodel() -> String {
 
 /// NVML.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Nvml {
     /// The name other sections use; GPUs are `<name>/<index>`.
@@ -608,6 +628,7 @@ pub struct Nvml {
 
 /// Serial line settings.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SerialLine {
     /// Device node (e.g. `/dev/ttyUSB0`, `/dev/serial0`).
@@ -641,6 +662,7 @@ const fn default_timeout() -> u64 {
 
 /// One Modbus register value.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ModbusPoint {
     /// Register table: `holding` (function 0x03) or `input` (0x04).
@@ -677,6 +699,7 @@ const fn default_scale() -> f64 {
 
 /// A Modbus RTU power meter.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ModbusMeter {
     /// The name other sections use.
@@ -696,6 +719,7 @@ pub struct ModbusMeter {
 
 /// One BitScope BMC request, as the profile defines it (provisional).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BmcCommand {
     /// The line sent to the BMC (without the line ending).
@@ -716,6 +740,7 @@ pub struct BmcCommand {
 
 /// BitScope Cluster Blade BMC (provisional).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BitscopeBmc {
     /// The name other sections use.
