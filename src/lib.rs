@@ -15,6 +15,7 @@
 //! command line.
 
 pub mod agent;
+pub mod bundle;
 pub mod cli;
 pub mod demo;
 pub mod exporter;
