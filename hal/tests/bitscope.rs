@@ -120,13 +120,13 @@ fn can_send_power_commands_byte_exact() {
 fn returns_unsupported_without_traffic_when_command_is_not_configured() {
     let mut b = Bmc::new(Script::new([]), Profile::default(), 0);
     for (e, what) in [
-        (b.bus_volts().unwrap_err(), "supply_volts"),
-        (b.current_amps().unwrap_err(), "supply_amps"),
-        (b.power_watts().unwrap_err(), "supply_volts"),
-        (b.node_amps().unwrap_err(), "node_amps"),
+        (b.bus_volts().unwrap_err(), "supplyVolts"),
+        (b.current_amps().unwrap_err(), "supplyAmps"),
+        (b.power_watts().unwrap_err(), "supplyVolts"),
+        (b.node_amps().unwrap_err(), "nodeAmps"),
         (b.temperature_celsius().unwrap_err(), "temperature"),
-        (b.set_on(true).unwrap_err(), "power_on"),
-        (b.set_on(false).unwrap_err(), "power_off"),
+        (b.set_on(true).unwrap_err(), "powerOn"),
+        (b.set_on(false).unwrap_err(), "powerOff"),
     ] {
         assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
         assert_eq!(e.kind(), ErrorKind::Unsupported);
@@ -161,7 +161,7 @@ fn returns_unsupported_when_command_is_not_configured_over_pty() {
     let mut b = open(&r, p);
     let e = b.bus_volts().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
-    assert!(e.to_string().contains("supply_volts"), "{e}");
+    assert!(e.to_string().contains("supplyVolts"), "{e}");
     // A configured request after it: the only one the device heard.
     assert!(close(b.current_amps().unwrap(), 1.5));
     assert_eq!(r.received(), vec!["SUPPLY A?"]);

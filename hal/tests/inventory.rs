@@ -19,11 +19,11 @@ sim: { seed: 7, load: 0.8 }
 devices:
   - { driver: emc230x, name: fan, bus: 10, fan: 1 }
   - { driver: emc2101, name: aux, bus: 10 }
-  - { driver: lm75, name: board, bus: 1, address: 0x49, resolution_bits: 11 }
+  - { driver: lm75, name: board, bus: 1, address: 0x49, resolutionBits: 11 }
   - { driver: ina219, name: supply, bus: 1 }
   - { driver: ina3221, name: rail1, bus: 1, address: 0x41, channel: 1 }
   - { driver: ina3221, name: rail2, bus: 1, address: 0x41, channel: 2 }
-  - { driver: ads1x15, name: adc, bus: 1, address: 0x4a, input: a0, full_scale_volts: 4.096 }
+  - { driver: ads1x15, name: adc, bus: 1, address: 0x4a, input: a0, fullScaleVolts: 4.096 }
 "#;
 
 #[test]
@@ -35,16 +35,109 @@ fn returns_field_path_when_a_field_is_unknown() {
 }
 
 #[test]
+fn returns_field_path_when_a_field_is_in_snake_case() {
+    let e = parse("devices:\n  - { driver: lm75, name: a, resolution_bits: 11 }\n").unwrap_err();
+    assert!(
+        e.contains("devices[0]") && e.contains("resolution_bits"),
+        "{e}"
+    );
+    let e = parse("sim: { battery_wh: 5.0 }\ndevices: []\n").unwrap_err();
+    assert!(e.contains("sim") && e.contains("battery_wh"), "{e}");
+}
+
+/// One device of every driver settings type, with every optional part.
+const EVERY_FIELD: &str = r#"
+provisional: true
+sim: { seed: 3, ambientCelsius: 30, load: 0.5, boardWatts: [1, 2], batteryWh: 4, mainsOutages: [[1, 2]], gpuWatts: [3, 4], gpus: 1 }
+devices:
+  - { driver: lm75, name: a, resolutionBits: 11 }
+  - { driver: tmp102, name: b }
+  - { driver: ina219, name: c, shuntOhms: 0.1, maxAmps: 2 }
+  - { driver: ina3221, name: d, channel: 1, shuntOhms: 0.1 }
+  - { driver: emc230x, name: e, fan: 2 }
+  - { driver: ads1x15, name: f, input: a0, fullScaleVolts: 4.096, rate: 4 }
+  - { driver: argon-one, name: g, firmware: register }
+  - { driver: argon-button, name: h, pin: 4 }
+  - { driver: pi5-fan, name: i }
+  - { driver: hwmon-fan, name: j, kernelDriver: emc2305 }
+  - { driver: thermal-zone, name: k, type: cpu-thermal }
+  - { driver: sysfs-pwm-fan, name: l, chip: 0, channel: 0, periodNs: 40000, inverted: true }
+  - { driver: rpi-pwm-fan, name: m, channel: 0, frequencyHz: 25000 }
+  - { driver: gpio-relay, name: n, pin: 5, activeLow: true }
+  - { driver: jetson-gpu, name: o, powerRail: POM_5V_GPU }
+  - { driver: nvml, name: p }
+  - driver: modbus-meter
+    name: q
+    serial: { port: /dev/ttyUSB0, stopBits: 2, timeoutMs: 100 }
+    unit: 1
+    volts: { address: 0, type: f32, wordOrder: little }
+    amps: { address: 2 }
+    watts: { address: 4 }
+  - driver: bitscope-bmc
+    name: r
+    serial: { port: /dev/serial0 }
+    lineEnding: lf
+    init: [{ send: UNLOCK }]
+    supplyVolts: { send: V }
+    supplyAmps: { send: A }
+    nodeAmps: { send: N }
+    temperature: { send: T }
+    powerState: { send: P }
+    powerOn: { send: "ON" }
+    powerOff: { send: "OFF" }
+"#;
+
+/// Every key a spec writes is camelCase, as bundles spell every field.
+#[test]
+fn can_write_every_field_in_camel_case() {
+    fn keys(v: &serde_yaml_ng::Value, path: &str, out: &mut Vec<String>) {
+        match v {
+            serde_yaml_ng::Value::Mapping(m) => {
+                for (k, v) in m {
+                    let k = k.as_str().unwrap_or_default();
+                    out.push(format!("{path}.{k}"));
+                    keys(v, &format!("{path}.{k}"), out);
+                }
+            }
+            serde_yaml_ng::Value::Sequence(s) => {
+                for (i, v) in s.iter().enumerate() {
+                    keys(v, &format!("{path}[{i}]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let spec = parse(EVERY_FIELD).unwrap();
+    assert_eq!(inventory::validate(&spec), []);
+    let value = serde_yaml_ng::to_value(&spec).unwrap();
+    let mut all = Vec::new();
+    keys(&value, "", &mut all);
+    let snake: Vec<&String> = all
+        .iter()
+        .filter(|k| k.rsplit('.').next().is_some_and(|k| k.contains('_')))
+        .collect();
+    assert!(snake.is_empty(), "{snake:?}");
+    assert!(
+        all.iter().any(|k| k == ".devices[17].lineEnding"),
+        "{all:?}"
+    );
+    // What it writes reads back the same.
+    let text = serde_yaml_ng::to_string(&spec).unwrap();
+    assert_eq!(parse(&text).unwrap(), spec);
+}
+
+#[test]
 fn returns_every_problem_when_a_spec_is_invalid() {
     let spec = parse(
         r#"
-sim: { load: 2 }
+sim: { load: 2, batteryWh: -1 }
 devices:
   - { driver: lm75, name: a, address: 0x90 }
   - { driver: tmp102, name: a }
   - { driver: ina3221, name: r, channel: 4 }
   - { driver: hwmon-fan, name: h }
-  - { driver: bitscope-bmc, name: b, serial: { port: /dev/serial0 } }
+  - { driver: bitscope-bmc, name: b, serial: { port: /dev/serial0, stopBits: 3 }, lineEnding: cr-lf }
+  - { driver: ina219, name: s, shuntOhms: 0 }
 "#,
     )
     .unwrap();
@@ -56,9 +149,13 @@ devices:
         "devices[0].address: 0x90",
         "devices[1].name: \"a\" is already the name of devices[0]",
         "devices[2].channel: 4 is not 1–3",
-        "devices[3].chip: give chip, device or kernel_driver",
+        "devices[3].chip: give chip, device or kernelDriver",
         "devices[4].driver: bitscope-bmc commands",
+        "devices[4].serial.stopBits: 3 is not 1 or 2",
+        "devices[4].lineEnding: \"cr-lf\" is not cr, lf or crlf",
+        "devices[5].shuntOhms: 0 must be more than 0",
         "sim.load: 2 is not within 0–1",
+        "sim.batteryWh: must not be negative",
     ] {
         assert!(
             errs.iter().any(|e| e.starts_with(want)),
@@ -137,7 +234,7 @@ fn can_cool_the_node_through_a_real_fan_driver() {
 fn can_see_mains_loss_through_the_real_ups_driver() {
     let spec = parse(
         r#"
-sim: { battery_wh: 5.0, load: 1.0, mains_outages: [[10, 1000]] }
+sim: { batteryWh: 5.0, load: 1.0, mainsOutages: [[10, 1000]] }
 devices:
   - { driver: sixfab-ups, name: ups }
 "#,
@@ -170,7 +267,7 @@ fn can_name_every_part_a_profile_opens_before_opening_it() {
     let mut seen = 0;
     for f in std::fs::read_dir(&dir).unwrap() {
         let path = f.unwrap().path();
-        if !path.extension().is_some_and(|e| e == "yaml") {
+        if path.extension().is_none_or(|e| e != "yaml") {
             continue;
         }
         seen += 1;
@@ -188,7 +285,13 @@ fn can_name_every_part_a_profile_opens_before_opening_it() {
                 };
                 matches && *kind == h.kind()
             });
-            assert!(known, "{}: {} ({}) not in {parts:?}", path.display(), e.name, h.kind());
+            assert!(
+                known,
+                "{}: {} ({}) not in {parts:?}",
+                path.display(),
+                e.name,
+                h.kind()
+            );
         }
     }
     assert!(seen > 0, "no profiles under {}", dir.display());

@@ -213,7 +213,7 @@ impl<T: Transport> Bmc<T> {
     /// This node's current in amperes.
     pub fn node_amps(&mut self) -> Result<f64> {
         let r = self.profile.node_amps.clone();
-        self.read(r.as_ref(), "node_amps")
+        self.read(r.as_ref(), "nodeAmps")
     }
 
     fn line(&self, send: &str) -> String {
@@ -301,13 +301,13 @@ impl<T: Transport> PowerMonitor for Bmc<T> {
     /// Blade supply voltage.
     fn bus_volts(&mut self) -> Result<f64> {
         let r = self.profile.supply_volts.clone();
-        self.read(r.as_ref(), "supply_volts")
+        self.read(r.as_ref(), "supplyVolts")
     }
 
     /// Blade supply current.
     fn current_amps(&mut self) -> Result<f64> {
         let r = self.profile.supply_amps.clone();
-        self.read(r.as_ref(), "supply_amps")
+        self.read(r.as_ref(), "supplyAmps")
     }
 
     /// Supply volts × supply amps.
@@ -326,9 +326,9 @@ impl<T: Transport> TemperatureSensor for Bmc<T> {
 impl<T: Transport> PowerSwitch for Bmc<T> {
     fn set_on(&mut self, on: bool) -> Result<()> {
         let (c, what) = if on {
-            (self.profile.power_on.clone(), "power_on")
+            (self.profile.power_on.clone(), "powerOn")
         } else {
-            (self.profile.power_off.clone(), "power_off")
+            (self.profile.power_off.clone(), "powerOff")
         };
         let c = c.ok_or_else(|| unsupported(what))?;
         self.command(&c, what)
@@ -338,7 +338,7 @@ impl<T: Transport> PowerSwitch for Bmc<T> {
     fn is_on(&mut self) -> Result<Option<bool>> {
         match self.profile.power_state.clone() {
             None => Ok(None),
-            Some(r) => Ok(Some(self.read(Some(&r), "power_state")? != 0.0)),
+            Some(r) => Ok(Some(self.read(Some(&r), "powerState")? != 0.0)),
         }
     }
 }

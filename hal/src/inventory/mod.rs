@@ -188,18 +188,18 @@ pub fn validate(spec: &Spec) -> Vec<SpecError> {
         }
         match dev {
             Device::Lm75(d) if !matches!(d.resolution_bits, 9 | 11) => err(
-                at("resolution_bits"),
+                at("resolutionBits"),
                 format!("{} is not 9 or 11", d.resolution_bits),
             ),
             Device::Ina219(d) => {
-                positive(&mut err, at("shunt_ohms"), d.shunt_ohms);
-                positive(&mut err, at("max_amps"), d.max_amps);
+                positive(&mut err, at("shuntOhms"), d.shunt_ohms);
+                positive(&mut err, at("maxAmps"), d.max_amps);
             }
             Device::Ina3221(d) => {
                 if !(1..=3).contains(&d.channel) {
                     err(at("channel"), format!("{} is not 1–3", d.channel));
                 }
-                positive(&mut err, at("shunt_ohms"), d.shunt_ohms);
+                positive(&mut err, at("shuntOhms"), d.shunt_ohms);
             }
             Device::Emc230x(d) if !(1..=5).contains(&d.fan) => {
                 err(at("fan"), format!("{} is not 1–5", d.fan))
@@ -219,7 +219,7 @@ pub fn validate(spec: &Spec) -> Vec<SpecError> {
                 }
                 if build::ads_pga(d.full_scale_volts).is_none() {
                     err(
-                        at("full_scale_volts"),
+                        at("fullScaleVolts"),
                         format!(
                             "{} is not 6.144, 4.096, 2.048, 1.024, 0.512 or 0.256",
                             d.full_scale_volts
@@ -241,17 +241,17 @@ pub fn validate(spec: &Spec) -> Vec<SpecError> {
             {
                 err(
                     at("chip"),
-                    "give chip, device or kernel_driver to find the hwmon node (hwmonN numbers change across boots)".into(),
+                    "give chip, device or kernelDriver to find the hwmon node (hwmonN numbers change across boots)".into(),
                 );
             }
             Device::SysfsPwmFan(d) if d.period_ns == 0 => {
-                err(at("period_ns"), "must be more than 0".into())
+                err(at("periodNs"), "must be more than 0".into())
             }
             Device::RpiPwmFan(d) => {
                 if d.channel > 3 {
                     err(at("channel"), format!("{} is not 0–3", d.channel));
                 }
-                positive(&mut err, at("frequency_hz"), d.frequency_hz);
+                positive(&mut err, at("frequencyHz"), d.frequency_hz);
             }
             Device::ModbusMeter(d) => {
                 serial(&mut err, &at("serial"), &d.serial);
@@ -274,7 +274,7 @@ pub fn validate(spec: &Spec) -> Vec<SpecError> {
                 }
                 if !matches!(d.line_ending.as_str(), "cr" | "lf" | "crlf") {
                     err(
-                        at("line_ending"),
+                        at("lineEnding"),
                         format!("{:?} is not cr, lf or crlf", d.line_ending),
                     );
                 }
@@ -287,12 +287,12 @@ pub fn validate(spec: &Spec) -> Vec<SpecError> {
         err("sim.load".into(), format!("{} is not within 0–1", s.load));
     }
     if s.battery_wh < 0.0 {
-        err("sim.battery_wh".into(), "must not be negative".into());
+        err("sim.batteryWh".into(), "must not be negative".into());
     }
     for (i, [from, until]) in s.mains_outages.iter().enumerate() {
         if !(*from >= 0.0 && until > from) {
             err(
-                format!("sim.mains_outages[{i}]"),
+                format!("sim.mainsOutages[{i}]"),
                 format!("[{from}, {until}] is not a span (0 ≤ from < until)"),
             );
         }
@@ -321,7 +321,7 @@ fn serial(err: &mut impl FnMut(String, String), at: &str, s: &spec::SerialLine) 
     }
     if !matches!(s.stop_bits, 1 | 2) {
         err(
-            format!("{at}.stop_bits"),
+            format!("{at}.stopBits"),
             format!("{} is not 1 or 2", s.stop_bits),
         );
     }
@@ -342,7 +342,7 @@ fn point(err: &mut impl FnMut(String, String), at: &str, p: &spec::ModbusPoint) 
     }
     if !matches!(p.word_order.as_str(), "big" | "little") {
         err(
-            format!("{at}.word_order"),
+            format!("{at}.wordOrder"),
             format!("{:?} is not big or little", p.word_order),
         );
     }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 /// The hardware of one node.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Spec {
     /// The board, for people and for `onprem hw probe` (e.g.
     /// `raspberry-pi-5`, `jetson-orin-nano`, `gpu-server`).
@@ -39,7 +39,7 @@ pub struct Spec {
 /// Parameters of the physical model when the spec runs in simulation.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SimSpec {
     /// Seed of the load and noise generator: the same seed replays the
     /// same run.
@@ -298,7 +298,7 @@ const fn default_bus() -> u32 {
 /// A device with a name and nothing else to configure.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Named {
     /// The name other sections use.
     pub name: String,
@@ -307,7 +307,7 @@ pub struct Named {
 /// An I²C device with no settings beyond its place on the bus.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct I2cOnly {
     /// The name other sections use.
     pub name: String,
@@ -322,7 +322,7 @@ pub struct I2cOnly {
 /// LM75 family.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Lm75 {
     /// The name other sections use.
     pub name: String,
@@ -344,7 +344,7 @@ const fn default_lm75_bits() -> u8 {
 /// INA219.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Ina219 {
     /// The name other sections use.
     pub name: String,
@@ -372,7 +372,7 @@ const fn default_max_amps() -> f64 {
 /// One channel of an INA3221.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Ina3221 {
     /// The name other sections use.
     pub name: String,
@@ -392,7 +392,7 @@ pub struct Ina3221 {
 /// One fan of an EMC230x.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Emc230x {
     /// The name other sections use.
     pub name: String,
@@ -415,7 +415,7 @@ const fn default_fan() -> u8 {
 /// One input of an ADS1x15.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Ads1x15 {
     /// The name other sections use.
     pub name: String,
@@ -466,7 +466,7 @@ pub enum ArgonFirmware {
 /// Argon ONE case.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ArgonOne {
     /// The name other sections use.
     pub name: String,
@@ -484,7 +484,7 @@ pub struct ArgonOne {
 /// Argon power button.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ArgonButton {
     /// The name other sections use.
     pub name: String,
@@ -500,7 +500,7 @@ const fn default_button_pin() -> u8 {
 /// How to find a hwmon device: by stable identity, never by `hwmonN`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Hwmon {
     /// The name other sections use.
     pub name: String,
@@ -526,7 +526,7 @@ const fn default_index() -> u32 {
 /// Thermal zone.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ThermalZone {
     /// The name other sections use.
     pub name: String,
@@ -538,7 +538,7 @@ pub struct ThermalZone {
 /// A sysfs PWM channel driving a fan.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SysfsPwm {
     /// The name other sections use.
     pub name: String,
@@ -561,7 +561,7 @@ const fn default_period() -> u64 {
 /// The Pi's hardware PWM through rppal.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RpiPwm {
     /// The name other sections use.
     pub name: String,
@@ -583,7 +583,7 @@ const fn default_frequency() -> f64 {
 /// A GPIO relay.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GpioRelay {
     /// The name other sections use.
     pub name: String,
@@ -597,7 +597,7 @@ pub struct GpioRelay {
 /// The Jetson's GPU.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JetsonGpu {
     /// The name other sections use.
     pub name: String,
@@ -617,7 +617,7 @@ fn default_nvpmodel() -> String {
 /// NVML.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Nvml {
     /// The name other sections use; GPUs are `<name>/<index>`.
     pub name: String,
@@ -629,7 +629,7 @@ pub struct Nvml {
 /// Serial line settings.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SerialLine {
     /// Device node (e.g. `/dev/ttyUSB0`, `/dev/serial0`).
     pub port: String,
@@ -663,7 +663,7 @@ const fn default_timeout() -> u64 {
 /// One Modbus register value.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModbusPoint {
     /// Register table: `holding` (function 0x03) or `input` (0x04).
     #[serde(default = "default_table")]
@@ -700,7 +700,7 @@ const fn default_scale() -> f64 {
 /// A Modbus RTU power meter.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModbusMeter {
     /// The name other sections use.
     pub name: String,
@@ -720,7 +720,7 @@ pub struct ModbusMeter {
 /// One BitScope BMC request, as the profile defines it (provisional).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BmcCommand {
     /// The line sent to the BMC (without the line ending).
     pub send: String,
@@ -741,7 +741,7 @@ pub struct BmcCommand {
 /// BitScope Cluster Blade BMC (provisional).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BitscopeBmc {
     /// The name other sections use.
     pub name: String,
