@@ -95,10 +95,28 @@ fn descend(node: &Value, field: &str, defs: &Value) -> Option<Value> {
     }
     for key in ["oneOf", "anyOf", "allOf"] {
         if let Some(vs) = node.get(key).and_then(Value::as_array) {
-            for v in vs {
-                if let Some(found) = descend(&resolve(v, defs), field, defs) {
-                    return Some(found);
+            let found: Vec<(Value, Value)> = vs
+                .iter()
+                .filter_map(|v| {
+                    let v = resolve(v, defs);
+                    descend(&v, field, defs).map(|f| (v, f))
+                })
+                .collect();
+            // The tag of a tagged choice (`type`, `driver`): one constant
+            // per variant, each documented by its variant.
+            if found.len() > 1 && found.iter().all(|(_, f)| f.get("const").is_some()) {
+                let mut doc = String::from("Which kind this is:\n");
+                let mut names = Vec::new();
+                for (variant, f) in &found {
+                    let c = f.get("const").and_then(Value::as_str).unwrap_or_default();
+                    names.push(Value::String(c.to_owned()));
+                    let d = first_line(variant.get("description").and_then(Value::as_str));
+                    doc.push_str(&format!("  {c}: {d}\n"));
                 }
+                return Some(serde_json::json!({ "enum": names, "description": doc }));
+            }
+            if let Some((_, f)) = found.into_iter().next() {
+                return Some(f);
             }
         }
     }
@@ -119,7 +137,7 @@ fn fields(node: &Value, defs: &Value) -> Vec<(String, String, String)> {
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         for (k, v) in props {
-            let mut t = type_name(&resolve(v, defs));
+            let mut t = label(v, defs);
             if required.contains(&k.as_str()) {
                 t.push_str(", required");
             }
@@ -144,6 +162,21 @@ fn fields(node: &Value, defs: &Value) -> Vec<(String, String, String)> {
         }
     }
     out
+}
+
+/// The type to show for a field: its type's name where it has one.
+fn label(v: &Value, defs: &Value) -> String {
+    let r = resolve(v, defs);
+    let named = v.get("$ref").and_then(Value::as_str).or_else(|| {
+        v.get("anyOf")
+            .and_then(Value::as_array)
+            .and_then(|a| a.iter().find_map(|x| x.get("$ref").and_then(Value::as_str)))
+    });
+    match named.map(|n| n.rsplit('/').next().unwrap_or_default()) {
+        Some("Duration") => "duration".into(),
+        Some(n) if r.get("enum").is_none() && r.get("oneOf").is_none() => n.to_owned(),
+        _ => type_name(&r),
+    }
 }
 
 fn first_line(s: Option<&str>) -> String {
@@ -210,8 +243,8 @@ fn type_name(v: &Value) -> String {
 
 fn render(path: String, node: &Value, defs: &Value) -> String {
     let r = resolve(node, defs);
-    let mut out = format!("FIELD: {path} <{}>\n", type_name(&r));
-    if let Some(d) = r.get("default") {
+    let mut out = format!("FIELD: {path} <{}>\n", label(node, defs));
+    if let Some(d) = node.get("default").or_else(|| r.get("default")) {
         out.push_str(&format!("DEFAULT: {d}\n"));
     }
     let desc = node
