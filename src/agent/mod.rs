@@ -30,7 +30,9 @@
 
 pub mod config;
 pub mod flags;
+pub mod host;
 pub mod notify;
+pub mod reconcile;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -13,7 +13,8 @@
 //! In simulation the poller also moves the simulated world forward by the
 //! wall-clock time that passed, so the physical model runs in real time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -108,7 +109,6 @@ pub struct Readings {
 }
 
 struct State {
-    inventory: Inventory,
     spec: Spec,
     hw: Hardware,
     errors: BTreeMap<String, u64>,
@@ -117,24 +117,46 @@ struct State {
     last_step: Instant,
 }
 
+/// One inventory entry behind its own lock.
+struct Slot {
+    name: String,
+    entry: Mutex<Entry>,
+}
+
 /// The node's devices and their latest readings; clones share them.
 ///
-/// Two locks: the poller holds `state` for a whole pass over the devices
-/// (which can take hundreds of milliseconds on a slow bus), while scrapes
-/// only take `readings` for the instant it takes to clone them.
+/// Each device has its own lock, so the fans loop reading a sensor never
+/// waits behind the poller's whole pass over a slow bus; scrapes only take
+/// the `readings` lock for the instant it takes to clone them.
 #[derive(Clone)]
 pub struct Hub {
+    slots: Arc<Vec<Slot>>,
     state: Arc<Mutex<State>>,
     readings: Arc<Mutex<Readings>>,
+    requests: Arc<Mutex<VecDeque<(String, ButtonRequest)>>>,
+    claimed: Arc<Mutex<BTreeMap<String, Option<f64>>>>,
+    stepping: Arc<AtomicBool>,
+}
+
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Hub {
     /// Opens every device of `spec` on `hw` and reads them once.
     pub fn new(spec: Spec, hw: Hardware) -> Hub {
         let inventory = Inventory::build(&spec, &hw);
+        let slots = inventory
+            .entries
+            .into_iter()
+            .map(|e| Slot {
+                name: e.name.clone(),
+                entry: Mutex::new(e),
+            })
+            .collect();
         let hub = Hub {
+            slots: Arc::new(slots),
             state: Arc::new(Mutex::new(State {
-                inventory,
                 spec,
                 hw,
                 errors: BTreeMap::new(),
@@ -143,21 +165,89 @@ impl Hub {
                 last_step: Instant::now(),
             })),
             readings: Arc::new(Mutex::new(Readings::default())),
+            requests: Arc::new(Mutex::new(VecDeque::new())),
+            claimed: Arc::new(Mutex::new(BTreeMap::new())),
+            stepping: Arc::new(AtomicBool::new(true)),
         };
         hub.poll();
         hub
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        relock(&self.state)
     }
 
     /// The latest readings.
     pub fn readings(&self) -> Readings {
-        self.readings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        relock(&self.readings).clone()
+    }
+
+    /// The names of the inventory's entries, in spec order.
+    pub fn names(&self) -> Vec<String> {
+        self.slots.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Runs `f` on the open handle of entry `name`. `None`: no such entry;
+    /// `Some(Err)`: the device did not open (its error).
+    pub fn with<R>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut Handle) -> R,
+    ) -> Option<Result<R, Error>> {
+        let slot = self.slots.iter().find(|s| s.name == name)?;
+        let mut e = relock(&slot.entry);
+        Some(match &mut e.handle {
+            Ok(h) => Ok(f(h)),
+            Err(err) => Err(err.clone()),
+        })
+    }
+
+    /// Takes the power-button requests the poller has seen, oldest first,
+    /// with the button's name.
+    pub fn take_requests(&self) -> Vec<(String, ButtonRequest)> {
+        relock(&self.requests).drain(..).collect()
+    }
+
+    /// Hands signal `name` to a loop that samples it itself (the signals
+    /// loop at its own rate): the poller stops reading it and reports the
+    /// value the loop last [`publish`](Self::publish)ed.
+    pub fn claim(&self, name: &str) {
+        relock(&self.claimed).insert(name.to_owned(), None);
+    }
+
+    /// Gives a claimed signal back to the poller.
+    pub fn release(&self, name: &str) {
+        relock(&self.claimed).remove(name);
+    }
+
+    /// The latest value of a claimed signal.
+    pub fn publish(&self, name: &str, v: f64) {
+        if let Some(slot) = relock(&self.claimed).get_mut(name) {
+            *slot = Some(v);
+        }
+    }
+
+    /// Whether [`poll`](Self::poll) moves the simulated world on by the
+    /// wall-clock time that passed (the default). The agent turns it off
+    /// and steps the world on tokio's clock instead ([`step_world`](Self::step_world)).
+    pub fn set_stepping(&self, on: bool) {
+        self.stepping.store(on, Ordering::Relaxed);
+    }
+
+    /// Moves the simulated world on by `dt` (nothing on real hardware).
+    pub fn step_world(&self, dt: Duration) {
+        let hw = self.lock().hw.clone();
+        if let Hardware::Sim(world) = hw {
+            world.step(dt);
+        }
+    }
+
+    /// The simulated world, if the hub runs on one.
+    pub fn world(&self) -> Option<onprem_hal::sim::world::World> {
+        match &self.lock().hw {
+            Hardware::Sim(w) => Some(w.clone()),
+            Hardware::Real { .. } => None,
+        }
     }
 
     /// Reads every device once (and, in simulation, moves the world on).
@@ -168,21 +258,23 @@ impl Hub {
         if let Hardware::Sim(world) = &st.hw {
             let dt = st.last_step.elapsed();
             st.last_step = Instant::now();
-            world.step(dt);
+            if self.stepping.load(Ordering::Relaxed) {
+                world.step(dt);
+            }
         }
         // Re-open only the spec devices that failed to open (a device that
         // is absent by nature, such as NVML without a driver, is not
         // retried); the others keep their open handles.
-        let failed: Vec<&str> = st
-            .inventory
-            .entries
+        let failed: Vec<String> = self
+            .slots
             .iter()
-            .filter(|e| {
-                e.handle
+            .filter(|s| {
+                relock(&s.entry)
+                    .handle
                     .as_ref()
                     .is_err_and(|err| err.kind() != ErrorKind::Unsupported)
             })
-            .map(|e| e.name.split('/').next().unwrap_or_default())
+            .map(|s| s.name.split('/').next().unwrap_or_default().to_owned())
             .collect();
         if !failed.is_empty() {
             let retry = Spec {
@@ -190,20 +282,28 @@ impl Hub {
                     .spec
                     .devices
                     .iter()
-                    .filter(|d| failed.contains(&d.name()))
+                    .filter(|d| failed.iter().any(|f| f == d.name()))
                     .cloned()
                     .collect(),
                 ..st.spec.clone()
             };
             for fresh in Inventory::build(&retry, &st.hw).entries {
-                if let Some(old) = st.inventory.get_mut(&fresh.name) {
-                    *old = fresh;
+                if let Some(slot) = self.slots.iter().find(|s| s.name == fresh.name) {
+                    let mut e = relock(&slot.entry);
+                    if e.handle.is_err() {
+                        *e = fresh;
+                    }
                 }
             }
         }
-        let mut devices = Vec::with_capacity(st.inventory.entries.len());
-        for e in &mut st.inventory.entries {
-            let (r, err) = read(e, &mut st.buttons, &mut st.xids);
+        let claimed = relock(&self.claimed).clone();
+        let mut devices = Vec::with_capacity(self.slots.len());
+        for slot in self.slots.iter() {
+            let mut e = relock(&slot.entry);
+            let (r, err) = match claimed.get(&slot.name) {
+                Some(v) if e.handle.is_ok() => (Reading::Signal(*v), None),
+                _ => read(&mut e, &mut st.buttons, &mut st.xids, &self.requests),
+            };
             let errors = st.errors.entry(e.name.clone()).or_insert(0);
             if err.is_some() {
                 *errors += 1;
@@ -223,7 +323,7 @@ impl Hub {
             at: Some(SystemTime::now()),
             duration: start.elapsed(),
         };
-        *self.readings.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        *relock(&self.readings) = fresh;
     }
 
     /// Polls every `every` on a thread of its own until `stop` is set.
@@ -260,7 +360,12 @@ fn keep<T>(r: onprem_hal::Result<T>, err: &mut Option<Error>) -> Option<T> {
 type Buttons = BTreeMap<String, (u64, u64)>;
 type Xids = BTreeMap<String, (u64, Option<u64>)>;
 
-fn read(e: &mut Entry, buttons: &mut Buttons, xids: &mut Xids) -> (Reading, Option<Error>) {
+fn read(
+    e: &mut Entry,
+    buttons: &mut Buttons,
+    xids: &mut Xids,
+    requests: &Mutex<VecDeque<(String, ButtonRequest)>>,
+) -> (Reading, Option<Error>) {
     let mut err = None;
     let h = match &mut e.handle {
         Ok(h) => h,
@@ -318,6 +423,7 @@ fn read(e: &mut Entry, buttons: &mut Buttons, xids: &mut Xids) -> (Reading, Opti
                     ButtonRequest::Reboot => seen.0 += 1,
                     ButtonRequest::Shutdown => seen.1 += 1,
                 }
+                relock(requests).push_back((e.name.clone(), req));
             }
             Reading::Button {
                 reboots: seen.0,
