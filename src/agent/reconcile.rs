@@ -187,6 +187,9 @@ pub struct Ctx {
     pub metrics: Option<Arc<dyn Fn() -> Vec<Family> + Send + Sync>>,
     /// The shared loop registry.
     pub registry: Registry,
+    /// This boot's id (`/proc/sys/kernel/random/boot_id`; a simulated
+    /// node's own): tells an agent restart from a node power loss.
+    pub boot_id: String,
 }
 
 impl Ctx {
@@ -201,6 +204,9 @@ impl Ctx {
             requests: Default::default(),
             metrics: None,
             registry: Registry::default(),
+            boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default(),
         }
     }
 
