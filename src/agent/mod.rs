@@ -29,6 +29,7 @@
 //!   name the file.
 
 pub mod config;
+pub mod fans;
 pub mod flags;
 pub mod host;
 pub mod notify;

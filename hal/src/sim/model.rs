@@ -314,7 +314,9 @@ impl Model {
         if p.gpu_watts.1 > 0.0 {
             let want = p.gpu_watts.0 + (p.gpu_watts.1 - p.gpu_watts.0) * self.state.gpu_load;
             self.state.gpu_watts = want.min(self.state.gpu_limit_watts.max(p.gpu_watts.0));
-            let g = p.gpu_conductance * (0.3 + 0.7 * airflow.max(0.5));
+            // The GPU's own heat sink passes a quarter of its full-airflow
+            // conductance with the node's fans stopped.
+            let g = p.gpu_conductance * (0.25 + 0.75 * airflow);
             let d_t = (self.state.gpu_watts - g * (self.state.gpu_celsius - p.ambient_celsius))
                 / (p.heat_capacity * 4.0);
             self.state.gpu_celsius += d_t * h;
@@ -442,13 +444,14 @@ mod tests {
     fn can_cap_gpu_power_at_its_limit() {
         let mut m = Model::new(Params {
             gpu_watts: (30.0, 300.0),
+            gpu_conductance: 300.0 / 45.0,
             ..Params::default()
         });
         m.set_gpu_load(1.0);
         settle(&mut m, 10);
         assert_eq!(m.state().gpu_watts, 300.0);
         m.set_gpu_limit(200.0);
-        settle(&mut m, 10);
+        settle(&mut m, 600);
         assert_eq!(m.state().gpu_watts, 200.0);
         let hot = m.state().gpu_celsius;
         m.set_gpu_load(0.0);

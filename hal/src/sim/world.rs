@@ -139,6 +139,22 @@ impl World {
             gpu_watts: (s.gpu_watts[0], s.gpu_watts[1]),
             ..Params::default()
         };
+        // The defaults describe a Raspberry Pi (7 W at full load); a bigger
+        // node has proportionally bigger heat sinks and fans, so the same
+        // temperatures and time constants hold at its power.
+        let k = (s.board_watts[1] / 7.0).max(0.1);
+        let params = Params {
+            heat_capacity: params.heat_capacity * k,
+            passive_conductance: params.passive_conductance * k,
+            fan_conductance: params.fan_conductance * k,
+            // A GPU at full power with full airflow runs 45 °C over ambient.
+            gpu_conductance: if s.gpu_watts[1] > 0.0 {
+                s.gpu_watts[1] / 45.0
+            } else {
+                params.gpu_conductance
+            },
+            ..params
+        };
         let mut inner = Inner {
             model: Model::new(params),
             buses: BTreeMap::new(),
