@@ -21,8 +21,8 @@
 //! 4. **write**: minimum duty (unless the zone may stop), a kick-start
 //!    from standstill, and the duty written to every fan every tick (level
 //!    triggered: a duty or a `pwm_enable` changed behind the agent's back
-//!    is put right within one period); a fan whose tachometer reads 0 RPM
-//!    while driven for `stallAfter` is a fault.
+//!    is put right within one period); a fan whose tachometer reads under
+//!    [`STOPPED_RPM`] while driven for `stallAfter` is a fault.
 //!
 //! Before any bundle is loaded and when the agent stops, every fan gets
 //! the fail-safe duty ([`write_safe`]).
@@ -113,6 +113,9 @@ struct FanState {
     stalled: bool,
     rpm: Option<f64>,
     kicks: u64,
+    /// A kick was given and the fan has not been seen turning since: no
+    /// second kick (a seized fan is a stall, not a reason to kick forever).
+    kick_spent: bool,
     write_error: Option<String>,
 }
 
@@ -698,15 +701,25 @@ fn tick_zone(z: &mut ZoneState, spec: &Zone, fans: &Fans, hub: &Hub, now: Instan
     }
 }
 
+/// Tachometer readings below this count as a fan standing still (real
+/// fans turn at several hundred RPM at their lowest duty).
+pub const STOPPED_RPM: f64 = 100.0;
+
+fn stopped(rpm: f64) -> bool {
+    rpm < STOPPED_RPM
+}
+
 fn write_fan(f: &mut FanState, spec: &Zone, hub: &Hub, duty: f64, now: Instant) {
     // Kick-start from standstill: the fan was stopped (written 0, or its
     // tachometer reads 0) and is now asked to turn slower than the kick.
     let mut out = duty;
     if let Some(k) = &spec.kick_start {
-        let standing = f.written.is_none_or(|w| w <= 0.0) || f.rpm == Some(0.0);
-        if duty > 0.0 && duty < k.percent && standing && f.kick_until.is_none() {
+        let standing = f.written.is_none_or(|w| w <= 0.0) || f.rpm.is_some_and(stopped);
+        if duty > 0.0 && duty < k.percent && standing && f.kick_until.is_none() && !f.kick_spent
+        {
             f.kick_until = Some(now + k.duration.get());
             f.kicks += 1;
+            f.kick_spent = true;
         }
         match f.kick_until {
             Some(until) if now < until && duty > 0.0 => out = out.max(k.percent),
@@ -734,8 +747,11 @@ fn write_fan(f: &mut FanState, spec: &Zone, hub: &Hub, duty: f64, now: Instant) 
             f.written = Some(out);
             f.write_error = None;
             f.rpm = rpm;
+            if out <= 0.0 || rpm.is_some_and(|r| !stopped(r)) {
+                f.kick_spent = false;
+            }
             let driven = out > 0.0 && f.kick_until.is_none();
-            if driven && rpm == Some(0.0) {
+            if driven && rpm.is_some_and(stopped) {
                 f.zero_since.get_or_insert(now);
             } else {
                 f.zero_since = None;
