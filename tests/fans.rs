@@ -104,7 +104,7 @@ fn can_keep_a_pi5_under_the_curves_top_point_through_a_load_step() {
     let idle_duty = n.fans.zone_duty("cpu").unwrap();
     n.world.with_model(|m| m.set_load(1.0));
     let mut hottest: f64 = 0.0;
-    for _ in 0..3600 {
+    for _ in 0..1800 {
         n.tick();
         hottest = hottest.max(n.cpu());
     }
@@ -129,12 +129,12 @@ fn can_settle_a_pid_zone_after_a_load_step() {
         m.set_load(0.1);
         m.set_gpu_load(0.1);
     });
-    for _ in 0..1200 {
+    for _ in 0..600 {
         n.tick();
     }
     n.world.with_model(|m| m.set_load(1.0));
     let mut last_outside = 0;
-    let secs = 7200;
+    let secs = 2400;
     for t in 1..=secs {
         n.tick();
         if (n.cpu() - setpoint).abs() > 2.0 {
@@ -146,7 +146,7 @@ fn can_settle_a_pid_zone_after_a_load_step() {
         n.cpu(),
         n.fans.zone_duty("chassis").unwrap()
     );
-    assert!(last_outside < secs / 2, "not settled: last outside at {last_outside} s");
+    assert!(last_outside < 1500, "not settled: last outside at {last_outside} s");
     assert!((n.cpu() - setpoint).abs() <= 2.0, "{:.1}", n.cpu());
 }
 
@@ -192,7 +192,8 @@ fn until_failsafe(n: &mut Node, cause: Cause, level: f64, frozen: bool) -> usize
         }
         if n.fans.zone_causes("cpu").contains(&cause) {
             assert_eq!(n.fans.zone_duty("cpu"), Some(level), "{cause:?}");
-            assert!(n.reason().starts_with("Failsafe"), "{}", n.reason());
+            let want = if cause == Cause::Missing { "SensorMissing" } else { "Failsafe" };
+            assert!(n.reason().starts_with(want), "{}", n.reason());
             assert!(n.reason().contains(cause.as_str()), "{}", n.reason());
             return i;
         }

@@ -39,6 +39,45 @@ pub struct File {
     pub log: Log,
     /// The node's hardware: where the device inventory comes from.
     pub hardware: HardwareFile,
+    /// Standalone bundle and the state directory.
+    pub bundle: BundleFile,
+}
+
+/// The `bundle:` section: where the node's desired state comes from when
+/// it runs on its own (without a control plane), and where applied
+/// bundles are kept.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BundleFile {
+    /// A bundle file to run (`--bundle`); re-read on SIGHUP and when it
+    /// changes on disk. Its `hardware` section replaces this file's.
+    pub path: Option<PathBuf>,
+    /// Where the agent keeps the applied bundle, the last-known-good one
+    /// and loop state such as switch states (`--state-dir`).
+    pub state_dir: PathBuf,
+    /// Public key files of bundle signers (`onprem bundle keygen`).
+    pub trusted_keys: Vec<PathBuf>,
+    /// Refuse bundles without a valid signature by a trusted key.
+    pub require_signatures: bool,
+    /// Seconds between checks of the bundle file for changes.
+    pub watch_interval: f64,
+}
+
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/onprem";
+/// Default seconds between checks of the bundle file.
+pub const DEFAULT_WATCH_INTERVAL: f64 = 2.0;
+
+impl Default for BundleFile {
+    fn default() -> Self {
+        BundleFile {
+            path: None,
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            trusted_keys: Vec::new(),
+            require_signatures: false,
+            watch_interval: DEFAULT_WATCH_INTERVAL,
+        }
+    }
 }
 
 /// The `hardware:` section: which devices the agent reads (and, with the
@@ -167,6 +206,13 @@ pub struct Config {
     pub log_level: tracing::Level,
     /// The device inventory, if the node has one configured.
     pub hardware: Option<Hardware>,
+    /// Devices are simulated (`hardware.source: sim`), also for a
+    /// bundle's hardware.
+    pub sim: bool,
+    /// Seconds between device reads, also for a bundle's hardware.
+    pub poll_interval: std::time::Duration,
+    /// The `bundle:` section.
+    pub bundle: BundleFile,
 }
 
 /// Why a configuration was refused.
@@ -280,6 +326,8 @@ const FLAG_NAMES: &[(&str, &str)] = &[
     ("web.listen_address", "--web.listen-address"),
     ("hardware.source", "--hardware"),
     ("hardware.profile", "--hardware.profile"),
+    ("bundle.path", "--bundle"),
+    ("bundle.state_dir", "--state-dir"),
     ("log.level", "--log.level"),
 ];
 
@@ -405,6 +453,13 @@ impl Flags {
             &self.hardware_profile,
             &mut file.hardware.profile,
             "hardware.profile",
+            &mut by_flag,
+        );
+        set_opt(&self.bundle, &mut file.bundle.path, "bundle.path", &mut by_flag);
+        set(
+            &self.state_dir,
+            &mut file.bundle.state_dir,
+            "bundle.state_dir",
             &mut by_flag,
         );
         let c = &mut file.collectors;
@@ -533,6 +588,13 @@ impl Flags {
             errors.append(&mut e);
         }
         let hardware = hardware(&file.hardware, &mut errors);
+        let w = file.bundle.watch_interval;
+        if !(w.is_finite() && (0.1..=3600.0).contains(&w)) {
+            errors.push(FieldError::new(
+                "bundle.watch_interval",
+                format!("{w} is not a period of 0.1–3600 s"),
+            ));
+        }
         for e in &mut errors {
             if let Some((_, flag)) = FLAG_NAMES
                 .iter()
@@ -551,6 +613,11 @@ impl Flags {
                 collectors: file.collectors.clone(),
                 log_level,
                 hardware,
+                sim: file.hardware.source == "sim",
+                poll_interval: std::time::Duration::from_secs_f64(
+                    file.hardware.poll_interval.clamp(0.1, 3600.0),
+                ),
+                bundle: file.bundle.clone(),
             }),
             _ => Err(Error::Invalid(FieldErrors(errors))),
         }

@@ -246,7 +246,13 @@ impl Reconciler for FansLoop {
                 }
             }
             if !z.causes.is_empty() {
-                reason.get_or_insert("Failsafe");
+                // A sensor that is not there at all is the bundle naming a
+                // device that does not answer: say so, it fails an apply.
+                if z.causes.contains(&Cause::Missing) {
+                    reason = Some("SensorMissing");
+                } else {
+                    reason.get_or_insert("Failsafe");
+                }
                 problems.push(format!(
                     "zone {} fail-safe at {:.0} %: {}",
                     z.name,
@@ -256,7 +262,7 @@ impl Reconciler for FansLoop {
             }
             for f in &mut z.fans {
                 if let Some(e) = &f.write_error {
-                    reason.get_or_insert("FanWriteFailed");
+                    reason = Some("FanWriteFailed");
                     problems.push(format!("fan {}: {e}", f.name));
                 }
                 let stalled = f

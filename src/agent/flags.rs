@@ -45,6 +45,14 @@ pub struct Flags {
     /// YAML file.
     #[arg(long = "hardware.profile", value_name = "NAME|FILE")]
     pub hardware_profile: Option<String>,
+    /// Run on its own from this bundle file (re-read on SIGHUP and when it
+    /// changes); its hardware section replaces `--hardware.profile`.
+    #[arg(long = "bundle", value_name = "FILE")]
+    pub bundle: Option<PathBuf>,
+    /// Where applied bundles, the last-known-good one and loop state are
+    /// kept (default /var/lib/onprem).
+    #[arg(long = "state-dir", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Only log messages with the given severity or above: error, warn, info, debug, trace.
     #[arg(long = "log.level", value_name = "LEVEL")]
     pub log_level: Option<String>,

@@ -34,6 +34,8 @@ pub mod flags;
 pub mod host;
 pub mod notify;
 pub mod reconcile;
+pub mod standalone;
+pub mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -88,25 +90,35 @@ pub struct Agent {
     listener: TcpListener,
     shared: Arc<Shared>,
     devices: Option<Devices>,
+    node: Option<standalone::Node>,
 }
 
 /// The node's device hub, its poller's stop flag, and the simulated world
 /// it may run on (kept alive with the agent).
-struct Devices {
+pub(crate) struct Devices {
     hub: Hub,
     stop: Arc<AtomicBool>,
+    cancel: CancellationToken,
     _world: Option<crate::hw::SimWorld>,
+}
+
+impl Devices {
+    /// Cancelled when the devices close (for tasks that drive them).
+    pub(crate) fn stop_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
 }
 
 impl Drop for Devices {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.cancel.cancel();
     }
 }
 
 /// Opens the inventory (on a blocking thread: buses can be slow) and
 /// starts its poller.
-async fn open_devices(hw: &config::Hardware) -> Result<Devices, Error> {
+pub(crate) async fn open_devices(hw: &config::Hardware) -> Result<Devices, Error> {
     let hw = hw.clone();
     let opened = tokio::task::spawn_blocking(move || -> anyhow::Result<Devices> {
         let (hardware, world) = if hw.sim {
@@ -121,6 +133,7 @@ async fn open_devices(hw: &config::Hardware) -> Result<Devices, Error> {
         Ok(Devices {
             hub,
             stop,
+            cancel: CancellationToken::new(),
             _world: world,
         })
     })
@@ -151,11 +164,21 @@ impl Agent {
     /// Like [`bind`](Self::bind) with an already loaded configuration;
     /// SIGHUP re-reads it through `flags` when given.
     pub async fn bind_config(flags: Option<Flags>, config: Config) -> Result<Agent, Error> {
-        let devices = match &config.hardware {
-            Some(hw) => Some(open_devices(hw).await?),
+        // Standalone: the bundle's hardware, fans at fail-safe before any
+        // loop runs. Otherwise the config's hardware section, read only.
+        let mut node = match &config.bundle.path {
+            Some(_) => Some(standalone::Node::prepare(&config, CancellationToken::new()).await?),
             None => None,
         };
-        let exporter = build_exporter(&config, devices.as_ref().map(|d| &d.hub))?;
+        let devices = match (&config.hardware, &node) {
+            (Some(hw), None) => Some(open_devices(hw).await?),
+            _ => None,
+        };
+        let exporter = build_exporter_with(
+            &config,
+            node.as_ref().map(|n| n.parts()).as_ref(),
+            devices.as_ref().map(|d| &d.hub),
+        )?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| Error::Bind {
@@ -163,6 +186,9 @@ impl Agent {
                 source,
             })?;
         let shared = Shared::new(exporter, config.max_requests);
+        if let Some(n) = node.as_mut() {
+            n.start(Arc::clone(&shared)).await;
+        }
         let first = Arc::clone(&shared);
         // The first collection runs before READY=1, so that a broken
         // collector shows in the log before systemd calls the unit started.
@@ -175,6 +201,7 @@ impl Agent {
             listener,
             shared,
             devices,
+            node,
         })
     }
 
@@ -198,8 +225,13 @@ impl Agent {
             listener,
             shared,
             devices,
+            node,
         } = self;
         let hub = devices.as_ref().map(|d| d.hub.clone());
+        let node_parts = node.as_ref().map(|n| n.parts());
+        let hup = Arc::new(tokio::sync::Notify::new());
+        let node_stop = CancellationToken::new();
+        let node_task = node.map(|n| tokio::spawn(n.run(node_stop.clone(), Arc::clone(&hup))));
         tracing::info!(address = %addr, collectors = ?shared.exporter().names(), "listening");
         notify::ready(&status_line(&shared, addr));
 
@@ -210,6 +242,8 @@ impl Agent {
                 config,
                 Arc::clone(&shared),
                 hub,
+                node_parts,
+                hup,
                 tasks.clone(),
             ));
         }
@@ -226,6 +260,13 @@ impl Agent {
             .await;
         tasks.cancel();
         shared.set_ready(false);
+        // The loops stop last: fans end at the fail-safe duty.
+        node_stop.cancel();
+        if let Some(t) = node_task {
+            if let Err(e) = t.await {
+                tracing::error!(error = %e, "stopping the loops failed");
+            }
+        }
         notify::stopping();
         tracing::info!("stopped");
         served.map_err(Error::Serve)
@@ -237,16 +278,38 @@ pub async fn run(flags: Flags, shutdown: CancellationToken) -> Result<(), Error>
     Agent::bind(flags).await?.run(shutdown).await
 }
 
-fn build_exporter(config: &Config, hub: Option<&Hub>) -> Result<Exporter, Error> {
+/// What the collectors of a node running a bundle read: its hub (which
+/// follows the bundle's hardware), loops and bundle state.
+#[derive(Clone)]
+pub struct NodeParts {
+    /// The hub now.
+    pub hub: Arc<std::sync::Mutex<Option<Hub>>>,
+    /// The loops.
+    pub registry: reconcile::Registry,
+    /// The bundle.
+    pub bundle: crate::exporter::loops::SharedBundle,
+}
+
+/// The collectors of `config`, with `devices` over the node's hub and
+/// `loops` over its loops when it runs a bundle.
+pub(crate) fn build_exporter_with(
+    config: &Config,
+    node: Option<&NodeParts>,
+    hub: Option<&Hub>,
+) -> Result<Exporter, Error> {
     let mut exporter = Exporter::new(&config.collectors, &config.paths, config.exporter_metrics)
         .map_err(|e| Error::Config(config::Error::Invalid(crate::validate::FieldErrors(e))))?;
-    let devices_on = config
-        .collectors
-        .enabled()
-        .is_ok_and(|set| set.contains("devices"));
-    if let (Some(hub), true) = (hub, devices_on) {
+    let enabled = config.collectors.enabled().unwrap_or_default();
+    let node_hub = node.and_then(|n| n.hub.lock().unwrap_or_else(|e| e.into_inner()).clone());
+    if let (Some(hub), true) = (node_hub.as_ref().or(hub), enabled.contains("devices")) {
         exporter.add(Box::new(crate::exporter::devices::Devices::new(
             hub.clone(),
+        )));
+    }
+    if let (Some(n), true) = (node, enabled.contains("loops")) {
+        exporter.add(Box::new(crate::exporter::loops::Loops::new(
+            n.registry.clone(),
+            Arc::clone(&n.bundle),
         )));
     }
     Ok(exporter)
@@ -271,6 +334,8 @@ async fn reload_on_sighup(
     mut current: Config,
     shared: Arc<Shared>,
     hub: Option<Hub>,
+    node: Option<NodeParts>,
+    bundle_reload: Arc<tokio::sync::Notify>,
     stop: CancellationToken,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -287,7 +352,9 @@ async fn reload_on_sighup(
             got = hup.recv() => if got.is_none() { return },
         }
         notify::reloading();
-        match reload(&flags, &current, &shared, hub.as_ref()) {
+        // The bundle file is re-read too.
+        bundle_reload.notify_one();
+        match reload(&flags, &current, &shared, hub.as_ref(), node.as_ref()) {
             Ok(next) => {
                 tracing::info!(collectors = ?shared.exporter().names(), "configuration reloaded");
                 current = next;
@@ -308,11 +375,12 @@ pub fn reload(
     current: &Config,
     shared: &Shared,
     hub: Option<&Hub>,
+    node: Option<&NodeParts>,
 ) -> Result<Config, Error> {
     let next = flags.load()?;
-    let exporter = build_exporter(&next, hub)?;
-    if next.hardware != current.hardware {
-        tracing::warn!("hardware changes take effect at restart");
+    let exporter = build_exporter_with(&next, node, hub)?;
+    if next.hardware != current.hardware || next.bundle != current.bundle {
+        tracing::warn!("changes to the hardware and bundle sections of the agent config take effect at restart");
     }
     shared.swap(exporter);
     if next.listen != current.listen {

@@ -49,7 +49,11 @@ pub struct Shared {
     inflight: Mutex<HashMap<u64, Instant>>,
     next_id: AtomicU64,
     stall: Mutex<Duration>,
+    status: RwLock<Option<StatusFn>>,
 }
+
+/// What `/-/status` serves: the agent's bundle, loops and events as JSON.
+pub type StatusFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 impl Shared {
     /// State serving `exporter`, with at most `max_requests` scrapes at
@@ -70,6 +74,7 @@ impl Shared {
             inflight: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             stall: Mutex::new(DEFAULT_STALL),
+            status: RwLock::new(None),
         })
     }
 
@@ -81,6 +86,11 @@ impl Shared {
     /// Replaces the collector set; scrapes in flight keep the old one.
     pub fn swap(&self, exporter: Exporter) {
         *self.exporter.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(exporter);
+    }
+
+    /// Sets what `/-/status` serves.
+    pub fn set_status(&self, f: StatusFn) {
+        *self.status.write().unwrap_or_else(|e| e.into_inner()) = Some(f);
     }
 
     /// Marks the service ready (`/-/ready` answers 200).
@@ -160,6 +170,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
+        .route("/-/status", get(status))
         .with_state(shared)
 }
 
@@ -190,6 +201,29 @@ async fn healthy(State(s): State<Arc<Shared>>) -> Response {
 /// A scrape running longer than this marks the scrape path unhealthy,
 /// unless systemd's watchdog period says otherwise.
 pub const DEFAULT_STALL: Duration = Duration::from_secs(30);
+
+async fn status(State(s): State<Arc<Shared>>) -> Response {
+    let f = s.status.read().unwrap_or_else(|e| e.into_inner()).clone();
+    match f {
+        Some(f) => {
+            let body = tokio::task::spawn_blocking(move || f()).await;
+            match body {
+                Ok(v) => (
+                    StatusCode::OK,
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    v.to_string(),
+                )
+                    .into_response(),
+                Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "status failed\n").into_response(),
+            }
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            "no loops run: the agent has no bundle (--bundle)\n",
+        )
+            .into_response(),
+    }
+}
 
 async fn ready(State(s): State<Arc<Shared>>) -> Response {
     if s.ready.load(Ordering::SeqCst) {

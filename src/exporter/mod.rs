@@ -41,6 +41,7 @@ pub mod diskstats;
 pub mod filesystem;
 pub mod hwmon;
 pub mod loadavg;
+pub mod loops;
 pub mod meminfo;
 pub mod netclass;
 pub mod netdev;
@@ -142,6 +143,11 @@ pub const COLLECTORS: &[(&str, bool, &str)] = &[
         "hardware monitor chips from /sys/class/hwmon",
     ),
     ("loadavg", true, "load average from /proc/loadavg"),
+    (
+        "loops",
+        true,
+        "the reconcile loops and the running bundle: conditions, runs, zones, alerts (onprem_*)",
+    ),
     ("meminfo", true, "memory from /proc/meminfo"),
     (
         "netclass",
@@ -292,7 +298,7 @@ pub fn build(
         "cpu" => Box::new(cpu::Cpu::new(p, &s.cpu)),
         "cpufreq" => Box::new(cpufreq::Cpufreq::new(p)),
         // Needs the agent's device hub: the agent adds it (Exporter::add).
-        "devices" => return None,
+        "devices" | "loops" => return None,
         "diskstats" => Box::new(diskstats::Diskstats::new(p, &s.diskstats, errors)?),
         "filesystem" => Box::new(filesystem::Filesystem::new(p, &s.filesystem, errors)?),
         "hwmon" => Box::new(hwmon::Hwmon::new(p, &s.hwmon, errors)?),

@@ -1,0 +1,449 @@
+//! Standalone mode: the agent runs the bundle in a local file
+//! (`--bundle`), with no control plane.
+//!
+//! At start: the bundle file is read, verified (when signatures are
+//! required) and validated; if it is refused, the last bundle the agent
+//! applied (from the state directory) runs instead. The devices of the
+//! chosen bundle's hardware open, every fan gets the fail-safe duty, and
+//! only then do the loops start. The file is re-read on SIGHUP and checked
+//! for changes every `bundle.watch_interval`; a new bundle restarts only
+//! the loops whose section changed. A bundle that is refused leaves the
+//! running one in place; one that fails to apply is rolled back. On stop,
+//! the loops stop and every fan is left at the fail-safe duty.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::host::{Host, Recorded, Systemd};
+use super::loops::{self, Loops};
+use super::reconcile::{Events, Registry, Stop, unix_now};
+use super::{Config, Devices, Error};
+use crate::bundle::schema::DEFAULT_FAILSAFE_PERCENT;
+use crate::bundle::sign::{TrustedKeys, sig_path};
+use crate::bundle::store::{Meta, Store};
+use crate::bundle::{self, Resolved};
+use crate::exporter::http::Shared;
+use crate::exporter::loops::{BundleState, SharedBundle};
+use crate::hw::poller::Hub;
+
+/// A node running a local bundle.
+pub struct Node {
+    config: Config,
+    path: PathBuf,
+    store: Option<Store>,
+    keys: TrustedKeys,
+    loops: Loops,
+    devices: Option<Devices>,
+    /// The hub the exporter's `devices` collector reads (swapped with the
+    /// hardware).
+    pub hub: Arc<Mutex<Option<Hub>>>,
+    /// The bundle's state, for `/metrics` and status.
+    pub bundle: SharedBundle,
+    /// The loop registry.
+    pub registry: Registry,
+    /// Events.
+    pub events: Events,
+    /// The host.
+    pub host: Arc<dyn Host>,
+    shared: Arc<OnceLock<Arc<Shared>>>,
+    fingerprint: Option<String>,
+    first: Option<(Resolved, String, Option<String>, String)>,
+}
+
+fn fingerprint(text: &str, sig: Option<&str>) -> String {
+    let mut h = Sha256::new();
+    h.update(text.as_bytes());
+    h.update(sig.unwrap_or_default().as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Node {
+    /// Loads the bundle (or the last-known-good one), opens its devices
+    /// and writes the fail-safe duty to every fan. Loops start with
+    /// [`start`](Self::start).
+    pub async fn prepare(config: &Config, parent: CancellationToken) -> Result<Node, Error> {
+        let path = config.bundle.path.clone().ok_or_else(|| {
+            Error::Devices("standalone mode needs a bundle path".into())
+        })?;
+        let store = match Store::open(&config.bundle.state_dir) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(dir = %config.bundle.state_dir.display(), error = %e, "no bundle store: applied bundles will not survive a restart");
+                None
+            }
+        };
+        let mut keys = TrustedKeys::new();
+        for k in &config.bundle.trusted_keys {
+            match crate::bundle::sign::PublicKey::load(k) {
+                Ok(key) => keys.add(key),
+                Err(e) => {
+                    return Err(Error::Devices(format!(
+                        "bundle.trusted_keys: {}: {e}",
+                        k.display()
+                    )));
+                }
+            }
+        }
+        let host: Arc<dyn Host> = if config.sim {
+            Arc::new(Recorded::default())
+        } else {
+            Arc::new(Systemd::new())
+        };
+        let shared_slot: Arc<OnceLock<Arc<Shared>>> = Arc::new(OnceLock::new());
+        let metrics_slot = Arc::clone(&shared_slot);
+        let registry = Registry::default();
+        let events = Events::default();
+        let lshared = loops::Shared {
+            host: Arc::clone(&host),
+            events: events.clone(),
+            requests: Default::default(),
+            registry: registry.clone(),
+            state_dir: store.as_ref().map(|_| config.bundle.state_dir.clone()),
+            metrics: Some(Arc::new(move || {
+                metrics_slot
+                    .get()
+                    .map(|s| s.exporter().scrape(None).families)
+                    .unwrap_or_default()
+            })),
+            boot_id: None,
+        };
+        let bundle_state: SharedBundle = Arc::new(Mutex::new(BundleState {
+            status: "False".into(),
+            reason: "NoBundle".into(),
+            last_transition_time: unix_now(),
+            ..Default::default()
+        }));
+        let mut node = Node {
+            config: config.clone(),
+            path: path.clone(),
+            store,
+            keys,
+            loops: Loops::new(lshared, None, parent),
+            devices: None,
+            hub: Arc::new(Mutex::new(None)),
+            bundle: bundle_state,
+            registry,
+            events,
+            host,
+            shared: shared_slot,
+            fingerprint: None,
+            first: None,
+        };
+        // The file's bundle, else the last one applied.
+        let chosen = match node.read_file() {
+            Ok((r, text, sig)) => {
+                node.fingerprint = Some(fingerprint(&text, sig.as_deref()));
+                Some((r, text, sig, format!("file:{}", path.display())))
+            }
+            Err(e) => {
+                node.reject(&e);
+                node.last_known_good()
+            }
+        };
+        if let Some((r, ..)) = &chosen {
+            node.open(r).await?;
+        }
+        node.first = chosen;
+        Ok(node)
+    }
+
+    /// Hands the HTTP state over (for checks and hardware changes) and
+    /// starts the loops of the prepared bundle.
+    pub async fn start(&mut self, shared: Arc<Shared>) {
+        let _ = self.shared.set(Arc::clone(&shared));
+        let status = self.status_fn();
+        shared.set_status(status);
+        if let Some((r, text, sig, source)) = self.first.take() {
+            self.apply(r, text, sig, source).await;
+        }
+    }
+
+    /// What the collectors read.
+    pub fn parts(&self) -> super::NodeParts {
+        super::NodeParts {
+            hub: Arc::clone(&self.hub),
+            registry: self.registry.clone(),
+            bundle: Arc::clone(&self.bundle),
+        }
+    }
+
+    /// What `/-/status` serves.
+    pub fn status_fn(&self) -> crate::exporter::http::StatusFn {
+        let registry = self.registry.clone();
+        let bundle = Arc::clone(&self.bundle);
+        let events = self.events.clone();
+        let host = Arc::clone(&self.host);
+        Arc::new(move || {
+            let b = bundle.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            serde_json::json!({
+                "bundle": b,
+                "loops": registry.reports(),
+                "events": events.since(0).into_iter().rev().take(50).collect::<Vec<_>>(),
+                "hostActions": host.taken(),
+            })
+        })
+    }
+
+    /// Reads, verifies and validates the bundle file.
+    fn read_file(&self) -> Result<(Resolved, String, Option<String>), bundle::Error> {
+        let text = std::fs::read_to_string(&self.path).map_err(|source| bundle::Error::Read {
+            path: self.path.clone(),
+            source,
+        })?;
+        let sig = std::fs::read_to_string(sig_path(&self.path)).ok();
+        self.check(&text, sig.as_deref())
+            .map(|r| (r, text.clone(), sig.clone()))
+    }
+
+    fn check(&self, text: &str, sig: Option<&str>) -> Result<Resolved, bundle::Error> {
+        if self.config.bundle.require_signatures {
+            let sig = sig.ok_or_else(|| {
+                bundle::Error::Parse(crate::validate::FieldError::new(
+                    "signature",
+                    "no signature file, and bundle.require_signatures is set",
+                ))
+            })?;
+            self.keys.verify(text.as_bytes(), sig).map_err(|e| {
+                bundle::Error::Parse(crate::validate::FieldError::new(
+                    "signature",
+                    e.to_string(),
+                ))
+            })?;
+        }
+        let b = bundle::parse(text)?;
+        bundle::validate(&b, self.path.parent()).map_err(bundle::Error::Invalid)
+    }
+
+    fn last_known_good(&self) -> Option<(Resolved, String, Option<String>, String)> {
+        let stored = self.store.as_ref()?.current().ok().flatten()?;
+        match self.check(&stored.text, stored.sig.as_deref()) {
+            Ok(r) => {
+                tracing::warn!(name = %r.name(), version = r.version(), "running the last-known-good bundle from the state directory");
+                Some((r, stored.text, stored.sig, "last-known-good".into()))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the stored bundle is not valid either");
+                None
+            }
+        }
+    }
+
+    fn reject(&self, e: &bundle::Error) {
+        let errs: Vec<String> = e.field_errors().iter().map(ToString::to_string).collect();
+        tracing::error!(bundle = %self.path.display(), errors = %errs.join("; "), "bundle refused; the running bundle stays");
+        self.events.push(
+            "bundle",
+            "warning",
+            "Rejected",
+            format!("{}: {}", self.path.display(), errs.join("; ")),
+        );
+        let mut b = self.bundle.lock().unwrap_or_else(|e| e.into_inner());
+        b.rejected_total += 1;
+        b.reason = "Rejected".into();
+        b.message = errs.join("; ");
+    }
+
+    /// Opens the devices of `r`'s hardware (when they differ from the
+    /// open ones) and writes the fail-safe duty to every fan.
+    async fn open(&mut self, r: &Resolved) -> Result<(), Error> {
+        let same = self
+            .loops
+            .current()
+            .is_some_and(|c| c.hardware == r.hardware)
+            && self.devices.is_some();
+        if same {
+            return Ok(());
+        }
+        let failsafe = r.bundle.spec.fans.failsafe_percent;
+        // Stop the old loops first (fans left safe), then open the new.
+        self.loops.replace_hub(None, DEFAULT_FAILSAFE_PERCENT).await;
+        self.devices = None;
+        let hw = super::config::Hardware {
+            spec: r.hardware.clone(),
+            sim: self.config.sim,
+            poll_interval: self.config.poll_interval,
+        };
+        let devices = super::open_devices(&hw).await?;
+        let hub = devices.hub.clone();
+        if self.config.sim {
+            hub.set_stepping(false);
+            spawn_stepper(hub.clone(), devices.stop_token());
+        }
+        self.loops.replace_hub(Some(hub.clone()), failsafe).await;
+        *self.hub.lock().unwrap_or_else(|e| e.into_inner()) = Some(hub);
+        self.devices = Some(devices);
+        if let Some(shared) = self.shared.get() {
+            // The devices collector follows the new hub.
+            match super::build_exporter_with(&self.config, Some(&self.parts()), None) {
+                Ok(ex) => shared.swap(ex),
+                Err(e) => tracing::error!(error = %e, "cannot rebuild the collectors"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a checked bundle; rolls back if it fails to apply.
+    async fn apply(&mut self, r: Resolved, text: String, sig: Option<String>, source: String) {
+        let previous = self.loops.current().cloned();
+        if let Err(e) = self.open(&r).await {
+            tracing::error!(error = %e, "cannot open the bundle's devices");
+        }
+        match self.loops.apply(&r).await {
+            Ok(diff) => {
+                tracing::info!(name = %r.name(), version = r.version(), changes = %diff, "bundle applied");
+                if let Some(store) = &mut self.store {
+                    let latest = store.current().ok().flatten();
+                    if latest.is_none_or(|s| s.meta.digest != r.digest) {
+                        if let Err(e) = store.write(&text, sig.as_deref(), &Meta::new(&r, &source)) {
+                            tracing::error!(error = %e, "cannot store the applied bundle");
+                        }
+                    }
+                }
+                self.events.push(
+                    "bundle",
+                    "info",
+                    "Applied",
+                    format!("bundle {} version {} applied ({diff})", r.name(), r.version()),
+                );
+                let mut b = self.bundle.lock().unwrap_or_else(|e| e.into_inner());
+                if b.status != "True" {
+                    b.last_transition_time = unix_now();
+                }
+                b.status = "True".into();
+                b.reason = "Applied".into();
+                b.message = format!("{diff}");
+                b.name = Some(r.name().to_owned());
+                b.version = Some(r.version());
+                b.digest = Some(r.digest.clone());
+                b.source = Some(source);
+                b.applied_total += 1;
+            }
+            Err(why) => {
+                let msg = format!(
+                    "bundle {} version {} failed to apply: {why}",
+                    r.name(),
+                    r.version()
+                );
+                // Back to the bundle that ran before, or the stored one.
+                let back = previous
+                    .map(|p| (p, "previous".to_owned()))
+                    .or_else(|| self.last_known_good().map(|(p, _, _, s)| (p, s)));
+                let mut note = msg.clone();
+                if let Some((p, src)) = back.filter(|(p, _)| p.digest != r.digest) {
+                    if let Err(e) = Box::pin(self.open(&p)).await {
+                        tracing::error!(error = %e, "cannot reopen the previous bundle's devices");
+                    }
+                    let again = self.loops.apply(&p).await;
+                    note = format!(
+                        "{msg}; rolled back to {} version {} ({src}){}",
+                        p.name(),
+                        p.version(),
+                        again.err().map(|e| format!(", which also fails: {e}")).unwrap_or_default()
+                    );
+                    let mut b = self.bundle.lock().unwrap_or_else(|e| e.into_inner());
+                    b.name = Some(p.name().to_owned());
+                    b.version = Some(p.version());
+                    b.digest = Some(p.digest.clone());
+                    b.source = Some(src);
+                } else {
+                    note.push_str("; nothing to roll back to: it keeps running as it can");
+                    let mut b = self.bundle.lock().unwrap_or_else(|e| e.into_inner());
+                    b.name = Some(r.name().to_owned());
+                    b.version = Some(r.version());
+                    b.digest = Some(r.digest.clone());
+                    b.source = Some(source);
+                }
+                self.events.push("bundle", "critical", "RolledBack", note.clone());
+                let mut b = self.bundle.lock().unwrap_or_else(|e| e.into_inner());
+                if b.status != "False" {
+                    b.last_transition_time = unix_now();
+                }
+                b.status = "False".into();
+                b.reason = "RolledBack".into();
+                b.message = note;
+                b.rolled_back_total += 1;
+            }
+        }
+    }
+
+    /// Re-reads the bundle file; applies it when it changed and is valid.
+    pub async fn reload(&mut self, forced: bool) {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) => {
+                if forced {
+                    self.reject(&bundle::Error::Read {
+                        path: self.path.clone(),
+                        source: e,
+                    });
+                }
+                return;
+            }
+        };
+        let sig = std::fs::read_to_string(sig_path(&self.path)).ok();
+        let fp = fingerprint(&text, sig.as_deref());
+        if self.fingerprint.as_deref() == Some(fp.as_str()) && !forced {
+            return;
+        }
+        self.fingerprint = Some(fp);
+        match self.check(&text, sig.as_deref()) {
+            Ok(r) => {
+                let unchanged = self.loops.current().is_some_and(|c| c.digest == r.digest);
+                if !unchanged {
+                    let src = format!("file:{}", self.path.display());
+                    self.apply(r, text, sig, src).await;
+                }
+            }
+            Err(e) => self.reject(&e),
+        }
+    }
+
+    /// Watches the file and SIGHUP until `stop`; then stops every loop and
+    /// leaves the fans at the fail-safe duty.
+    pub async fn run(mut self, stop: CancellationToken, hup: Arc<Notify>) {
+        let every = Duration::from_secs_f64(self.config.bundle.watch_interval);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = hup.notified() => self.reload(true).await,
+                _ = tick.tick() => self.reload(false).await,
+            }
+        }
+        self.loops.stop_all(Stop::Shutdown).await;
+        if let Some(hub) = self.hub.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            let failsafe = self
+                .loops
+                .current()
+                .map_or(DEFAULT_FAILSAFE_PERCENT, |r| r.bundle.spec.fans.failsafe_percent);
+            let n = super::fans::write_safe(&hub, failsafe, super::fans::all_fans(&hub));
+            tracing::info!(fans = n, "agent stopping: fans left at the fail-safe duty");
+        }
+    }
+}
+
+/// Moves the simulated world on tokio's clock (so a paused clock drives
+/// the physics too), every 100 ms.
+fn spawn_stepper(hub: Hub, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut last = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now = tokio::time::Instant::now();
+            let dt = now - last;
+            last = now;
+            let h = hub.clone();
+            let _ = tokio::task::spawn_blocking(move || h.step_world(dt)).await;
+        }
+    });
+}
