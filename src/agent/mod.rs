@@ -32,6 +32,7 @@ pub mod config;
 pub mod flags;
 pub mod host;
 pub mod notify;
+pub mod power;
 pub mod reconcile;
 
 use std::net::SocketAddr;
