@@ -60,6 +60,24 @@ fn can_ignore_glitches_around_a_real_pulse() {
 }
 
 #[test]
+fn can_drain_queued_pulses_with_a_zero_timeout() {
+    // A poller that never waits still gets every press queued behind
+    // glitches and ignored pulses, one per call.
+    let (line, mut b) = button();
+    line.glitch();
+    line.pulse(ms(65));
+    line.pulse(ms(5));
+    line.pulse(ms(25));
+    line.glitch();
+    line.pulse(ms(45));
+    let zero = Duration::ZERO;
+    assert_eq!(b.next_request(zero).unwrap(), Some(ButtonRequest::Reboot));
+    assert_eq!(b.next_request(zero).unwrap(), Some(ButtonRequest::Shutdown));
+    assert_eq!(b.next_request(zero).unwrap(), None);
+    assert_eq!(line.pending(), 0);
+}
+
+#[test]
 fn can_report_nothing_for_a_hold_without_pulse() {
     let (line, mut b) = button();
     line.hold(Duration::from_secs(5));

@@ -193,6 +193,23 @@ fn can_set_a_power_limit_within_range() {
 }
 
 #[test]
+fn can_forget_power_limits_on_a_driver_reset() {
+    let (_dir, mut fake, nvml) = setup(Driver::Current, two_gpus());
+    let mut gpus = gpus(&nvml);
+    let default = gpus[0].sample().unwrap().power_limit_watts;
+    gpus[0].set_power_limit_watts(450.0).unwrap();
+    gpus[1].set_power_limit_watts(300.0).unwrap();
+    fake.driver_reset().unwrap();
+    assert_eq!(fake.power_limit_set_mw(0).unwrap(), None);
+    assert_eq!(gpus[0].sample().unwrap().power_limit_watts, default);
+    assert_eq!(fake.power_limit_set_mw(1).unwrap(), None);
+    // Set again after the reset: kept until the next one.
+    gpus[0].set_power_limit_watts(400.0).unwrap();
+    assert_eq!(gpus[0].sample().unwrap().power_limit_watts, Some(400.0));
+    assert_eq!(fake.power_limit_set_mw(0).unwrap(), Some(400_000));
+}
+
+#[test]
 fn returns_denied_when_setting_a_limit_without_permission() {
     let (_dir, mut fake, nvml) = setup(Driver::Current, two_gpus());
     let mut gpus = gpus(&nvml);

@@ -33,6 +33,7 @@ pub mod fans;
 pub mod flags;
 pub mod host;
 pub mod notify;
+pub mod power;
 pub mod reconcile;
 pub mod standalone;
 pub mod status;

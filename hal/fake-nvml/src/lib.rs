@@ -47,6 +47,7 @@
 //! gpu 0 throttle 0x4                      # reasons bit mask
 //! gpu 0 event_types 0x1f                  # supported (default: 0x1f)
 //! gpu 0 lost                              # fell off the bus
+//! driver_resets 1                         # driver reloads so far
 //! fault nvmlDeviceGetPowerUsage 1 3       # function, device or *, code
 //! xid 1 0 79                              # sequence, gpu, XID
 //! ```
@@ -69,6 +70,10 @@
 //!   `NVML_ERROR_GPU_IS_LOST` (15).
 //! - `nvmlDeviceSetPowerManagementLimit` enforces `power_limit_range`
 //!   (outside: `NVML_ERROR_INVALID_ARGUMENT`, 2; no range: NotSupported).
+//! - `driver_resets <n>`: a driver reload (a GPU reset, the kernel
+//!   module reloaded) each time `n` rises above the count the library has
+//!   seen: every power limit set through the API and every fan in manual
+//!   mode is forgotten, so GPUs are back at their defaults.
 //! - XID events: an event set delivers, in sequence order, the `xid` lines
 //!   with a sequence number above the highest one present when the set was
 //!   created, for GPUs registered in it with the XID bit (0x8); with none
@@ -222,6 +227,8 @@ struct Config {
     faults: BTreeMap<(String, Option<u32>), Return>,
     /// (sequence, gpu, xid), in file order.
     xids: Vec<(u64, u32, u64)>,
+    /// Driver reloads so far.
+    driver_resets: u64,
 }
 
 impl Config {
@@ -288,6 +295,7 @@ fn parse(text: &str) -> Result<Config, String> {
                 let code = parse_num(t.get(3), line)?;
                 config.faults.insert(((*function).to_owned(), device), code);
             }
+            Some("driver_resets") => config.driver_resets = parse_num(t.get(1), line)?,
             Some("xid") => {
                 config.xids.push((
                     parse_num(t.get(1), line)?,
@@ -383,6 +391,8 @@ struct State {
     manual_fans: BTreeMap<(u32, u32), u32>,
     sets: BTreeMap<usize, Set>,
     next_set: usize,
+    /// Driver reloads already applied.
+    resets_seen: u64,
 }
 
 impl State {
@@ -396,6 +406,7 @@ impl State {
             manual_fans: BTreeMap::new(),
             sets: BTreeMap::new(),
             next_set: 0,
+            resets_seen: 0,
         }
     }
 
@@ -413,6 +424,14 @@ impl State {
             },
         };
         self.raw = raw;
+        // A driver reload forgets what was set through the API.
+        let resets = self.config.as_ref().map_or(0, |c| c.driver_resets);
+        if resets > self.resets_seen {
+            self.resets_seen = resets;
+            self.limits.clear();
+            self.manual_fans.clear();
+            self.write_outputs();
+        }
     }
 
     /// Writes what the library changed to the output file (atomically).
@@ -1360,7 +1379,8 @@ mod tests {
              gpu 0 lost\n\
              fault nvmlInit_v2 * 9\n\
              fault nvmlDeviceGetPowerUsage 1 3\n\
-             xid 7 1 79\n",
+             xid 7 1 79\n\
+             driver_resets 2\n",
         )
         .unwrap();
         assert_eq!(c.driver_version.as_deref(), Some("550.54.15"));
@@ -1374,6 +1394,7 @@ mod tests {
         assert_eq!(c.fault("nvmlDeviceGetPowerUsage", Some(1)), Some(3));
         assert_eq!(c.fault("nvmlDeviceGetPowerUsage", Some(0)), None);
         assert_eq!(c.xids, vec![(7, 1, 79)]);
+        assert_eq!(c.driver_resets, 2);
     }
 
     #[test]

@@ -40,6 +40,10 @@ use crate::{Error, Result};
 /// The BCM line the case MCU pulses.
 pub const LINE: u8 = 4;
 
+/// Queued edges one [`Button::next_request`] reads after its timeout, so
+/// that a chattering line cannot hold the caller.
+pub const MAX_LATE_EDGES: usize = 64;
+
 /// Which pulse widths mean what; each range includes its start and
 /// excludes its end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,20 +153,27 @@ impl<E: EdgeSource> ArgonButton<E> {
 
 impl<E: EdgeSource> Button for ArgonButton<E> {
     /// Reads edges until one completes a pulse that means something, or
-    /// `timeout` passes. A pulse whose falling edge has not come yet is
-    /// remembered for the next call.
+    /// `timeout` passes. Edges already queued are still read after the
+    /// timeout (without waiting, at most [`MAX_LATE_EDGES`] of them), so a
+    /// poll with a zero timeout drains a glitch in front of a press. A
+    /// pulse whose falling edge has not come yet is remembered for the
+    /// next call.
     fn next_request(&mut self, timeout: Duration) -> Result<Option<ButtonRequest>> {
         let start = Instant::now();
+        let mut late = 0;
         loop {
             let left = timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                if late == MAX_LATE_EDGES {
+                    return Ok(None);
+                }
+                late += 1;
+            }
             let Some(edge) = self.edges.next_edge(left)? else {
                 return Ok(None);
             };
             if let Some(r) = self.feed(edge) {
                 return Ok(Some(r));
-            }
-            if start.elapsed() >= timeout {
-                return Ok(None);
             }
         }
     }

@@ -9,7 +9,8 @@
 //! the physical inputs (temperature, power draw, utilisation, …) and inject
 //! NVML return codes per function and GPU (hardware reference §9, "NVML
 //! fake": NotSupported, NoPermission, GpuLost, Timeout, limit constraints,
-//! missing symbols); getters read back what the library was told to do
+//! missing symbols); [`FakeNvml::driver_reset`] reloads the driver (limits
+//! and manual fans back to their defaults); getters read back what the library was told to do
 //! (a power limit, a fan in manual mode).
 //!
 //! Every setter rewrites the control file atomically (write + rename); the
@@ -294,6 +295,7 @@ pub struct FakeNvml {
     faults: BTreeMap<(String, Option<u32>), u32>,
     xids: Vec<(u64, u32, u64)>,
     next_seq: u64,
+    driver_resets: u64,
 }
 
 /// XID lines kept in the control file; older ones are dropped.
@@ -326,6 +328,7 @@ impl FakeNvml {
             faults: BTreeMap::new(),
             xids: Vec::new(),
             next_seq: 1,
+            driver_resets: 0,
         };
         fake.write()?;
         Ok(fake)
@@ -462,6 +465,20 @@ impl FakeNvml {
         self.write()
     }
 
+    /// Reloads the driver (a GPU reset, the kernel module reloaded): every
+    /// power limit set through the API and every fan in manual mode is
+    /// forgotten, and the GPUs are back at their default limits.
+    pub fn driver_reset(&mut self) -> Result<()> {
+        self.driver_resets += 1;
+        self.write()?;
+        // The library forgets on its next call; what it reported goes now.
+        let out = self.dir.join(OUTPUT_FILE);
+        match std::fs::remove_file(&out) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&out, &e)),
+            _ => Ok(()),
+        }
+    }
+
     /// The power limit the library accepted through
     /// `nvmlDeviceSetPowerManagementLimit`, mW; `None` if never set.
     pub fn power_limit_set_mw(&self, index: u32) -> Result<Option<u32>> {
@@ -572,6 +589,9 @@ impl FakeNvml {
         }
         for (seq, gpu, xid) in &self.xids {
             line(format!("xid {seq} {gpu} {xid}"));
+        }
+        if self.driver_resets > 0 {
+            line(format!("driver_resets {}", self.driver_resets));
         }
         out
     }

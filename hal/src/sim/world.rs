@@ -285,10 +285,15 @@ impl World {
             }
             #[cfg(feature = "nvml")]
             {
-                // A power limit set through NVML caps the model's GPUs.
+                // A power limit set through NVML caps the model's GPUs;
+                // none set (or forgotten by a driver reset): the default.
                 let mut limit = None;
                 for fake in g.nvml.values().flatten() {
-                    if let Ok(Some(mw)) = fake.power_limit_set_mw(0) {
+                    let set = match fake.power_limit_set_mw(0) {
+                        Ok(Some(mw)) => Some(mw),
+                        _ => fake.gpu(0).and_then(|gpu| gpu.power_limit_mw),
+                    };
+                    if let Some(mw) = set {
                         limit = Some(f64::from(mw) / 1000.0);
                     }
                 }
