@@ -352,11 +352,15 @@ fn fans(v: &mut V, f: &Fans, parts: &Parts) {
         for (i, fan) in z.fans.iter().enumerate() {
             let p = at(&format!("fans[{i}]"));
             if parts.check(v, &p, fan, &["fan"], "fan") {
-                if let Some(other) = owner.insert(fan, zi) {
-                    v.err(
+                match owner.insert(fan, zi) {
+                    Some(other) if other == zi => {
+                        v.err(&p, format!("fan {fan:?} is listed twice"));
+                    }
+                    Some(other) => v.err(
                         &p,
                         format!("fan {fan:?} already belongs to spec.fans.zones[{other}]"),
-                    );
+                    ),
+                    None => {}
                 }
             }
         }
