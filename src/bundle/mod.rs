@@ -17,16 +17,22 @@
 //! 5. **apply**: the agent restarts the loops whose section changed
 //!    ([`diff`]); a bundle that fails to apply is rolled back.
 //!
+//! The commands that work on bundle files (`onprem validate`, `onprem
+//! explain`, `onprem bundle keygen|sign|verify`) are in [`cli`].
+//!
 //! To add a field: add it to [`schema`] with a doc comment (that is what
 //! `onprem explain` prints) and a named default, check it in
 //! [`validate`](mod@validate), and give `tests/fixtures/bundles/invalid/`
 //! a file that breaks it.
 
+pub mod cli;
 pub mod diff;
 pub mod duration;
 pub mod explain;
 pub mod schema;
 pub mod selector;
+pub mod sign;
+pub mod store;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
