@@ -176,7 +176,9 @@ fn named<T: PartialEq>(
     for o in old {
         match new.iter().find(|n| name(n) == name(o)) {
             None => out.push((section, Change::Removed(format!("{what} {}", name(o))))),
-            Some(n) if n != o => out.push((section, Change::Changed(format!("{what} {}", name(o))))),
+            Some(n) if n != o => {
+                out.push((section, Change::Changed(format!("{what} {}", name(o)))))
+            }
             Some(_) => {}
         }
     }
@@ -270,9 +272,15 @@ mod tests {
             assert_eq!(d.sections, *want, "{what}");
             assert_eq!(d.to_string(), *text, "{what}");
         }
-        let d = Diff::between(Some(&base), &b(&BASE.replace("pi5-fan", "pi4-argon-one-v2")));
+        let d = Diff::between(
+            Some(&base),
+            &b(&BASE.replace("pi5-fan", "pi4-argon-one-v2")),
+        );
         assert!(d.restarts(Section::Fans) && d.restarts(Section::Checks));
-        let d = Diff::between(Some(&base), &b(&BASE.replace("threshold: 4", "threshold: 8")));
+        let d = Diff::between(
+            Some(&base),
+            &b(&BASE.replace("threshold: 4", "threshold: 8")),
+        );
         assert!(!d.restarts(Section::Fans) && d.restarts(Section::Checks));
         assert_eq!(Diff::between(None, &base).sections.len(), 8);
     }

@@ -193,7 +193,12 @@ fn type_name(v: &Value) -> String {
         if let Some(e) = v.get("enum").and_then(Value::as_array) {
             names.extend(e.iter().filter_map(Value::as_str).map(str::to_owned));
         }
-        for o in v.get("oneOf").and_then(Value::as_array).into_iter().flatten() {
+        for o in v
+            .get("oneOf")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(c) = o.get("const").and_then(Value::as_str) {
                 names.push(c.to_owned());
             }
@@ -274,13 +279,19 @@ mod tests {
     #[test]
     fn can_print_a_fields_doc_and_children() {
         let t = explain("spec.fans.zones").unwrap();
-        assert!(t.starts_with("FIELD: spec.fans.zones <list of Zone>"), "{t}");
+        assert!(
+            t.starts_with("FIELD: spec.fans.zones <list of Zone>"),
+            "{t}"
+        );
         assert!(t.contains("Each fan belongs to at most one zone"), "{t}");
         assert!(t.contains("controllers"), "{t}");
         let t = explain("spec.fans.zones[0].controllers.setpoint").unwrap();
         assert!(t.contains("Target temperature"), "{t}");
         let t = explain("spec.fans.period").unwrap();
-        assert!(t.contains("<duration>") && t.contains("DEFAULT: \"1s\""), "{t}");
+        assert!(
+            t.contains("<duration>") && t.contains("DEFAULT: \"1s\""),
+            "{t}"
+        );
         // The hardware spec's own docs come through too.
         let t = explain("spec.hardware.devices.driver").unwrap();
         assert!(t.contains("lm75"), "{t}");

@@ -17,16 +17,22 @@
 //! 5. **apply**: the agent restarts the loops whose section changed
 //!    ([`diff`]); a bundle that fails to apply is rolled back.
 //!
+//! The commands that work on bundle files (`onprem validate`, `onprem
+//! explain`, `onprem bundle keygen|sign|verify`) are in [`cli`].
+//!
 //! To add a field: add it to [`schema`] with a doc comment (that is what
 //! `onprem explain` prints) and a named default, check it in
-//! [`validate`], and give `tests/fixtures/bundles/invalid/` a file that
-//! breaks it.
+//! [`validate`](mod@validate), and give `tests/fixtures/bundles/invalid/`
+//! a file that breaks it.
 
+pub mod cli;
 pub mod diff;
 pub mod duration;
 pub mod explain;
 pub mod schema;
 pub mod selector;
+pub mod sign;
+pub mod store;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -76,9 +82,9 @@ pub fn parse(text: &str) -> Result<Bundle, Error> {
     let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        let mut message = inner.to_string();
+        let inner = e.into_inner().to_string();
         // serde_yaml_ng appends " at line L column C"; keep it, it helps.
+        let mut message = strip_yaml_path(&inner, &path).to_owned();
         if path == "." {
             message = format!("not a bundle: {message}");
         }
@@ -87,6 +93,24 @@ pub fn parse(text: &str) -> Result<Bundle, Error> {
             message,
         ))
     })
+}
+
+/// serde_yaml_ng starts a message with the path of the mapping it was
+/// reading (`spec.fans: "5x": unknown unit`); the error's own path is
+/// the same or more precise (`spec.fans.period`), so that prefix only
+/// repeats it.
+fn strip_yaml_path<'a>(message: &'a str, path: &str) -> &'a str {
+    let Some((head, rest)) = message.split_once(": ") else {
+        return message;
+    };
+    let within = path
+        .strip_prefix(head)
+        .is_some_and(|r| r.is_empty() || r.starts_with('.') || r.starts_with('['));
+    if !head.is_empty() && within {
+        rest
+    } else {
+        message
+    }
 }
 
 /// Reads, parses and validates a bundle file; profiles named by path are

@@ -162,9 +162,10 @@ fn strip_anchor(s: &str) -> String {
 
 fn valid_name(s: &str, colon: bool) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| {
-        c.is_ascii_alphabetic() || c == '_' || (colon && c == ':')
-    }) && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':'))
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || (colon && c == ':'))
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':'))
 }
 
 #[cfg(test)]
@@ -180,7 +181,10 @@ mod tests {
 
     #[test]
     fn can_match_names_and_every_operator() {
-        let s = Selector::parse(r#"onprem_temperature_celsius{sensor="cpu", zone!="x",board=~"pi.*",kind!~"gpu|ups"}"#).unwrap();
+        let s = Selector::parse(
+            r#"onprem_temperature_celsius{sensor="cpu", zone!="x",board=~"pi.*",kind!~"gpu|ups"}"#,
+        )
+        .unwrap();
         assert!(s.matches(
             "onprem_temperature_celsius",
             &l(&[("sensor", "cpu"), ("board", "pi5")])
@@ -198,7 +202,11 @@ mod tests {
             s.to_string(),
             r#"onprem_temperature_celsius{sensor="cpu",zone!="x",board=~"pi.*",kind!~"gpu|ups"}"#
         );
-        assert!(Selector::parse("node_load1").unwrap().matches("node_load1", &[]));
+        assert!(
+            Selector::parse("node_load1")
+                .unwrap()
+                .matches("node_load1", &[])
+        );
     }
 
     #[test]

@@ -352,11 +352,15 @@ fn fans(v: &mut V, f: &Fans, parts: &Parts) {
         for (i, fan) in z.fans.iter().enumerate() {
             let p = at(&format!("fans[{i}]"));
             if parts.check(v, &p, fan, &["fan"], "fan") {
-                if let Some(other) = owner.insert(fan, zi) {
-                    v.err(
+                match owner.insert(fan, zi) {
+                    Some(other) if other == zi => {
+                        v.err(&p, format!("fan {fan:?} is listed twice"));
+                    }
+                    Some(other) => v.err(
                         &p,
                         format!("fan {fan:?} already belongs to spec.fans.zones[{other}]"),
-                    );
+                    ),
+                    None => {}
                 }
             }
         }
@@ -366,8 +370,13 @@ fn fans(v: &mut V, f: &Fans, parts: &Parts) {
         let mut sensor_names = BTreeSet::new();
         for (i, s) in z.sensors.iter().enumerate() {
             let p = |f: &str| at(&format!("sensors[{i}].{f}"));
-            if parts.check(v, &p("name"), &s.name, TEMPERATURE_KINDS, "temperature sensor")
-                && !sensor_names.insert(s.name.as_str())
+            if parts.check(
+                v,
+                &p("name"),
+                &s.name,
+                TEMPERATURE_KINDS,
+                "temperature sensor",
+            ) && !sensor_names.insert(s.name.as_str())
             {
                 v.err(&p("name"), format!("{:?} is listed twice", s.name));
             }
@@ -377,7 +386,10 @@ fn fans(v: &mut V, f: &Fans, parts: &Parts) {
             }
             let [lo, hi] = s.range;
             if v.finite(&p("range"), lo) && v.finite(&p("range"), hi) && lo >= hi {
-                v.err(&p("range"), format!("[{lo}, {hi}]: the low end must be below the high end"));
+                v.err(
+                    &p("range"),
+                    format!("[{lo}, {hi}]: the low end must be below the high end"),
+                );
             }
             if v.finite(&p("maxRate"), s.max_rate) && s.max_rate <= 0.0 {
                 v.err(&p("maxRate"), "must be above 0");
@@ -433,7 +445,10 @@ fn fans(v: &mut V, f: &Fans, parts: &Parts) {
                             v.range(&p(f), lo, -100.0, 100.0) & v.range(&p(f), hi, -100.0, 100.0)
                         };
                         if ok && lo > hi {
-                            v.err(&p(f), format!("[{lo}, {hi}]: the low end is above the high end"));
+                            v.err(
+                                &p(f),
+                                format!("[{lo}, {hi}]: the low end is above the high end"),
+                            );
                         }
                     }
                     for (f, x) in [("slewUp", c.slew_up), ("slewDown", c.slew_down)] {
@@ -460,7 +475,10 @@ fn fans(v: &mut V, f: &Fans, parts: &Parts) {
         if let Some(k) = &z.kick_start {
             v.percent(&at("kickStart.percent"), k.percent);
             if k.duration.get().is_zero() || k.duration.get() > std::time::Duration::from_secs(60) {
-                v.err(&at("kickStart.duration"), "must be longer than 0 and at most 1m");
+                v.err(
+                    &at("kickStart.duration"),
+                    "must be longer than 0 and at most 1m",
+                );
             }
         }
         v.positive(&at("stallAfter"), z.stall_after);
@@ -470,7 +488,10 @@ fn fans(v: &mut V, f: &Fans, parts: &Parts) {
 /// `[x, y]` pairs: x strictly rising, y not falling and within 0–100.
 fn table(v: &mut V, path: &str, points: &[[f64; 2]], min: usize, max: usize) {
     if points.len() < min || points.len() > max {
-        v.err(path, format!("give {min}–{max} points, not {}", points.len()));
+        v.err(
+            path,
+            format!("give {min}–{max} points, not {}", points.len()),
+        );
     }
     for (i, [t, d]) in points.iter().enumerate() {
         let p = format!("{path}[{i}]");
@@ -485,7 +506,9 @@ fn table(v: &mut V, path: &str, points: &[[f64; 2]], min: usize, max: usize) {
             } else if *d < pd {
                 v.err(
                     &p,
-                    format!("duties must not fall: {d} % follows {pd} % (the curve is not monotonic)"),
+                    format!(
+                        "duties must not fall: {d} % follows {pd} % (the curve is not monotonic)"
+                    ),
                 );
             }
         }
@@ -495,7 +518,13 @@ fn table(v: &mut V, path: &str, points: &[[f64; 2]], min: usize, max: usize) {
 fn power(v: &mut V, p: &Power, parts: &Parts) {
     v.positive("spec.power.period", p.period);
     if let Some(u) = &p.ups {
-        parts.check(v, "spec.power.ups.battery", &u.battery, &["battery"], "battery");
+        parts.check(
+            v,
+            "spec.power.ups.battery",
+            &u.battery,
+            &["battery"],
+            "battery",
+        );
         v.percent("spec.power.ups.shutdownAtPercent", u.shutdown_at_percent);
         if let Some(r) = u.shutdown_at_runtime {
             v.positive("spec.power.ups.shutdownAtRuntime", r);
@@ -503,7 +532,10 @@ fn power(v: &mut V, p: &Power, parts: &Parts) {
     }
     if let Some(c) = &p.critical_temperature {
         if c.sensors.is_empty() {
-            v.err("spec.power.criticalTemperature.sensors", "name at least one sensor");
+            v.err(
+                "spec.power.criticalTemperature.sensors",
+                "name at least one sensor",
+            );
         }
         for (i, s) in c.sensors.iter().enumerate() {
             parts.check(
@@ -514,7 +546,12 @@ fn power(v: &mut V, p: &Power, parts: &Parts) {
                 "temperature sensor",
             );
         }
-        v.range("spec.power.criticalTemperature.celsius", c.celsius, 0.0, 150.0);
+        v.range(
+            "spec.power.criticalTemperature.celsius",
+            c.celsius,
+            0.0,
+            150.0,
+        );
     }
     let mut seen = BTreeSet::new();
     for (i, s) in p.switches.iter().enumerate() {
@@ -528,10 +565,13 @@ fn power(v: &mut V, p: &Power, parts: &Parts) {
         let at = format!("spec.power.gpus[{i}]");
         // `gpu` (every GPU of an NVML device) or `gpu/0`.
         let whole = parts.wild.get(&g.name) == Some(&"gpu");
-        if whole || parts.check(v, &format!("{at}.name"), &g.name, &["gpu"], "GPU") {
-            if !gpus.insert(&g.name) {
-                v.err(&format!("{at}.name"), format!("{:?} is capped twice", g.name));
-            }
+        if (whole || parts.check(v, &format!("{at}.name"), &g.name, &["gpu"], "GPU"))
+            && !gpus.insert(&g.name)
+        {
+            v.err(
+                &format!("{at}.name"),
+                format!("{:?} is capped twice", g.name),
+            );
         }
         if v.finite(&format!("{at}.powerLimitWatts"), g.power_limit_watts)
             && g.power_limit_watts <= 0.0
@@ -546,14 +586,21 @@ fn signals(v: &mut V, s: &Signals, parts: &Parts, hw: &HwSpec) {
     for (i, sig) in s.sources.iter().enumerate() {
         let at = |f: &str| format!("spec.signals.sources[{i}].{f}");
         v.name(&at("name"), &sig.name, &mut names, "signal");
-        let kind = if parts.check(v, &at("device"), &sig.device, &["signal", "rail"], "signal or rail")
-        {
+        let kind = if parts.check(
+            v,
+            &at("device"),
+            &sig.device,
+            &["signal", "rail"],
+            "signal or rail",
+        ) {
             parts.kind(&sig.device)
         } else {
             None
         };
         match (kind, sig.field.as_deref()) {
-            (Some("rail"), None) => v.err(&at("field"), "a rail has volts, amps and watts: say which"),
+            (Some("rail"), None) => {
+                v.err(&at("field"), "a rail has volts, amps and watts: say which")
+            }
             (Some("rail"), Some(f)) if !["volts", "amps", "watts"].contains(&f) => {
                 v.err(&at("field"), format!("{f:?} is not volts, amps or watts"))
             }
@@ -564,16 +611,15 @@ fn signals(v: &mut V, s: &Signals, parts: &Parts, hw: &HwSpec) {
             _ => {}
         }
         // What the chip can do.
-        let max_rate = hw
-            .devices
-            .iter()
-            .find(|d| d.name() == sig.device)
-            .map_or(100.0, |d| match d {
-                Device::Ads1x15(a) => ads_max_rate(a),
-                _ => 100.0,
-            });
-        if v.finite(&at("rateHz"), sig.rate_hz) && (sig.rate_hz <= 0.0 || sig.rate_hz > max_rate)
-        {
+        let max_rate =
+            hw.devices
+                .iter()
+                .find(|d| d.name() == sig.device)
+                .map_or(100.0, |d| match d {
+                    Device::Ads1x15(a) => ads_max_rate(a),
+                    _ => 100.0,
+                });
+        if v.finite(&at("rateHz"), sig.rate_hz) && (sig.rate_hz <= 0.0 || sig.rate_hz > max_rate) {
             v.err(
                 &at("rateHz"),
                 format!(
@@ -600,7 +646,11 @@ fn signals(v: &mut V, s: &Signals, parts: &Parts, hw: &HwSpec) {
 fn ads_max_rate(a: &onprem_hal::inventory::spec::Ads1x15) -> f64 {
     const ADS1115: [f64; 8] = [8.0, 16.0, 32.0, 64.0, 128.0, 250.0, 475.0, 860.0];
     const ADS1015: [f64; 8] = [128.0, 250.0, 490.0, 920.0, 1600.0, 2400.0, 3300.0, 3300.0];
-    let table = if a.variant == "ads1015" { ADS1015 } else { ADS1115 };
+    let table = if a.variant == "ads1015" {
+        ADS1015
+    } else {
+        ADS1115
+    };
     table[usize::from(a.rate.min(7))]
 }
 
@@ -648,6 +698,9 @@ fn telemetry(v: &mut V, t: &Telemetry) {
     }
     v.errors.extend(errs);
     if t.buffer_bytes < 64 * 1024 {
-        v.err("spec.telemetry.bufferBytes", format!("{} is below the minimum of 65536", t.buffer_bytes));
+        v.err(
+            "spec.telemetry.bufferBytes",
+            format!("{} is below the minimum of 65536", t.buffer_bytes),
+        );
     }
 }

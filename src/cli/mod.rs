@@ -12,7 +12,7 @@
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::{agent, demo, hw};
+use crate::{agent, bundle, demo, hw};
 
 /// onprem: edge agent, control plane and CLI in one binary.
 #[derive(Debug, Parser)]
@@ -39,6 +39,14 @@ pub enum Command {
     /// Scan an I²C bus as i2c-tools' i2cdetect does (skipping addresses
     /// where a probe is known to hurt a device).
     I2cdetect(hw::I2cdetectOptions),
+    /// Check bundle files: parse, validate (every problem with its field
+    /// path) and, with trusted keys, verify their signatures.
+    Validate(bundle::cli::ValidateOptions),
+    /// Print the documentation of a bundle field, or the whole JSON Schema.
+    Explain(bundle::cli::ExplainOptions),
+    /// Bundle signing keys and signatures.
+    #[command(subcommand)]
+    Bundle(bundle::cli::Command),
 }
 
 impl Command {
@@ -50,7 +58,12 @@ impl Command {
                 .as_deref()
                 .and_then(|l| l.parse().ok())
                 .unwrap_or(tracing::Level::INFO),
-            Command::Demo(_) | Command::Hw(_) | Command::I2cdetect(_) => tracing::Level::WARN,
+            Command::Demo(_)
+            | Command::Hw(_)
+            | Command::I2cdetect(_)
+            | Command::Validate(_)
+            | Command::Explain(_)
+            | Command::Bundle(_) => tracing::Level::WARN,
         }
     }
 }
@@ -91,5 +104,16 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         Command::I2cdetect(opts) => {
             tokio::task::spawn_blocking(move || hw::i2cdetect(opts)).await?
         }
+        Command::Validate(opts) => {
+            let n = opts.files.len();
+            let invalid =
+                tokio::task::spawn_blocking(move || bundle::cli::validate(&opts)).await??;
+            if invalid > 0 {
+                anyhow::bail!("{invalid} of {n} bundle file(s) invalid");
+            }
+            Ok(())
+        }
+        Command::Explain(opts) => bundle::cli::explain(&opts),
+        Command::Bundle(cmd) => tokio::task::spawn_blocking(move || bundle::cli::run(cmd)).await?,
     }
 }
