@@ -195,22 +195,7 @@ impl Loops {
                 s,
                 w,
             ),
-            Section::Signals => spawn(
-                super::signals::SignalsLoop::new(),
-                spec.signals.clone(),
-                version,
-                ctx,
-                s,
-                w,
-            ),
-            _ => spawn(
-                super::checks::ChecksLoop::new(),
-                spec.checks.clone(),
-                version,
-                ctx,
-                s,
-                w,
-            ),
+            _ => spawn(FansLoop::new(), spec.fans.clone(), version, ctx, s, w),
         };
         Running { stop, why, task }
     }

@@ -32,6 +32,7 @@ pub mod config;
 pub mod fans;
 pub mod flags;
 pub mod host;
+pub mod loops;
 pub mod notify;
 pub mod power;
 pub mod reconcile;
@@ -209,6 +210,15 @@ impl Agent {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or(self.config.listen)
+    }
+
+    /// The hub of the node's devices: the bundle's hardware in standalone
+    /// mode, else the config's (none without hardware).
+    pub fn hub(&self) -> Option<Hub> {
+        match &self.node {
+            Some(n) => n.hub.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            None => self.devices.as_ref().map(|d| d.hub.clone()),
+        }
     }
 
     /// The state shared with the HTTP handlers.

@@ -244,6 +244,10 @@ impl Node {
         );
         let mut b = self.bundle.lock().unwrap_or_else(|e| e.into_inner());
         b.rejected_total += 1;
+        if b.status != "False" {
+            b.last_transition_time = unix_now();
+        }
+        b.status = "False".into();
         b.reason = "Rejected".into();
         b.message = errs.join("; ");
     }

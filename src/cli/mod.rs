@@ -47,6 +47,9 @@ pub enum Command {
     /// Bundle signing keys and signatures.
     #[command(subcommand)]
     Bundle(bundle::cli::Command),
+    /// The local agent's bundle, loops, fan zones, alerts and recent
+    /// events.
+    Status(agent::status::Options),
 }
 
 impl Command {
@@ -63,7 +66,8 @@ impl Command {
             | Command::I2cdetect(_)
             | Command::Validate(_)
             | Command::Explain(_)
-            | Command::Bundle(_) => tracing::Level::WARN,
+            | Command::Bundle(_)
+            | Command::Status(_) => tracing::Level::WARN,
         }
     }
 }
@@ -114,6 +118,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Explain(opts) => bundle::cli::explain(&opts),
+        Command::Status(opts) => tokio::task::spawn_blocking(move || agent::status::run(&opts)).await?,
         Command::Bundle(cmd) => tokio::task::spawn_blocking(move || bundle::cli::run(cmd)).await?,
     }
 }
