@@ -28,11 +28,13 @@
 //!   hardening hides a path; `node_scrape_collector_success` and the log
 //!   name the file.
 
+pub mod checks;
 pub mod config;
 pub mod flags;
 pub mod host;
 pub mod notify;
 pub mod reconcile;
+pub mod signals;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -78,7 +78,7 @@ pub fn parse(s: &str) -> Result<Duration, String> {
 }
 
 fn seconds(secs: f64, orig: &str) -> Result<Duration, String> {
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(format!("{orig:?} is not a duration between 0 and 1e9 s"));
     }
     Ok(Duration::from_secs_f64(secs))

@@ -528,10 +528,13 @@ fn power(v: &mut V, p: &Power, parts: &Parts) {
         let at = format!("spec.power.gpus[{i}]");
         // `gpu` (every GPU of an NVML device) or `gpu/0`.
         let whole = parts.wild.get(&g.name) == Some(&"gpu");
-        if whole || parts.check(v, &format!("{at}.name"), &g.name, &["gpu"], "GPU") {
-            if !gpus.insert(&g.name) {
-                v.err(&format!("{at}.name"), format!("{:?} is capped twice", g.name));
-            }
+        if (whole || parts.check(v, &format!("{at}.name"), &g.name, &["gpu"], "GPU"))
+            && !gpus.insert(&g.name)
+        {
+            v.err(
+                &format!("{at}.name"),
+                format!("{:?} is capped twice", g.name),
+            );
         }
         if v.finite(&format!("{at}.powerLimitWatts"), g.power_limit_watts)
             && g.power_limit_watts <= 0.0
