@@ -65,7 +65,10 @@ impl Node {
     /// values frozen).
     fn tick_frozen(&mut self, p: Duration) {
         self.now += p;
-        let a = self.fans.reconcile(&self.want, &self.ctx, self.now).unwrap();
+        let a = self
+            .fans
+            .reconcile(&self.want, &self.ctx, self.now)
+            .unwrap();
         self.last = Some(a.health);
     }
 
@@ -109,9 +112,7 @@ fn can_keep_a_pi5_under_the_curves_top_point_through_a_load_step() {
         hottest = hottest.max(n.cpu());
     }
     let busy_duty = n.fans.zone_duty("cpu").unwrap();
-    println!(
-        "idle duty {idle_duty:.0} %, busy duty {busy_duty:.0} %, hottest {hottest:.1} °C"
-    );
+    println!("idle duty {idle_duty:.0} %, busy duty {busy_duty:.0} %, hottest {hottest:.1} °C");
     assert!(hottest < 75.0, "{hottest:.1} °C");
     assert!(busy_duty > idle_duty, "{idle_duty} → {busy_duty}");
     assert!(matches!(n.last, Some(Health::Ready)), "{}", n.reason());
@@ -146,7 +147,10 @@ fn can_settle_a_pid_zone_after_a_load_step() {
         n.cpu(),
         n.fans.zone_duty("chassis").unwrap()
     );
-    assert!(last_outside < 1500, "not settled: last outside at {last_outside} s");
+    assert!(
+        last_outside < 1500,
+        "not settled: last outside at {last_outside} s"
+    );
     assert!((n.cpu() - setpoint).abs() <= 2.0, "{:.1}", n.cpu());
 }
 
@@ -192,7 +196,11 @@ fn until_failsafe(n: &mut Node, cause: Cause, level: f64, frozen: bool) -> usize
         }
         if n.fans.zone_causes("cpu").contains(&cause) {
             assert_eq!(n.fans.zone_duty("cpu"), Some(level), "{cause:?}");
-            let want = if cause == Cause::Missing { "SensorMissing" } else { "Failsafe" };
+            let want = if cause == Cause::Missing {
+                "SensorMissing"
+            } else {
+                "Failsafe"
+            };
             assert!(n.reason().starts_with(want), "{}", n.reason());
             assert!(n.reason().contains(cause.as_str()), "{}", n.reason());
             return i;
@@ -295,9 +303,7 @@ fn can_take_the_highest_level_of_several_causes() {
 fn find_zone(sysfs: &Path, kind: &str) -> std::path::PathBuf {
     for e in std::fs::read_dir(sysfs.join("class/thermal")).unwrap() {
         let p = e.unwrap().path();
-        if std::fs::read_to_string(p.join("type"))
-            .is_ok_and(|t| t.trim() == kind)
-        {
+        if std::fs::read_to_string(p.join("type")).is_ok_and(|t| t.trim() == kind) {
             return p;
         }
     }
@@ -339,7 +345,11 @@ fn can_kick_start_a_fan_from_standstill() {
     n.tick();
     assert_eq!(n.fan_duty("fan").round(), 100.0, "still kicking");
     n.tick();
-    assert!((n.fan_duty("fan") - 30.0).abs() < 1.0, "{}", n.fan_duty("fan"));
+    assert!(
+        (n.fan_duty("fan") - 30.0).abs() < 1.0,
+        "{}",
+        n.fan_duty("fan")
+    );
     // Turning: no new kick.
     for _ in 0..5 {
         n.tick();
@@ -359,11 +369,20 @@ fn can_report_a_fan_that_stalls_while_driven() {
     while !n.fans.fan_stalled("fan") {
         n.tick();
         periods += 1;
-        assert!(periods < 15, "never reported: {} {}", n.reason(), n.fans.details());
+        assert!(
+            periods < 15,
+            "never reported: {} {}",
+            n.reason(),
+            n.fans.details()
+        );
     }
     assert!(n.reason().starts_with("FanStalled"), "{}", n.reason());
     let events = n.ctx.events.since(0);
-    assert!(events.iter().any(|e| e.reason == "FanStalled" && e.severity == "critical"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason == "FanStalled" && e.severity == "critical")
+    );
     n.world.with_model(|m| m.seize_fan(false));
     for _ in 0..6 {
         n.tick();
@@ -378,10 +397,20 @@ fn can_reassert_pwm_enable_reset_behind_its_back() {
     let mut n = Node::from_text(KICK, None);
     n.tick();
     let hw = find_hwmon(&n.world.sysfs(), "pwmfan");
-    assert_eq!(std::fs::read_to_string(hw.join("pwm1_enable")).unwrap().trim(), "1");
+    assert_eq!(
+        std::fs::read_to_string(hw.join("pwm1_enable"))
+            .unwrap()
+            .trim(),
+        "1"
+    );
     std::fs::write(hw.join("pwm1_enable"), "2\n").unwrap();
     n.tick();
-    assert_eq!(std::fs::read_to_string(hw.join("pwm1_enable")).unwrap().trim(), "1");
+    assert_eq!(
+        std::fs::read_to_string(hw.join("pwm1_enable"))
+            .unwrap()
+            .trim(),
+        "1"
+    );
 }
 
 #[test]

@@ -38,7 +38,12 @@ spec:
 
 async fn start(
     dir: &Path,
-) -> (SocketAddr, Option<Hub>, CancellationToken, tokio::task::JoinHandle<()>) {
+) -> (
+    SocketAddr,
+    Option<Hub>,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
     let flags = Flags {
         listen_address: Some("127.0.0.1:0".into()),
         hardware: Some("sim".into()),
@@ -109,12 +114,24 @@ async fn can_run_a_local_bundle_through_changes_refusals_and_a_rollback() {
     let (addr, hub, stop, task) = start(dir.path()).await;
     let hub = hub.unwrap();
     until(addr, &["onprem_bundle_info", "version=\"1\""]).await;
-    until(addr, &["onprem_loop_condition", "loop=\"fans\"", "status=\"True\""]).await;
-    until(addr, &["onprem_loop_observed_bundle_version{loop=\"power\"} 1"]).await;
+    until(
+        addr,
+        &["onprem_loop_condition", "loop=\"fans\"", "status=\"True\""],
+    )
+    .await;
+    until(
+        addr,
+        &["onprem_loop_observed_bundle_version{loop=\"power\"} 1"],
+    )
+    .await;
 
     // A change to the fans section restarts the fans loop only.
     std::fs::write(&path, bundle(2, "[fan]", "[[40, 30], [80, 70]]")).unwrap();
-    until(addr, &["onprem_loop_observed_bundle_version{loop=\"fans\"} 2"]).await;
+    until(
+        addr,
+        &["onprem_loop_observed_bundle_version{loop=\"fans\"} 2"],
+    )
+    .await;
     let m = until(addr, &["onprem_bundle_info", "version=\"2\""]).await;
     assert!(
         m.contains("onprem_loop_observed_bundle_version{loop=\"power\"} 1"),
@@ -123,7 +140,11 @@ async fn can_run_a_local_bundle_through_changes_refusals_and_a_rollback() {
 
     // An invalid file is refused; the running bundle stays.
     std::fs::write(&path, bundle(3, "[fan]", "[[40, 30], [30, 70]]")).unwrap();
-    until(addr, &["onprem_bundle_updates_total{result=\"rejected\"} 1"]).await;
+    until(
+        addr,
+        &["onprem_bundle_updates_total{result=\"rejected\"} 1"],
+    )
+    .await;
     let status = get(addr, "/-/status").await;
     assert!(status.contains("not monotonic"), "{status}");
     let m = get(addr, "/metrics").await;
@@ -133,14 +154,17 @@ async fn can_run_a_local_bundle_through_changes_refusals_and_a_rollback() {
     let world = hub.world().unwrap();
     world.i2c(10).inject(0x2f, onprem_hal::sim::Fault::Nack);
     std::fs::write(&path, bundle(4, "[fan, aux]", "[[40, 30], [80, 70]]")).unwrap();
-    until(addr, &["onprem_bundle_updates_total{result=\"rolled_back\"} 1"]).await;
+    until(
+        addr,
+        &["onprem_bundle_updates_total{result=\"rolled_back\"} 1"],
+    )
+    .await;
     let m = until(addr, &["onprem_bundle_info", "version=\"2\""]).await;
     assert!(m.contains("reason=\"RolledBack\""), "{m}");
     let status = get(addr, "/-/status").await;
     assert!(status.contains("aux"), "{status}");
     // The store keeps what runs: version 2.
-    let stored =
-        std::fs::read_to_string(dir.path().join("state/bundles/current.yaml")).unwrap();
+    let stored = std::fs::read_to_string(dir.path().join("state/bundles/current.yaml")).unwrap();
     assert!(stored.contains("version: 2"), "{stored}");
 
     // Stop: every fan is left at the fail-safe duty, also those no zone
@@ -172,8 +196,15 @@ async fn can_start_from_the_last_known_good_bundle_when_the_file_is_bad() {
     std::fs::write(&path, "apiVersion: onprem/v1\nkind: Bundle\nmetadata: { name: x }\nspec: { fans: { periodd: 1s } }\n").unwrap();
     let (addr, _, stop, task) = start(dir.path()).await;
     let m = until(addr, &["onprem_bundle_info", "version=\"7\""]).await;
-    assert!(m.contains("onprem_bundle_updates_total{result=\"rejected\"} 1"), "{m}");
-    until(addr, &["onprem_loop_condition", "loop=\"fans\"", "status=\"True\""]).await;
+    assert!(
+        m.contains("onprem_bundle_updates_total{result=\"rejected\"} 1"),
+        "{m}"
+    );
+    until(
+        addr,
+        &["onprem_loop_condition", "loop=\"fans\"", "status=\"True\""],
+    )
+    .await;
     stop.cancel();
     task.await.unwrap();
 }

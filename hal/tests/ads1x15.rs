@@ -82,3 +82,31 @@ fn can_sample_an_ads1015() {
     let v = d.poll_sample().unwrap().unwrap();
     assert!((v - 0.9).abs() < 0.001, "{v}"); // 1 mV LSB at ±2.048 V
 }
+
+#[test]
+fn can_put_a_sine_on_an_emulated_input() {
+    let bus = SimBus::new();
+    bus.attach(ADDR, chip::Ads1x15::new(Variant::Ads1115, 0));
+    let sine = chip::Sine {
+        offset: 1.0,
+        amplitude: 0.5,
+        period: 8,
+    };
+    bus.with_chip(ADDR, |c: &mut chip::Ads1x15| c.set_sine(3, Some(sine)))
+        .unwrap();
+    let mut d = Ads1x15::new(bus.clone(), ADDR, Variant::Ads1115, Input::Ain3, 2, 7);
+    let mut got = Vec::new();
+    while got.len() < 8 {
+        if let Some(v) = d.poll_sample().unwrap() {
+            got.push(v);
+        }
+    }
+    for (k, v) in got.iter().enumerate() {
+        assert!((v - sine.at(k as u64)).abs() < 0.0001, "{k}: {v}");
+    }
+    assert!((got[2] - 1.5).abs() < 0.0001 && (got[6] - 0.5).abs() < 0.0001);
+    let n = bus
+        .with_chip(ADDR, |c: &mut chip::Ads1x15| c.conversions())
+        .unwrap();
+    assert_eq!(n, 8);
+}

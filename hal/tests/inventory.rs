@@ -85,6 +85,7 @@ devices:
     powerState: { send: P }
     powerOn: { send: "ON" }
     powerOff: { send: "OFF" }
+  - { driver: gpio-counter, name: s, pin: 17, edge: both, bias: pull-down }
 "#;
 
 /// Every key a spec writes is camelCase, as bundles spell every field.

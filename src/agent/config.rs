@@ -455,7 +455,12 @@ impl Flags {
             "hardware.profile",
             &mut by_flag,
         );
-        set_opt(&self.bundle, &mut file.bundle.path, "bundle.path", &mut by_flag);
+        set_opt(
+            &self.bundle,
+            &mut file.bundle.path,
+            "bundle.path",
+            &mut by_flag,
+        );
         set(
             &self.state_dir,
             &mut file.bundle.state_dir,

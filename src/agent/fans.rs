@@ -315,7 +315,11 @@ impl Reconciler for FansLoop {
         if why == Stop::Shutdown {
             if let Some(hub) = &ctx.hub {
                 let n = write_safe(hub, want.failsafe_percent, all_fans(hub));
-                tracing::info!(fans = n, percent = want.failsafe_percent, "fans left at fail-safe duty");
+                tracing::info!(
+                    fans = n,
+                    percent = want.failsafe_percent,
+                    "fans left at fail-safe duty"
+                );
             }
         }
     }
@@ -404,28 +408,29 @@ impl Reconciler for FansLoop {
     }
 
     fn details(&self) -> serde_json::Value {
-        json!(self
-            .zones
-            .iter()
-            .map(|z| json!({
-                "zone": z.name,
-                "dutyPercent": round1(z.duty),
-                "demandPercent": z.demand.map(round1),
-                "failsafe": z.causes.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-                "sensors": z.sensors.iter().map(|s| json!({
-                    "name": s.name,
-                    "celsius": s.value.map(round1),
-                    "state": s.cause.map_or("ok", Cause::as_str),
-                    "detail": s.detail,
-                })).collect::<Vec<_>>(),
-                "fans": z.fans.iter().map(|f| json!({
-                    "name": f.name,
-                    "dutyPercent": f.written.map(round1),
-                    "rpm": f.rpm,
-                    "stalled": f.stalled,
-                })).collect::<Vec<_>>(),
-            }))
-            .collect::<Vec<_>>())
+        json!(
+            self.zones
+                .iter()
+                .map(|z| json!({
+                    "zone": z.name,
+                    "dutyPercent": round1(z.duty),
+                    "demandPercent": z.demand.map(round1),
+                    "failsafe": z.causes.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                    "sensors": z.sensors.iter().map(|s| json!({
+                        "name": s.name,
+                        "celsius": s.value.map(round1),
+                        "state": s.cause.map_or("ok", Cause::as_str),
+                        "detail": s.detail,
+                    })).collect::<Vec<_>>(),
+                    "fans": z.fans.iter().map(|f| json!({
+                        "name": f.name,
+                        "dutyPercent": f.written.map(round1),
+                        "rpm": f.rpm,
+                        "stalled": f.stalled,
+                    })).collect::<Vec<_>>(),
+                }))
+                .collect::<Vec<_>>()
+        )
     }
 }
 
@@ -540,7 +545,10 @@ fn judge(s: &mut Sensor, spec: &crate::bundle::schema::ZoneSensor, hub: &Hub, no
             match (spec.stuck_after, s.changed_at) {
                 (Some(limit), Some(at)) if now.saturating_duration_since(at) >= limit.get() => {
                     s.cause = Some(Cause::Stuck);
-                    s.detail = format!("{v:.1} °C unchanged for {}", crate::bundle::Dur(now.saturating_duration_since(at)));
+                    s.detail = format!(
+                        "{v:.1} °C unchanged for {}",
+                        crate::bundle::Dur(now.saturating_duration_since(at))
+                    );
                 }
                 _ => {
                     s.cause = None;
@@ -629,9 +637,9 @@ fn control(c: &Controller, st: &mut Ctl, t: Option<f64>, now: Instant) -> Option
         }
         Controller::Pid(p) => {
             let e = t - p.setpoint;
-            let dt = st
-                .last
-                .map_or(0.0, |(at, _)| now.saturating_duration_since(at).as_secs_f64());
+            let dt = st.last.map_or(0.0, |(at, _)| {
+                now.saturating_duration_since(at).as_secs_f64()
+            });
             let deriv = match st.last {
                 Some((_, pe)) if dt > 0.0 => (e - pe) / dt,
                 _ => 0.0,
@@ -721,8 +729,7 @@ fn write_fan(f: &mut FanState, spec: &Zone, hub: &Hub, duty: f64, now: Instant) 
     let mut out = duty;
     if let Some(k) = &spec.kick_start {
         let standing = f.written.is_none_or(|w| w <= 0.0) || f.rpm.is_some_and(stopped);
-        if duty > 0.0 && duty < k.percent && standing && f.kick_until.is_none() && !f.kick_spent
-        {
+        if duty > 0.0 && duty < k.percent && standing && f.kick_until.is_none() && !f.kick_spent {
             f.kick_until = Some(now + k.duration.get());
             f.kicks += 1;
             f.kick_spent = true;
@@ -815,9 +822,17 @@ mod tests {
         let mut st = Ctl::default();
         let now = Instant::now();
         assert_eq!(control(&c, &mut st, Some(55.0), now), Some(30.0));
-        assert_eq!(control(&c, &mut st, Some(61.0), now), Some(30.0), "not 2 °C past the edge");
+        assert_eq!(
+            control(&c, &mut st, Some(61.0), now),
+            Some(30.0),
+            "not 2 °C past the edge"
+        );
         assert_eq!(control(&c, &mut st, Some(62.5), now), Some(70.0));
-        assert_eq!(control(&c, &mut st, Some(57.0), now), Some(70.0), "not 4 °C below");
+        assert_eq!(
+            control(&c, &mut st, Some(57.0), now),
+            Some(70.0),
+            "not 4 °C below"
+        );
         assert_eq!(control(&c, &mut st, Some(55.0), now), Some(30.0));
     }
 

@@ -149,7 +149,12 @@ pub struct Recorded {
 
 impl Host for Recorded {
     fn act(&self, kind: RequestKind, why: &str) -> Result<(), String> {
-        tracing::warn!(action = kind.as_str(), why, "simulated host: {} recorded, not performed", kind.as_str());
+        tracing::warn!(
+            action = kind.as_str(),
+            why,
+            "simulated host: {} recorded, not performed",
+            kind.as_str()
+        );
         self.taken
             .lock()
             .unwrap_or_else(|e| e.into_inner())

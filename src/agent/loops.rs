@@ -73,6 +73,8 @@ pub struct Loops {
     running: BTreeMap<&'static str, Running>,
     current: Option<Resolved>,
     parent: CancellationToken,
+    signals: Option<super::signals::Handover>,
+    alerts: Option<super::checks::Alerts>,
 }
 
 impl Loops {
@@ -85,6 +87,8 @@ impl Loops {
             running: BTreeMap::new(),
             current: None,
             parent,
+            signals: None,
+            alerts: None,
         }
     }
 
@@ -111,7 +115,11 @@ impl Loops {
         self.stop_all(Stop::Shutdown).await;
         if let Some(h) = &hub {
             let n = write_safe(h, failsafe_percent, all_fans(h));
-            tracing::info!(fans = n, percent = failsafe_percent, "fail-safe duty written before the bundle's loops start");
+            tracing::info!(
+                fans = n,
+                percent = failsafe_percent,
+                "fail-safe duty written before the bundle's loops start"
+            );
         }
         self.ctx = Arc::new(make_ctx(&self.shared, hub));
         self.current = None;
@@ -126,7 +134,12 @@ impl Loops {
         let spec = &next.bundle.spec;
         let mut restarted = Vec::new();
         let everything = self.current.is_none();
-        for section in [Section::Fans, Section::Power, Section::Signals, Section::Checks] {
+        for section in [
+            Section::Fans,
+            Section::Power,
+            Section::Signals,
+            Section::Checks,
+        ] {
             let name = section.as_str();
             let wanted = match section {
                 Section::Fans => !spec.fans.zones.is_empty(),
@@ -137,8 +150,17 @@ impl Loops {
             };
             let changed = everything || diff.restarts(section);
             let is_running = self.running.contains_key(name);
-            if is_running && (changed || !wanted) {
+            if is_running && !wanted {
+                self.stop(name, Stop::Shutdown).await;
+            } else if is_running && changed {
                 self.stop(name, Stop::Restart).await;
+            }
+            if !wanted {
+                match section {
+                    Section::Signals => self.signals = None,
+                    Section::Checks => self.alerts = None,
+                    _ => {}
+                }
             }
             if wanted && (changed || !is_running) {
                 let r = self.start(section, next, version);
@@ -155,9 +177,9 @@ impl Loops {
         for name in &restarted {
             loop {
                 let rep = self.shared.registry.get(name);
-                let done = rep
-                    .as_ref()
-                    .is_some_and(|r| r.condition.status != "Unknown" && r.condition.observed_version == version);
+                let done = rep.as_ref().is_some_and(|r| {
+                    r.condition.status != "Unknown" && r.condition.observed_version == version
+                });
                 if done || tokio::time::Instant::now() >= deadline {
                     if let Some(r) = rep.filter(|r| r.condition.status == "False") {
                         if APPLY_FAILURES.contains(&r.condition.reason.as_str()) {
@@ -179,7 +201,7 @@ impl Loops {
         }
     }
 
-    fn start(&self, section: Section, next: &Resolved, version: u64) -> Running {
+    fn start(&mut self, section: Section, next: &Resolved, version: u64) -> Running {
         let stop = self.parent.child_token();
         let why = Arc::new(Mutex::new(Stop::Shutdown));
         let ctx = Arc::clone(&self.ctx);
@@ -195,7 +217,25 @@ impl Loops {
                 s,
                 w,
             ),
-            _ => spawn(FansLoop::new(), spec.fans.clone(), version, ctx, s, w),
+            Section::Signals => {
+                // Acquisitions carry over a restart; only changed sources
+                // restart their threads.
+                let l = match self.signals.take() {
+                    Some(h) => super::signals::SignalsLoop::with_handover(h),
+                    None => super::signals::SignalsLoop::new(),
+                };
+                self.signals = Some(l.handover());
+                spawn(l, spec.signals.clone(), version, ctx, s, w)
+            }
+            _ => {
+                // Alerts of unchanged rules carry over a restart.
+                let l = match self.alerts.take() {
+                    Some(a) => super::checks::ChecksLoop::with_alerts(a),
+                    None => super::checks::ChecksLoop::new(),
+                };
+                self.alerts = Some(l.alerts());
+                spawn(l, spec.checks.clone(), version, ctx, s, w)
+            }
         };
         Running { stop, why, task }
     }
@@ -216,6 +256,10 @@ impl Loops {
         let names: Vec<&'static str> = self.running.keys().copied().collect();
         for n in names {
             self.stop(n, why).await;
+        }
+        if why == Stop::Shutdown {
+            self.signals = None;
+            self.alerts = None;
         }
     }
 }

@@ -28,6 +28,7 @@
 //!   hardening hides a path; `node_scrape_collector_success` and the log
 //!   name the file.
 
+pub mod checks;
 pub mod config;
 pub mod fans;
 pub mod flags;
@@ -36,6 +37,7 @@ pub mod loops;
 pub mod notify;
 pub mod power;
 pub mod reconcile;
+pub mod signals;
 pub mod standalone;
 pub mod status;
 
@@ -391,7 +393,9 @@ pub fn reload(
     let next = flags.load()?;
     let exporter = build_exporter_with(&next, node, hub)?;
     if next.hardware != current.hardware || next.bundle != current.bundle {
-        tracing::warn!("changes to the hardware and bundle sections of the agent config take effect at restart");
+        tracing::warn!(
+            "changes to the hardware and bundle sections of the agent config take effect at restart"
+        );
     }
     shared.swap(exporter);
     if next.listen != current.listen {

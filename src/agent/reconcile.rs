@@ -372,7 +372,13 @@ pub struct Events {
 
 impl Events {
     /// Records an event (and logs it).
-    pub fn push(&self, source: &'static str, severity: &'static str, reason: &str, message: String) {
+    pub fn push(
+        &self,
+        source: &'static str,
+        severity: &'static str,
+        reason: &str,
+        message: String,
+    ) {
         match severity {
             "critical" => tracing::error!(source, reason, "{message}"),
             "warning" => tracing::warn!(source, reason, "{message}"),
@@ -622,6 +628,7 @@ fn seed(name: &str) -> u64 {
     let t = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    name.bytes()
-        .fold(t ^ 0x9E37_79B9_7F4A_7C15, |h, b| h.rotate_left(5) ^ u64::from(b))
+    name.bytes().fold(t ^ 0x9E37_79B9_7F4A_7C15, |h, b| {
+        h.rotate_left(5) ^ u64::from(b)
+    })
 }

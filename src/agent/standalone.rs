@@ -67,9 +67,11 @@ impl Node {
     /// and writes the fail-safe duty to every fan. Loops start with
     /// [`start`](Self::start).
     pub async fn prepare(config: &Config, parent: CancellationToken) -> Result<Node, Error> {
-        let path = config.bundle.path.clone().ok_or_else(|| {
-            Error::Devices("standalone mode needs a bundle path".into())
-        })?;
+        let path = config
+            .bundle
+            .path
+            .clone()
+            .ok_or_else(|| Error::Devices("standalone mode needs a bundle path".into()))?;
         let store = match Store::open(&config.bundle.state_dir) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -209,10 +211,7 @@ impl Node {
                 ))
             })?;
             self.keys.verify(text.as_bytes(), sig).map_err(|e| {
-                bundle::Error::Parse(crate::validate::FieldError::new(
-                    "signature",
-                    e.to_string(),
-                ))
+                bundle::Error::Parse(crate::validate::FieldError::new("signature", e.to_string()))
             })?;
         }
         let b = bundle::parse(text)?;
@@ -303,7 +302,8 @@ impl Node {
                 if let Some(store) = &mut self.store {
                     let latest = store.current().ok().flatten();
                     if latest.is_none_or(|s| s.meta.digest != r.digest) {
-                        if let Err(e) = store.write(&text, sig.as_deref(), &Meta::new(&r, &source)) {
+                        if let Err(e) = store.write(&text, sig.as_deref(), &Meta::new(&r, &source))
+                        {
                             tracing::error!(error = %e, "cannot store the applied bundle");
                         }
                     }
@@ -312,7 +312,11 @@ impl Node {
                     "bundle",
                     "info",
                     "Applied",
-                    format!("bundle {} version {} applied ({diff})", r.name(), r.version()),
+                    format!(
+                        "bundle {} version {} applied ({diff})",
+                        r.name(),
+                        r.version()
+                    ),
                 );
                 let mut b = self.bundle.lock().unwrap_or_else(|e| e.into_inner());
                 if b.status != "True" {
@@ -347,7 +351,10 @@ impl Node {
                         "{msg}; rolled back to {} version {} ({src}){}",
                         p.name(),
                         p.version(),
-                        again.err().map(|e| format!(", which also fails: {e}")).unwrap_or_default()
+                        again
+                            .err()
+                            .map(|e| format!(", which also fails: {e}"))
+                            .unwrap_or_default()
                     );
                     let mut b = self.bundle.lock().unwrap_or_else(|e| e.into_inner());
                     b.name = Some(p.name().to_owned());
@@ -362,7 +369,8 @@ impl Node {
                     b.digest = Some(r.digest.clone());
                     b.source = Some(source);
                 }
-                self.events.push("bundle", "critical", "RolledBack", note.clone());
+                self.events
+                    .push("bundle", "critical", "RolledBack", note.clone());
                 let mut b = self.bundle.lock().unwrap_or_else(|e| e.into_inner());
                 if b.status != "False" {
                     b.last_transition_time = unix_now();
@@ -422,10 +430,9 @@ impl Node {
         }
         self.loops.stop_all(Stop::Shutdown).await;
         if let Some(hub) = self.hub.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-            let failsafe = self
-                .loops
-                .current()
-                .map_or(DEFAULT_FAILSAFE_PERCENT, |r| r.bundle.spec.fans.failsafe_percent);
+            let failsafe = self.loops.current().map_or(DEFAULT_FAILSAFE_PERCENT, |r| {
+                r.bundle.spec.fans.failsafe_percent
+            });
             let n = super::fans::write_safe(&hub, failsafe, super::fans::all_fans(&hub));
             tracing::info!(fans = n, "agent stopping: fans left at the fail-safe duty");
         }

@@ -25,7 +25,11 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         .get("/-/status", &[])
         .map_err(|e| anyhow::anyhow!("cannot reach the agent at {addr}: {e}"))?;
     if r.status != 200 {
-        anyhow::bail!("the agent at {addr} answered {}: {}", r.status, r.text().trim());
+        anyhow::bail!(
+            "the agent at {addr} answered {}: {}",
+            r.status,
+            r.text().trim()
+        );
     }
     let v: Value = serde_json::from_str(&r.text())
         .map_err(|e| anyhow::anyhow!("the agent's status is not JSON: {e}"))?;
@@ -63,7 +67,10 @@ pub fn render(v: &Value) -> String {
             .map(|m| format!(": {m}"))
             .unwrap_or_default()
     );
-    let _ = writeln!(out, "\nLOOP      READY  REASON          VERSION  RUNS    ERRORS  MESSAGE");
+    let _ = writeln!(
+        out,
+        "\nLOOP      READY  REASON          VERSION  RUNS    ERRORS  MESSAGE"
+    );
     for l in v["loops"].as_array().into_iter().flatten() {
         let c = &l["condition"];
         let _ = writeln!(
@@ -86,7 +93,14 @@ pub fn render(v: &Value) -> String {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|x| format!("{}={} °C ({})", s(&x["name"]), s(&x["celsius"]), s(&x["state"])))
+                    .map(|x| {
+                        format!(
+                            "{}={} °C ({})",
+                            s(&x["name"]),
+                            s(&x["celsius"]),
+                            s(&x["state"])
+                        )
+                    })
                     .collect();
                 let fs: Vec<String> = z["failsafe"]
                     .as_array()
@@ -100,17 +114,17 @@ pub fn render(v: &Value) -> String {
                     s(&z["zone"]),
                     format!("{}%", s(&z["dutyPercent"])),
                     format!("{}%", s(&z["demandPercent"])),
-                    if fs.is_empty() { "-".into() } else { fs.join(",") },
+                    if fs.is_empty() {
+                        "-".into()
+                    } else {
+                        fs.join(",")
+                    },
                     sensors.join(", ")
                 );
             }
         }
         if l["name"] == "checks" {
-            let alerts: Vec<&Value> = l["details"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .collect();
+            let alerts: Vec<&Value> = l["details"].as_array().into_iter().flatten().collect();
             if !alerts.is_empty() {
                 let _ = writeln!(out, "\nALERT                STATE     SEVERITY  SUMMARY");
                 for a in alerts {
@@ -126,7 +140,12 @@ pub fn render(v: &Value) -> String {
             }
         }
     }
-    let events: Vec<&Value> = v["events"].as_array().into_iter().flatten().take(10).collect();
+    let events: Vec<&Value> = v["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(10)
+        .collect();
     if !events.is_empty() {
         let _ = writeln!(out, "\nRECENT EVENTS");
         for e in events {

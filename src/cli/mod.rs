@@ -118,7 +118,9 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Explain(opts) => bundle::cli::explain(&opts),
-        Command::Status(opts) => tokio::task::spawn_blocking(move || agent::status::run(&opts)).await?,
+        Command::Status(opts) => {
+            tokio::task::spawn_blocking(move || agent::status::run(&opts)).await?
+        }
         Command::Bundle(cmd) => tokio::task::spawn_blocking(move || bundle::cli::run(cmd)).await?,
     }
 }

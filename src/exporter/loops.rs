@@ -63,7 +63,11 @@ impl Collector for Loops {
 
     fn update(&self, out: &mut MetricWriter) -> Result<(), CollectError> {
         self.registry.write_metrics(out);
-        let b = self.bundle.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let b = self
+            .bundle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if let (Some(name), Some(version), Some(digest)) = (&b.name, b.version, &b.digest) {
             let v = version.to_string();
             out.gauge(
@@ -77,7 +81,11 @@ impl Collector for Loops {
             out.gauge(
                 "onprem_bundle_condition",
                 "The bundle's condition: 1 for its current type, status and reason.",
-                &[("type", "Applied"), ("status", &b.status), ("reason", &b.reason)],
+                &[
+                    ("type", "Applied"),
+                    ("status", &b.status),
+                    ("reason", &b.reason),
+                ],
                 1.0,
             );
         }

@@ -28,6 +28,7 @@ pub mod argon_one;
 pub mod bitscope;
 pub mod emc2101;
 pub mod emc230x;
+pub mod gpio_counter;
 pub mod ina219;
 pub mod ina3221;
 pub mod lm75;

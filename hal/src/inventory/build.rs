@@ -125,6 +125,7 @@ pub(super) fn device(dev: &Device, hw: &Hardware, out: &mut Vec<Entry>) {
             .map(|g| Handle::Gpu(Box::new(g))),
         Device::ArgonButton(d) => button(d.pin, hw),
         Device::GpioRelay(d) => relay(d, hw),
+        Device::GpioCounter(d) => counter(d, hw),
         #[cfg(feature = "modbus")]
         Device::ModbusMeter(d) => modbus_meter(d, hw),
         #[cfg(feature = "serial")]
@@ -225,6 +226,53 @@ fn real_relay(pin: u8, _: crate::gpio::ActiveLevel) -> Result<Handle> {
     Err(Error::Unsupported {
         chip: "gpio-relay",
         what: format!("GPIO {pin} (built without the rppal feature)"),
+    })
+}
+
+fn count_edges(e: super::spec::CountEdge) -> drivers::gpio_counter::Count {
+    use super::spec::CountEdge;
+    use drivers::gpio_counter::Count;
+    match e {
+        CountEdge::Rising => Count::Rising,
+        CountEdge::Falling => Count::Falling,
+        CountEdge::Both => Count::Both,
+    }
+}
+
+fn counter(d: &super::spec::GpioCounter, hw: &Hardware) -> Result<Handle> {
+    let count = count_edges(d.edge);
+    match hw {
+        #[cfg(feature = "sim")]
+        Hardware::Sim(world) => Ok(Handle::Signal(Box::new(
+            drivers::gpio_counter::GpioCounter::new(world.gpio_line(d.pin), count),
+        ))),
+        Hardware::Real { .. } => real_counter(d, count),
+    }
+}
+
+#[cfg(feature = "rppal")]
+fn real_counter(
+    d: &super::spec::GpioCounter,
+    count: drivers::gpio_counter::Count,
+) -> Result<Handle> {
+    use super::spec::LineBias;
+    use crate::gpio::Bias;
+    let bias = match d.bias {
+        LineBias::Off => Bias::Off,
+        LineBias::PullUp => Bias::PullUp,
+        LineBias::PullDown => Bias::PullDown,
+    };
+    let edges = crate::gpio::RppalInput::open(d.pin, bias)?;
+    Ok(Handle::Signal(Box::new(
+        drivers::gpio_counter::GpioCounter::new(edges, count),
+    )))
+}
+
+#[cfg(not(feature = "rppal"))]
+fn real_counter(d: &super::spec::GpioCounter, _: drivers::gpio_counter::Count) -> Result<Handle> {
+    Err(Error::Unsupported {
+        chip: "gpio-counter",
+        what: format!("GPIO {} (built without the rppal feature)", d.pin),
     })
 }
 

@@ -232,6 +232,7 @@ pub fn validate(spec: &Spec) -> Vec<SpecError> {
             }
             Device::ArgonButton(spec::ArgonButton { pin, .. })
             | Device::GpioRelay(spec::GpioRelay { pin, .. })
+            | Device::GpioCounter(spec::GpioCounter { pin, .. })
                 if *pin > 57 =>
             {
                 err(at("pin"), format!("GPIO {pin} does not exist (BCM 0–57)"))

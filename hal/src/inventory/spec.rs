@@ -145,6 +145,9 @@ pub enum Device {
     RpiPwmFan(RpiPwm),
     /// A relay or power switch on a GPIO line.
     GpioRelay(GpioRelay),
+    /// A pulse counter on a GPIO line (a flow meter, a fan tachometer): a
+    /// signal whose sample is the running count of edges.
+    GpioCounter(GpioCounter),
     /// The Jetson's fan (JetPack 4 `pwm-fan`, JetPack 5/6 hwmon).
     JetsonFan(Named),
     /// The Jetson's INA3221 rails, each as `<name>/<RAIL>`.
@@ -182,6 +185,7 @@ impl Device {
             Device::SysfsPwmFan(d) => &d.name,
             Device::RpiPwmFan(d) => &d.name,
             Device::GpioRelay(d) => &d.name,
+            Device::GpioCounter(d) => &d.name,
             Device::JetsonGpu(d) => &d.name,
             Device::Nvml(d) => &d.name,
             Device::ModbusMeter(d) => &d.name,
@@ -211,6 +215,7 @@ impl Device {
             Device::SysfsPwmFan(_) => "sysfs-pwm-fan",
             Device::RpiPwmFan(_) => "rpi-pwm-fan",
             Device::GpioRelay(_) => "gpio-relay",
+            Device::GpioCounter(_) => "gpio-counter",
             Device::JetsonFan(_) => "jetson-fan",
             Device::JetsonRails(_) => "jetson-rails",
             Device::JetsonGpu(_) => "jetson-gpu",
@@ -245,7 +250,7 @@ impl Device {
             | Device::SysfsPwmFan(_)
             | Device::RpiPwmFan(_)
             | Device::JetsonFan(_) => one("fan"),
-            Device::Ads1x15(_) => one("signal"),
+            Device::Ads1x15(_) | Device::GpioCounter(_) => one("signal"),
             Device::ArgonButton(_) => one("button"),
             Device::SixfabUps(_) => vec![
                 (n.to_string(), "battery"),
@@ -592,6 +597,53 @@ pub struct GpioRelay {
     /// The relay closes when the line is low.
     #[serde(default)]
     pub active_low: bool,
+}
+
+/// Which edges a [`GpioCounter`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum CountEdge {
+    /// Low → high: one count per pulse.
+    #[default]
+    Rising,
+    /// High → low: one count per pulse.
+    Falling,
+    /// Both: two counts per pulse.
+    Both,
+}
+
+/// The internal resistor of a GPIO input line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum LineBias {
+    /// None: the sensor drives the line both ways.
+    Off,
+    /// Pull-up: open-collector outputs (fan tachometers, most hall-effect
+    /// flow meters) only pull the line low.
+    #[default]
+    PullUp,
+    /// Pull-down: outputs that only drive the line high.
+    PullDown,
+}
+
+/// A pulse counter on a GPIO input line.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GpioCounter {
+    /// The name other sections use.
+    pub name: String,
+    /// BCM GPIO number.
+    pub pin: u8,
+    /// Which edges count: `rising` (default), `falling` or `both`.
+    #[serde(default)]
+    pub edge: CountEdge,
+    /// The line's internal resistor: `pull-up` (default), `pull-down` or
+    /// `off`.
+    #[serde(default)]
+    pub bias: LineBias,
 }
 
 /// The Jetson's GPU.

@@ -1,12 +1,35 @@
 //! ADS1115 / ADS1015 emulator: four analog inputs, MUX and PGA scaling
 //! with clipping at full scale, and a single-shot conversion that stays
 //! busy (OS = 0) for a number of status reads before its result appears;
-//! a new start while busy restarts it.
+//! a new start while busy restarts it. Tests can put a sine on an input
+//! ([`Ads1x15::set_sine`]), stepped once per conversion, to check a
+//! sampler's statistics against a known waveform.
 
 use std::any::Any;
 
 use crate::drivers::ads1x15::{FULL_SCALE, Variant};
 use crate::sim::{Chip, ChipError, Pointer, fill_be16};
+
+/// A sine on one input: `offset + amplitude · sin(2π · k / period)` at
+/// conversion `k`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sine {
+    /// Volts.
+    pub offset: f64,
+    /// Volts (peak).
+    pub amplitude: f64,
+    /// Conversions per cycle.
+    pub period: u32,
+}
+
+impl Sine {
+    /// The voltage at conversion `k`.
+    pub fn at(&self, k: u64) -> f64 {
+        let p = u64::from(self.period.max(1));
+        let phase = (k % p) as f64 / p as f64;
+        self.offset + self.amplitude * (std::f64::consts::TAU * phase).sin()
+    }
+}
 
 /// An emulated ADS1x15.
 #[derive(Debug, Clone)]
@@ -14,6 +37,8 @@ pub struct Ads1x15 {
     pointer: Pointer,
     variant: Variant,
     inputs: [f64; 4],
+    sines: [Option<Sine>; 4],
+    conversions: u64,
     config: u16,
     conversion: u16,
     busy_reads: u32,
@@ -28,6 +53,8 @@ impl Ads1x15 {
             pointer: Pointer::default(),
             variant,
             inputs: [0.0; 4],
+            sines: [None; 4],
+            conversions: 0,
             config: 0x8583,
             conversion: 0,
             busy_reads,
@@ -42,6 +69,27 @@ impl Ads1x15 {
         }
     }
 
+    /// Puts a sine on input `n` (0–3), stepped once per conversion; it
+    /// takes over from [`set_input`](Self::set_input) until cleared with
+    /// `None`.
+    pub fn set_sine(&mut self, n: usize, sine: Option<Sine>) {
+        if let Some(s) = self.sines.get_mut(n) {
+            *s = sine;
+        }
+    }
+
+    /// Conversions done since power-on.
+    pub fn conversions(&self) -> u64 {
+        self.conversions
+    }
+
+    fn input(&self, n: usize) -> f64 {
+        match self.sines[n] {
+            Some(s) => s.at(self.conversions),
+            None => self.inputs[n],
+        }
+    }
+
     fn measure(&self) -> u16 {
         let [p, n] = match (self.config >> 12) & 7 {
             0 => [0, 1],
@@ -50,8 +98,8 @@ impl Ads1x15 {
             3 => [2, 3],
             m => [usize::from(m - 4), usize::MAX],
         };
-        let neg = if n == usize::MAX { 0.0 } else { self.inputs[n] };
-        let v = self.inputs[p] - neg;
+        let neg = if n == usize::MAX { 0.0 } else { self.input(n) };
+        let v = self.input(p) - neg;
         let fs = FULL_SCALE[usize::from((self.config >> 9) & 7)];
         match self.variant {
             Variant::Ads1115 => (v / fs * 32768.0).round().clamp(-32768.0, 32767.0) as i16 as u16,
@@ -63,6 +111,7 @@ impl Ads1x15 {
 
     fn finish(&mut self) {
         self.conversion = self.measure();
+        self.conversions += 1;
         self.config |= 0x8000;
     }
 }
