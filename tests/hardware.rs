@@ -107,7 +107,7 @@ fn can_serve_a_simulated_gpu_servers_devices() {
     let watts = value(&text, "onprem_rail_power_watts{device=\"pdu\"}").unwrap();
     assert!(watts > 100.0, "{watts}");
     let ups = samples(&text, "onprem_device_up");
-    assert_eq!(ups.len(), 4, "cpu, gpu/0, gpu/1, pdu: {ups:?}");
+    assert_eq!(ups.len(), 5, "cpu, gpu/0, gpu/1, chassis, pdu: {ups:?}");
     assert!(ups.iter().all(|l| l.ends_with(" 1")), "{ups:?}");
     assert!(first(&text, "onprem_gpu_power_limit_watts{device=\"gpu/0\"").is_some());
 
