@@ -80,6 +80,14 @@ pub struct Taken {
     pub time: f64,
 }
 
+fn record(taken: &Mutex<Vec<Taken>>, kind: RequestKind, why: &str) {
+    taken.lock().unwrap_or_else(|e| e.into_inner()).push(Taken {
+        kind,
+        why: why.to_owned(),
+        time: super::reconcile::unix_now(),
+    });
+}
+
 /// Reboots or powers off the host.
 pub trait Host: Send + Sync {
     /// Performs (or records) `kind` for `why`.
@@ -125,14 +133,7 @@ impl Host for Systemd {
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
-        self.taken
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Taken {
-                kind,
-                why: why.to_owned(),
-                time: super::reconcile::unix_now(),
-            });
+        record(&self.taken, kind, why);
         Ok(())
     }
 
@@ -155,14 +156,7 @@ impl Host for Recorded {
             "simulated host: {} recorded, not performed",
             kind.as_str()
         );
-        self.taken
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Taken {
-                kind,
-                why: why.to_owned(),
-                time: super::reconcile::unix_now(),
-            });
+        record(&self.taken, kind, why);
         Ok(())
     }
 

@@ -632,3 +632,102 @@ fn seed(name: &str) -> u64 {
         h.rotate_left(5) ^ u64::from(b)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn can_back_off_exponentially_with_jitter_cap_and_reset() {
+        let mut b = Backoff::new(42);
+        let t0 = Instant::now();
+        let mut nominal = Duration::from_millis(800);
+        for i in 0..10 {
+            let d = b.next(t0 + Duration::from_secs(i));
+            assert!(
+                d >= nominal.mul_f64(0.5) && d <= nominal.mul_f64(1.5).min(b.max),
+                "{i}: {d:?}"
+            );
+            assert_eq!(b.current(), Some(nominal));
+            nominal = (nominal * 2).min(Duration::from_secs(30));
+        }
+        assert_eq!(b.current(), Some(Duration::from_secs(30)));
+        // A quiet period resets it.
+        b.success(t0 + Duration::from_secs(200));
+        assert_eq!(b.current(), None);
+        b.next(t0 + Duration::from_secs(201));
+        assert_eq!(b.current(), Some(Duration::from_millis(800)));
+    }
+
+    /// Fails `failures` times, then succeeds; records when it ran.
+    struct Flaky {
+        failures: u32,
+        at: Arc<Mutex<Vec<Instant>>>,
+    }
+
+    impl Reconciler for Flaky {
+        const NAME: &'static str = "flaky";
+        type Desired = ();
+
+        fn period(_: &()) -> Duration {
+            Duration::from_secs(10)
+        }
+
+        fn reconcile(&mut self, _: &(), _: &Ctx, now: Instant) -> Result<Action, LoopError> {
+            self.at.lock().unwrap().push(now);
+            if self.failures > 0 {
+                self.failures -= 1;
+                return Err(LoopError::other("Broken", "on purpose"));
+            }
+            Ok(Action::ready())
+        }
+
+        fn on_error(&mut self, _: &LoopError, _: &(), _: &Ctx) -> Action {
+            Action::degraded("Broken", "")
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn can_back_off_after_errors_then_tick_at_the_period() {
+        let at = Arc::new(Mutex::new(Vec::new()));
+        let ctx = Arc::new(Ctx::new(
+            None,
+            Arc::new(crate::agent::host::Recorded::default()),
+        ));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(
+            Flaky {
+                failures: 3,
+                at: Arc::clone(&at),
+            },
+            Arc::new(()),
+            7,
+            Arc::clone(&ctx),
+            stop.clone(),
+            Arc::new(Mutex::new(Stop::Shutdown)),
+        ));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("runner did not stop")
+            .unwrap();
+        let at = at.lock().unwrap().clone();
+        let gaps: Vec<f64> = at.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+        // Three failures: backoff around 0.8, 1.6, 3.2 s (±50 %), then the
+        // 10 s period, never two ticks at once.
+        assert!(gaps.len() >= 6, "{gaps:?}");
+        for (g, nominal) in gaps.iter().zip([0.8, 1.6, 3.2]) {
+            assert!(*g >= nominal * 0.5 && *g <= nominal * 1.5, "{gaps:?}");
+        }
+        for g in &gaps[3..] {
+            assert!((*g - 10.0).abs() < 0.01, "{gaps:?}");
+        }
+        let r = ctx.registry.get("flaky").unwrap();
+        assert_eq!((r.errors, r.condition.status), (3, "True"));
+        assert_eq!(r.runs as usize, at.len());
+        assert_eq!(r.condition.observed_version, 7);
+        let events = ctx.events.since(0);
+        assert!(events.iter().any(|e| e.reason == "Broken"));
+    }
+}

@@ -59,7 +59,7 @@ fn fingerprint(text: &str, sig: Option<&str>) -> String {
     let mut h = Sha256::new();
     h.update(text.as_bytes());
     h.update(sig.unwrap_or_default().as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::bundle::validate::hex(&h.finalize())
 }
 
 impl Node {
@@ -243,12 +243,7 @@ impl Node {
         );
         let mut b = self.bundle.lock().unwrap_or_else(|e| e.into_inner());
         b.rejected_total += 1;
-        if b.status != "False" {
-            b.last_transition_time = unix_now();
-        }
-        b.status = "False".into();
-        b.reason = "Rejected".into();
-        b.message = errs.join("; ");
+        b.condition("False", "Rejected", errs.join("; "));
     }
 
     /// Opens the devices of `r`'s hardware (when they differ from the
@@ -319,16 +314,8 @@ impl Node {
                     ),
                 );
                 let mut b = self.bundle.lock().unwrap_or_else(|e| e.into_inner());
-                if b.status != "True" {
-                    b.last_transition_time = unix_now();
-                }
-                b.status = "True".into();
-                b.reason = "Applied".into();
-                b.message = format!("{diff}");
-                b.name = Some(r.name().to_owned());
-                b.version = Some(r.version());
-                b.digest = Some(r.digest.clone());
-                b.source = Some(source);
+                b.condition("True", "Applied", diff.to_string());
+                b.running(&r, source);
                 b.applied_total += 1;
             }
             Err(why) => {
@@ -356,28 +343,21 @@ impl Node {
                             .map(|e| format!(", which also fails: {e}"))
                             .unwrap_or_default()
                     );
-                    let mut b = self.bundle.lock().unwrap_or_else(|e| e.into_inner());
-                    b.name = Some(p.name().to_owned());
-                    b.version = Some(p.version());
-                    b.digest = Some(p.digest.clone());
-                    b.source = Some(src);
+                    self.bundle
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .running(&p, src);
                 } else {
                     note.push_str("; nothing to roll back to: it keeps running as it can");
-                    let mut b = self.bundle.lock().unwrap_or_else(|e| e.into_inner());
-                    b.name = Some(r.name().to_owned());
-                    b.version = Some(r.version());
-                    b.digest = Some(r.digest.clone());
-                    b.source = Some(source);
+                    self.bundle
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .running(&r, source);
                 }
                 self.events
                     .push("bundle", "critical", "RolledBack", note.clone());
                 let mut b = self.bundle.lock().unwrap_or_else(|e| e.into_inner());
-                if b.status != "False" {
-                    b.last_transition_time = unix_now();
-                }
-                b.status = "False".into();
-                b.reason = "RolledBack".into();
-                b.message = note;
+                b.condition("False", "RolledBack", note);
                 b.rolled_back_total += 1;
             }
         }

@@ -141,12 +141,12 @@ fn fields(node: &Value, defs: &Value) -> Vec<(String, String, String)> {
             if required.contains(&k.as_str()) {
                 t.push_str(", required");
             }
-            let doc = first_line(v.get("description").and_then(Value::as_str).or_else(|| {
-                resolve(v, defs)
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(|_| "")
-            }));
+            let resolved = resolve(v, defs);
+            let doc = first_line(
+                v.get("description")
+                    .or_else(|| resolved.get("description"))
+                    .and_then(Value::as_str),
+            );
             out.push((k.clone(), t, doc));
         }
     }

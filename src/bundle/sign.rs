@@ -121,7 +121,7 @@ impl KeyId {
     /// The id of a public key.
     fn of(key: &VerifyingKey) -> KeyId {
         let sum = Sha256::digest(key.as_bytes());
-        KeyId(sum[..8].iter().map(|b| format!("{b:02x}")).collect())
+        KeyId(super::validate::hex(&sum[..8]))
     }
 
     /// Parses an id as a signature line writes it (16 lowercase hex digits).
@@ -662,7 +662,7 @@ mod tests {
         let k = key();
         let p = k.public();
         let sum = Sha256::digest(p.key.as_bytes());
-        let hex: String = sum.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::bundle::validate::hex(&sum);
         assert_eq!(p.id().as_str(), &hex[..16]);
     }
 }

@@ -43,8 +43,12 @@ impl Resolved {
 /// The digest of a bundle's content.
 pub fn digest(bundle: &Bundle) -> String {
     let bytes = serde_json::to_vec(bundle).unwrap_or_default();
-    let sum = Sha256::digest(&bytes);
-    sum.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(&bytes))
+}
+
+/// Lower-case hex of `bytes` (digests, key ids).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Checks a parsed bundle; `dir` is where profile paths are relative to.

@@ -40,6 +40,26 @@ pub struct BundleState {
     pub rejected_total: u64,
 }
 
+impl BundleState {
+    /// Sets the condition; the transition time moves when the status does.
+    pub fn condition(&mut self, status: &str, reason: &str, message: String) {
+        if self.status != status {
+            self.last_transition_time = crate::agent::reconcile::unix_now();
+        }
+        self.status = status.to_owned();
+        self.reason = reason.to_owned();
+        self.message = message;
+    }
+
+    /// Records the bundle that runs now.
+    pub fn running(&mut self, r: &crate::bundle::Resolved, source: String) {
+        self.name = Some(r.name().to_owned());
+        self.version = Some(r.version());
+        self.digest = Some(r.digest.clone());
+        self.source = Some(source);
+    }
+}
+
 /// Shared bundle state; clones share it.
 pub type SharedBundle = Arc<Mutex<BundleState>>;
 
