@@ -205,6 +205,13 @@ async fn can_start_from_the_last_known_good_bundle_when_the_file_is_bad() {
         &["onprem_loop_condition", "loop=\"fans\"", "status=\"True\""],
     )
     .await;
+    // Refused once, not again by each look at the unchanged file.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let m = get(addr, "/metrics").await;
+    assert!(
+        m.contains("onprem_bundle_updates_total{result=\"rejected\"} 1"),
+        "{m}"
+    );
     stop.cancel();
     task.await.unwrap();
 }

@@ -144,6 +144,11 @@ impl Node {
             }
             Err(e) => {
                 node.reject(&e);
+                // The same refused file is not reported again by the watch.
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    let sig = std::fs::read_to_string(sig_path(&path)).ok();
+                    node.fingerprint = Some(fingerprint(&text, sig.as_deref()));
+                }
                 node.last_known_good()
             }
         };
