@@ -419,7 +419,11 @@ impl Node {
                 r.bundle.spec.fans.failsafe_percent
             });
             let n = super::fans::write_safe(&hub, failsafe, super::fans::all_fans(&hub));
-            tracing::info!(fans = n, "agent stopping: fans left at the fail-safe duty");
+            tracing::info!(
+                fans = n,
+                percent = failsafe,
+                "agent stopping: fans left at the fail-safe duty"
+            );
         }
     }
 }

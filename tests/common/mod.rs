@@ -123,6 +123,21 @@ impl Agent {
         assert!(ok.success());
     }
 
+    /// Waits until the process exits (panics after `limit`).
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the agent did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits for a log line containing `needle`.
     pub fn wait_log(&self, needle: &str) -> String {
         loop {
