@@ -1,142 +1,544 @@
 //! `onprem demo`: the whole system on one machine, with no hardware.
 //!
-//! Today it starts an agent on loopback with the real collectors of this
-//! machine and a simulated node's hardware (`--profile`, every chip
-//! emulated and driven by the physical model, read by the real drivers),
-//! prints its URL and a live summary (families, samples, scrape time,
-//! devices up, temperatures) until Ctrl-C. Later it grows a control plane
-//! and more simulated nodes.
+//! Several simulated nodes run in one process, each a whole agent in
+//! standalone mode (`--hardware sim --bundle`) with one of the example
+//! bundles built into the binary: its own listener, state directory,
+//! reconcile loops and simulated world, where every chip is emulated at
+//! the register level and read by the real drivers. The first node also
+//! serves this machine's real `/proc` and `/sys` metrics, as
+//! node_exporter would. A scenario makes the loops work: the load steps to
+//! 100 % on every node, the UPS node loses mains, a pressure transmitter
+//! on the CM4's ADC swings and its flow meter pulses. A summary per node
+//! (temperatures, zone duties, battery, signals, loop conditions, firing
+//! alerts, host actions) prints until Ctrl-C or `--duration`.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{self, Flags};
+use crate::bundle::examples::{self, EXAMPLES};
 use crate::httpc::Client;
+use crate::hw::poller::Hub;
+
+/// The nodes the demo runs unless told otherwise.
+pub const DEFAULT_NODES: &str = "pi5-fan-curve,gpu-server-pid,pi-ups-shutdown,cm4-adc-signals";
 
 /// Options of `onprem demo`.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
-    /// Address for the demo agent (default: a free port on 127.0.0.1).
+    /// Address of the first node's agent (the others take free ports on
+    /// the same host).
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:0")]
     pub listen: String,
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
-    /// Seconds between summary lines.
+    /// Seconds between summaries.
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
     pub every: f64,
-    /// The hardware profile the demo node simulates (`onprem hw profiles`).
-    #[arg(long, value_name = "NAME", default_value = "pi-sixfab-ups")]
-    pub profile: String,
+    /// The example bundles to run, one simulated node each (`all` for
+    /// every example).
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',', default_value = DEFAULT_NODES)]
+    pub nodes: Vec<String>,
+    /// Seconds after start when the load steps to 100 % on every node (0:
+    /// never).
+    #[arg(long, value_name = "SECONDS", default_value_t = 20.0)]
+    pub load_step: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            listen: "127.0.0.1:0".into(),
+            duration: None,
+            every: 2.0,
+            nodes: DEFAULT_NODES.split(',').map(str::to_owned).collect(),
+            load_step: 20.0,
+        }
+    }
+}
+
+/// When the UPS node's mains fail, seconds after start.
+const MAINS_LOST_AT: f64 = 20.0;
+/// The UPS node's battery in the demo, Wh: small, so that the protective
+/// shutdown comes within a minute of the mains loss.
+const DEMO_BATTERY_WH: f64 = 0.4;
+
+/// One simulated node.
+struct Node {
+    name: String,
+    addr: SocketAddr,
+    hub: Option<Hub>,
+    task: JoinHandle<Result<(), agent::Error>>,
+    /// What the demo changed in the node's world, for the header.
+    scenario: Vec<String>,
+}
+
+/// Removes the demo's directory when the demo ends, however it ends.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Runs the demo until `shutdown` is cancelled or the duration passes.
 pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<()> {
-    // The demo never reads the node's config file: it shows defaults.
-    let flags = Flags {
-        listen_address: Some(opts.listen.clone()),
-        ..Default::default()
-    };
-    let mut file = agent::config::File::default();
-    if !file.collectors.textfile.directory.is_dir() {
-        // No textfile writers on this machine: leave the collector out
-        // rather than report an error on every scrape.
-        file.collectors.disable.push("textfile".to_owned());
-    }
-    // The node's devices are simulated: every chip of the profile is
-    // emulated and driven by the physical model, read by the real drivers.
-    file.hardware.source = "sim".to_owned();
-    file.hardware.profile = Some(opts.profile.clone());
-    file.hardware.poll_interval = 1.0;
-    let config = flags.apply(&mut file, None)?;
-    let agent = agent::Agent::bind_config(None, config).await?;
-    let addr = agent.local_addr();
-    println!(
-        "onprem demo: agent serving this machine's metrics and a simulated {} node",
-        opts.profile
-    );
-    println!("  metrics:  http://{addr}/metrics");
-    println!("  health:   http://{addr}/-/healthy");
-    println!("Press Ctrl-C to stop.\n");
+    let names = node_names(&opts.nodes)?;
+    let scratch = Scratch(std::env::temp_dir().join(format!("onprem-demo-{}", std::process::id())));
     let stop = shutdown.child_token();
-    let server = tokio::spawn(agent.run(stop.clone()));
+    let mut nodes = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let listen = if i == 0 {
+            opts.listen.clone()
+        } else {
+            // The same host as the first node, a free port.
+            let host = nodes.first().map_or_else(
+                || "127.0.0.1".to_owned(),
+                |n: &Node| n.addr.ip().to_string(),
+            );
+            format!("{host}:0")
+        };
+        let node = start_node(name, i == 0, &listen, &scratch.0, stop.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("node {name}: {e:#}"))?;
+        nodes.push(node);
+    }
+    println!(
+        "onprem demo: {} simulated nodes, each an agent running its bundle",
+        nodes.len()
+    );
+    for (i, n) in nodes.iter().enumerate() {
+        let extra = if i == 0 {
+            " (and this machine's real metrics)"
+        } else {
+            ""
+        };
+        println!("  {:<20} http://{}/metrics{extra}", n.name, n.addr);
+        for s in &n.scenario {
+            println!("  {:<20}   scenario: {s}", "");
+        }
+    }
+    if opts.load_step > 0.0 {
+        println!(
+            "  every node: the load steps from idle to 100 % at {:.0} s",
+            opts.load_step
+        );
+    }
+    println!(
+        "  status: onprem status --address {}",
+        nodes
+            .first()
+            .map_or_else(String::new, |n| n.addr.to_string())
+    );
+    println!("Press Ctrl-C to stop.\n");
+
+    let start = tokio::time::Instant::now();
     let every = Duration::from_secs_f64(opts.every.max(0.1));
     let deadline = opts
         .duration
         .map(|d| Instant::now() + Duration::from_secs_f64(d.max(0.0)));
-    let mut client = Client::new(addr);
+    let mut stepped = false;
+    let mut clients: Vec<(String, Client)> = nodes
+        .iter()
+        .map(|n| (n.name.clone(), Client::new(n.addr)))
+        .collect();
     loop {
-        let line = tokio::task::spawn_blocking(move || {
-            let l = summary(&mut client, addr);
-            (client, l)
+        let t = start.elapsed().as_secs_f64();
+        if !stepped && opts.load_step > 0.0 && t >= opts.load_step {
+            stepped = true;
+            for n in &nodes {
+                if let Some(w) = n.hub.as_ref().and_then(Hub::world) {
+                    w.with_model(|m| {
+                        m.set_load(1.0);
+                        m.set_gpu_load(1.0);
+                    });
+                }
+            }
+            println!("t={t:>5.0}s  load step: every node to 100 %");
+        }
+        let lines = tokio::task::spawn_blocking(move || {
+            let lines: Vec<String> = clients
+                .iter_mut()
+                .map(|(name, c)| summary(name, c))
+                .collect();
+            (clients, lines)
         })
         .await?;
-        client = line.0;
-        println!("{}", line.1);
-        let wait = tokio::time::sleep(every);
+        clients = lines.0;
+        println!("t={t:>5.0}s");
+        for l in lines.1 {
+            println!("  {l}");
+        }
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = wait => {}
+            _ = tokio::time::sleep(every) => {}
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
     }
     stop.cancel();
-    server.await??;
-    println!("onprem demo: stopped");
+    for n in nodes {
+        n.task.await??;
+    }
+    drop(scratch);
+    println!("onprem demo: stopped (every fan left at its fail-safe duty)");
     Ok(())
 }
 
-fn summary(client: &mut Client, addr: SocketAddr) -> String {
-    let start = Instant::now();
-    match client.get("/metrics", &[]) {
-        Ok(r) if r.status == 200 => {
-            let ms = start.elapsed().as_secs_f64() * 1000.0;
-            let text = r.text();
-            let families = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
-            let samples = text
-                .lines()
-                .filter(|l| !l.starts_with('#') && !l.is_empty())
-                .count();
-            let failed: Vec<&str> = text
-                .lines()
-                .filter_map(|l| l.strip_prefix("node_scrape_collector_success{collector=\""))
-                .filter(|l| l.ends_with("} 0"))
-                .filter_map(|l| l.split('"').next())
-                .collect();
-            let failed = if failed.is_empty() {
-                String::new()
-            } else {
-                format!(", failing: {}", failed.join(" "))
-            };
-            let up: Vec<&str> = text
-                .lines()
-                .filter(|l| l.starts_with("onprem_device_up{"))
-                .collect();
-            let devices = format!(
-                "devices {}/{} up",
-                up.iter().filter(|l| l.ends_with(" 1")).count(),
-                up.len()
+/// The example names asked for, checked.
+fn node_names(asked: &[String]) -> anyhow::Result<Vec<String>> {
+    if asked.iter().any(|n| n == "all") {
+        return Ok(EXAMPLES.iter().map(|(n, _)| (*n).to_owned()).collect());
+    }
+    let mut out = Vec::new();
+    for n in asked.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if examples::get(n).is_none() {
+            let known: Vec<&str> = EXAMPLES.iter().map(|(n, _)| *n).collect();
+            anyhow::bail!(
+                "--nodes: no example bundle {n:?}; the examples are: {}",
+                known.join(", ")
             );
-            let temps: Vec<String> = text
-                .lines()
-                .filter_map(|l| l.strip_prefix("onprem_temperature_celsius{device=\""))
-                .filter_map(|l| {
-                    let (dev, rest) = l.split_once('"')?;
-                    let v: f64 = rest.rsplit(' ').next()?.parse().ok()?;
-                    Some(format!("{dev} {v:.1} °C"))
-                })
-                .collect();
-            format!(
-                "{addr}: {families} families, {samples} samples, {} bytes, scrape {ms:.1} ms; {devices}; {}{failed}",
-                r.body.len(),
-                temps.join(", ")
-            )
         }
-        Ok(r) => format!("{addr}: HTTP {}", r.status),
-        Err(e) => format!("{addr}: scrape failed: {e}"),
+        if !out.iter().any(|o| o == n) {
+            out.push(n.to_owned());
+        }
+    }
+    if out.is_empty() {
+        anyhow::bail!("--nodes: no node to run");
+    }
+    Ok(out)
+}
+
+/// Writes the node's bundle (with the demo's changes to its simulated
+/// world) and starts its agent.
+async fn start_node(
+    name: &str,
+    host_metrics: bool,
+    listen: &str,
+    scratch: &std::path::Path,
+    stop: CancellationToken,
+) -> anyhow::Result<Node> {
+    let text = examples::get(name).ok_or_else(|| anyhow::anyhow!("no such example"))?;
+    let mut scenario = Vec::new();
+    let mut bundle: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)?;
+    let profile = bundle["spec"]["hardware"]["profile"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if profile == "pi-sixfab-ups" {
+        // Mains lost early and a small battery, so that the protective
+        // shutdown (recorded, not performed, in simulation) comes soon.
+        let sim: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
+            "{{ batteryWh: {DEMO_BATTERY_WH}, mainsOutages: [[{MAINS_LOST_AT}, 100000]] }}"
+        ))?;
+        if let Some(hw) = bundle["spec"]["hardware"].as_mapping_mut() {
+            hw.insert("sim".into(), sim);
+        }
+        scenario.push(format!(
+            "mains lost at {MAINS_LOST_AT:.0} s, a {DEMO_BATTERY_WH} Wh battery"
+        ));
+    }
+    let dir = scratch.join(name);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("bundle.yaml");
+    std::fs::write(&path, serde_yaml_ng::to_string(&bundle)?)?;
+
+    let flags = Flags {
+        listen_address: Some(listen.to_owned()),
+        ..Default::default()
+    };
+    let mut file = agent::config::File::default();
+    if host_metrics {
+        if !file.collectors.textfile.directory.is_dir() {
+            // No textfile writers on this machine: leave the collector
+            // out rather than report an error on every scrape.
+            file.collectors.disable.push("textfile".to_owned());
+        }
+    } else {
+        file.collectors.disable_defaults = true;
+        file.collectors.enable = vec!["devices".into(), "loops".into()];
+    }
+    file.hardware.source = "sim".to_owned();
+    file.bundle.path = Some(path);
+    file.bundle.state_dir = dir.join("state");
+    let config = flags.apply(&mut file, None)?;
+    let agent = agent::Agent::bind_config(None, config).await?;
+    let addr = agent.local_addr();
+    let hub = agent.hub();
+    if let Some(world) = hub.as_ref().and_then(Hub::world) {
+        scenario.extend(drive_world(&bundle, &world, stop.clone()));
+    }
+    let task = tokio::spawn(agent.run(stop));
+    Ok(Node {
+        name: name.to_owned(),
+        addr,
+        hub,
+        task,
+        scenario,
+    })
+}
+
+/// Signals for the node's ADC inputs and pulse counters: a transmitter's
+/// slow swing on every ADS1x15, pulses on every GPIO counter.
+fn drive_world(
+    bundle: &serde_yaml_ng::Value,
+    world: &onprem_hal::sim::world::World,
+    stop: CancellationToken,
+) -> Vec<String> {
+    use onprem_hal::sim::chips::ads1x15::{Ads1x15, Sine};
+    let mut out = Vec::new();
+    for d in bundle["spec"]["hardware"]["devices"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+    {
+        let name = d["name"].as_str().unwrap_or_default();
+        match d["driver"].as_str() {
+            Some("ads1x15") => {
+                let bus = d["bus"]
+                    .as_u64()
+                    .and_then(|b| u32::try_from(b).ok())
+                    .unwrap_or(1);
+                let addr = d["address"]
+                    .as_u64()
+                    .and_then(|a| u8::try_from(a).ok())
+                    .unwrap_or(0x48);
+                let input = d["input"]
+                    .as_str()
+                    .and_then(|i| i.strip_prefix('a'))
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .unwrap_or(0);
+                // 1.44 V ± 0.3 V (a 4–20 mA loop at 12 mA through 120 Ω),
+                // one cycle every 4,300 conversions (5 s at 860/s).
+                let sine = Sine {
+                    offset: 1.44,
+                    amplitude: 0.3,
+                    period: 4300,
+                };
+                if world
+                    .i2c(bus)
+                    .with_chip(addr, |c: &mut Ads1x15| c.set_sine(input, Some(sine)))
+                    .is_some()
+                {
+                    out.push(format!("{name}: 1.44 V ± 0.3 V sine on input a{input}"));
+                }
+            }
+            Some("gpio-counter") => {
+                let Some(pin) = d["pin"].as_u64().and_then(|p| u8::try_from(p).ok()) else {
+                    continue;
+                };
+                let line = world.gpio_line(pin);
+                let stop = stop.clone();
+                // 150 pulses per second (20 L/min on a 450 pulse/L meter).
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(Duration::from_millis(100));
+                    loop {
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tick.tick() => {}
+                        }
+                        for _ in 0..15 {
+                            line.set_level(true);
+                            line.advance(Duration::from_micros(3300));
+                            line.set_level(false);
+                            line.advance(Duration::from_micros(3300));
+                        }
+                    }
+                });
+                out.push(format!("{name}: 150 pulses/s on GPIO {pin}"));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The label value and value of each sample of `metric`.
+fn series<'a>(text: &'a str, metric: &str) -> Vec<(&'a str, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = l.strip_prefix(metric)?;
+            let (labels, v) = rest.rsplit_once(' ')?;
+            if !(labels.is_empty() || labels.starts_with('{')) {
+                return None;
+            }
+            let label = labels.split('"').nth(1).unwrap_or("");
+            Some((label, v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The sample of `metric` whose labels contain `has`.
+fn sample_with(text: &str, metric: &str, has: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(metric) && l.contains(has))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// One line about one node.
+fn summary(name: &str, client: &mut Client) -> String {
+    match client.get("/metrics", &[]) {
+        Ok(r) if r.status == 200 => describe(name, &r.text()),
+        Ok(r) => format!("{name:<20} HTTP {}", r.status),
+        Err(e) => format!("{name:<20} scrape failed: {e}"),
+    }
+}
+
+/// One line about a node, from its metrics.
+fn describe(name: &str, text: &str) -> String {
+    let mut line = format!("{name:<20}");
+    let version = text
+        .lines()
+        .find(|l| l.starts_with("onprem_bundle_info{"))
+        .and_then(|l| l.split("version=\"").nth(1))
+        .and_then(|v| v.split('"').next())
+        .unwrap_or("-");
+    let _ = write!(line, " v{version}");
+    let mut temps: Vec<String> = series(text, "onprem_temperature_celsius")
+        .into_iter()
+        .map(|(d, v)| format!("{d} {v:.1}°C"))
+        .collect();
+    temps.extend(
+        series(text, "onprem_gpu_temperature_celsius")
+            .into_iter()
+            .map(|(d, v)| format!("{d} {v:.1}°C")),
+    );
+    if !temps.is_empty() {
+        let _ = write!(line, " | {}", temps.join(" "));
+    }
+    let zones: Vec<String> = series(text, "onprem_fan_zone_duty_percent")
+        .into_iter()
+        .map(|(z, v)| {
+            let fs = sample_with(text, "onprem_fan_zone_failsafe{", &format!("zone=\"{z}\""))
+                .is_some_and(|f| f > 0.0);
+            format!("zone {z} {v:.0}%{}", if fs { " FAILSAFE" } else { "" })
+        })
+        .collect();
+    if !zones.is_empty() {
+        let _ = write!(line, " | {}", zones.join(" "));
+    }
+    for (b, charge) in series(text, "onprem_battery_charge_ratio") {
+        let mains = sample_with(
+            text,
+            "onprem_battery_on_mains{",
+            &format!("device=\"{b}\""),
+        );
+        let _ = write!(
+            line,
+            " | {b} {:.0}% {}",
+            charge * 100.0,
+            if mains == Some(0.0) {
+                "on battery"
+            } else {
+                "on mains"
+            }
+        );
+    }
+    let signals: Vec<String> = series(text, "onprem_signal_mean")
+        .into_iter()
+        .map(|(s, v)| format!("{s} {v:.2}"))
+        .collect();
+    if !signals.is_empty() {
+        let _ = write!(line, " | {}", signals.join(" "));
+    }
+    let loops: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("onprem_loop_condition{loop=\""))
+        .filter_map(|l| {
+            let (name, rest) = l.split_once('"')?;
+            let ready = rest.contains("status=\"True\"");
+            Some(if ready {
+                name.to_owned()
+            } else {
+                format!("{name}(not ready)")
+            })
+        })
+        .collect();
+    let _ = write!(
+        line,
+        " | loops {}",
+        if loops.is_empty() {
+            "-".to_owned()
+        } else {
+            loops.join(",")
+        }
+    );
+    let mut firing: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("onprem_check_firing{") && l.ends_with(" 1"))
+        .filter_map(|l| l.split("check=\"").nth(1)?.split('"').next())
+        .collect();
+    firing.dedup();
+    if !firing.is_empty() {
+        let _ = write!(line, " | FIRING {}", firing.join(","));
+    }
+    let actions: Vec<String> = series(text, "onprem_power_host_actions_total")
+        .into_iter()
+        .filter(|(_, v)| *v > 0.0)
+        .map(|(a, v)| format!("{a}×{v:.0}"))
+        .collect();
+    if !actions.is_empty() {
+        let _ = write!(line, " | host {} (recorded)", actions.join(","));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn can_pick_nodes_by_name_and_refuse_unknown_ones() {
+        let v = |s: &[&str]| s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            node_names(&v(&["pi5-fan-curve", "pi5-fan-curve"])).unwrap(),
+            v(&["pi5-fan-curve"])
+        );
+        assert_eq!(node_names(&v(&["all"])).unwrap().len(), EXAMPLES.len());
+        let e = node_names(&v(&["pi9"])).unwrap_err().to_string();
+        assert!(
+            e.contains("--nodes") && e.contains("pi9") && e.contains("gpu-server-pid"),
+            "{e}"
+        );
+        assert!(node_names(&v(&[""])).is_err());
+        for n in DEFAULT_NODES.split(',') {
+            assert!(examples::get(n).is_some(), "{n}");
+        }
+    }
+
+    #[test]
+    fn can_summarise_a_node_from_its_metrics() {
+        let text = "onprem_temperature_celsius{device=\"cpu\"} 52.25\n\
+            onprem_fan_zone_duty_percent{zone=\"cpu\"} 37\n\
+            onprem_fan_zone_failsafe{zone=\"cpu\"} 1\n\
+            onprem_check_firing{battery=\"ups\",check=\"on-battery\",severity=\"warning\"} 1\n";
+        assert_eq!(
+            series(text, "onprem_temperature_celsius"),
+            vec![("cpu", 52.25)]
+        );
+        assert_eq!(
+            series(text, "onprem_fan_zone_duty_percent"),
+            vec![("cpu", 37.0)]
+        );
+        // A metric whose name only starts like another is not taken.
+        assert!(series(text, "onprem_fan_zone_duty").is_empty());
+        assert_eq!(
+            sample_with(text, "onprem_fan_zone_failsafe{", "zone=\"cpu\""),
+            Some(1.0)
+        );
+        let line = describe("pi", text);
+        assert_eq!(
+            line,
+            "pi                   v- | cpu 52.2°C | zone cpu 37% FAILSAFE | loops - | FIRING on-battery"
+        );
     }
 }

@@ -1,54 +1,126 @@
-//! `onprem demo` starts an agent over this machine, prints its URL and a
-//! live summary, and stops cleanly.
+//! `onprem demo` runs several simulated nodes with the example bundles,
+//! prints their URLs and a live summary per node, and stops cleanly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use onprem::httpc::Client;
+
+const NODES: [&str; 4] = [
+    "pi5-fan-curve",
+    "gpu-server-pid",
+    "pi-ups-shutdown",
+    "cm4-adc-signals",
+];
+
+/// The number after `key ` in a summary line (`line-pressure 5.03`).
+fn number_after(line: &str, key: &str) -> Option<f64> {
+    let rest = line.split(&format!("{key} ")).nth(1)?;
+    rest.split([' ', '%', '°']).next()?.parse().ok()
+}
 
 #[test]
-fn demo_prints_url_and_live_summary_then_stops() {
-    let out = Command::new(env!("CARGO_BIN_EXE_onprem"))
-        .args(["demo", "--duration", "1.5", "--every", "0.4"])
-        .output()
+fn demo_runs_simulated_nodes_with_the_example_bundles_then_stops() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onprem"))
+        .args(["demo", "--duration", "9", "--every", "1", "--load-step", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let url = stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("metrics:"))
-        .expect("URL line")
-        .trim()
-        .to_owned();
-    assert!(
-        url.starts_with("http://127.0.0.1:") && url.ends_with("/metrics"),
-        "{url}"
-    );
-    let summaries: Vec<&str> = stdout
-        .lines()
-        .filter(|l| l.contains(" families, "))
-        .collect();
-    assert!(
-        summaries.len() >= 2,
-        "expected a live summary, got:\n{stdout}"
-    );
-    for s in &summaries {
-        let families: usize = s
-            .split(": ")
-            .nth(1)
-            .unwrap()
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!(families > 50, "{s}");
-        assert!(s.contains("samples") && s.contains("scrape"), "{s}");
-        // The simulated Sixfab node: six devices, all read.
-        assert!(s.contains("devices 6/6 up"), "{s}");
-        assert!(s.contains("ups/temperature"), "{s}");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            println!("[demo] {line}");
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    // The header: one URL per node, the first with this machine's metrics.
+    while !lines.iter().any(|l: &String| l.starts_with("Press Ctrl-C")) {
+        lines.push(rx.recv_timeout(Duration::from_secs(60)).expect("demo header"));
     }
-    assert!(stdout.contains("onprem demo: stopped"));
+    let urls: Vec<(String, String)> = lines
+        .iter()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let name = w.next()?;
+            let url = w.next()?;
+            url.starts_with("http://127.0.0.1:")
+                .then(|| (name.to_owned(), url.to_owned()))
+        })
+        .collect();
+    let names: Vec<&str> = urls.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, NODES, "{lines:#?}");
+    // Each node is a whole agent: scrape the first while the demo runs.
+    let addr = urls[0]
+        .1
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .parse()
+        .unwrap();
+    let r = Client::new(addr).get("/metrics", &[]).unwrap();
+    assert_eq!(r.status, 200);
+    let m = r.text();
+    assert!(m.contains("node_cpu_seconds_total{"), "no host metrics");
+    assert!(m.contains("name=\"pi5-fan-curve\",version=\"1\""), "{m}");
+
+    for l in rx.iter() {
+        lines.push(l);
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "demo exit {status}");
+    assert!(lines.iter().any(|l| l.contains("load step: every node to 100 %")));
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with("onprem demo: stopped")),
+        "{lines:#?}"
+    );
+    for name in NODES {
+        let rows: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.trim_start().starts_with(&format!("{name} ")))
+            .filter(|l| l.contains(" | loops "))
+            .collect();
+        assert!(rows.len() >= 5, "{name}: a live summary: {lines:#?}");
+        // Loops ready on every line: the bundle applied and ran.
+        for r in &rows {
+            assert!(r.contains(" v1 "), "{r}");
+            assert!(!r.contains("not ready"), "{r}");
+            assert!(!r.contains("FAILSAFE"), "{r}");
+            let cpu = number_after(r, "cpu").unwrap_or_else(|| panic!("no cpu: {r}"));
+            assert!((20.0..90.0).contains(&cpu), "{r}");
+        }
+        let last = rows.last().unwrap();
+        match name {
+            "pi5-fan-curve" => assert!(last.contains("loops checks,fans,power"), "{last}"),
+            "gpu-server-pid" => {
+                assert!(last.contains("gpu/0 ") && last.contains("gpu/1 "), "{last}");
+                let duty = number_after(last, "zone chassis").unwrap();
+                assert!((15.0..=100.0).contains(&duty), "{last}");
+            }
+            "pi-ups-shutdown" => {
+                assert!(last.contains("ups 100% on mains"), "{last}");
+                assert!(last.contains("loops checks,power"), "{last}");
+            }
+            "cm4-adc-signals" => {
+                // 1.44 V ± 0.3 V on the ADC, scaled to bar: 5 ± 1.6.
+                let p = number_after(last, "line-pressure").unwrap();
+                assert!((3.0..7.0).contains(&p), "{last}");
+                // 150 pulses/s at 450 per litre: the volume grows.
+                let first = number_after(rows[1], "flow-volume").unwrap();
+                let v = number_after(last, "flow-volume").unwrap();
+                assert!(v > first, "flow volume {first} → {v}");
+                assert!(last.contains("signals"), "{last}");
+            }
+            _ => unreachable!(),
+        }
+    }
 }

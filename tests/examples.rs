@@ -167,3 +167,19 @@ fn the_agent_process_reloads_on_sighup_and_leaves_fans_safe_on_sigterm() {
     let stored = std::fs::read_to_string(state.join("bundles/current.yaml")).unwrap();
     assert_eq!(stored, v2);
 }
+
+#[test]
+fn the_binary_carries_every_example_bundle() {
+    let files = examples();
+    let built: Vec<(&str, &str)> = onprem::bundle::examples::EXAMPLES.to_vec();
+    assert_eq!(
+        built.len(),
+        files.len(),
+        "src/bundle/examples.rs must list every file of bundles/examples/"
+    );
+    for f in files {
+        let name = f.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert_eq!(onprem::bundle::examples::get(&name), Some(text.as_str()), "{name}");
+    }
+}

@@ -28,6 +28,7 @@
 pub mod cli;
 pub mod diff;
 pub mod duration;
+pub mod examples;
 pub mod explain;
 pub mod schema;
 pub mod selector;

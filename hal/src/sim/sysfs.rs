@@ -55,11 +55,17 @@ fn mkdir(path: &Path) -> Result<()> {
     fs::create_dir_all(path).map_err(|e| io(path, e))
 }
 
+/// Writes a whole file at once, as the kernel answers a sysfs read: into
+/// a hidden sibling, then renamed over the file, so that a driver reading
+/// while the world updates never sees it empty or half written.
 fn put(path: &Path, value: &str) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        mkdir(parent)?;
-    }
-    fs::write(path, value).map_err(|e| io(path, e))
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return fs::write(path, value).map_err(|e| io(path, e));
+    };
+    mkdir(parent)?;
+    let tmp = parent.join(format!(".{}.sim-new", name.to_string_lossy()));
+    fs::write(&tmp, value).map_err(|e| io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| io(path, e))
 }
 
 fn get(path: &Path) -> Result<String> {
