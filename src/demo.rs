@@ -427,11 +427,7 @@ fn describe(name: &str, text: &str) -> String {
         let _ = write!(line, " | {}", zones.join(" "));
     }
     for (b, charge) in series(text, "onprem_battery_charge_ratio") {
-        let mains = sample_with(
-            text,
-            "onprem_battery_on_mains{",
-            &format!("device=\"{b}\""),
-        );
+        let mains = sample_with(text, "onprem_battery_on_mains{", &format!("device=\"{b}\""));
         let _ = write!(
             line,
             " | {b} {:.0}% {}",

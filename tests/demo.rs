@@ -25,7 +25,15 @@ fn number_after(line: &str, key: &str) -> Option<f64> {
 #[test]
 fn demo_runs_simulated_nodes_with_the_example_bundles_then_stops() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_onprem"))
-        .args(["demo", "--duration", "9", "--every", "1", "--load-step", "3"])
+        .args([
+            "demo",
+            "--duration",
+            "9",
+            "--every",
+            "1",
+            "--load-step",
+            "3",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -44,7 +52,10 @@ fn demo_runs_simulated_nodes_with_the_example_bundles_then_stops() {
     let mut lines = Vec::new();
     // The header: one URL per node, the first with this machine's metrics.
     while !lines.iter().any(|l: &String| l.starts_with("Press Ctrl-C")) {
-        lines.push(rx.recv_timeout(Duration::from_secs(60)).expect("demo header"));
+        lines.push(
+            rx.recv_timeout(Duration::from_secs(60))
+                .expect("demo header"),
+        );
     }
     let urls: Vec<(String, String)> = lines
         .iter()
@@ -76,7 +87,11 @@ fn demo_runs_simulated_nodes_with_the_example_bundles_then_stops() {
     }
     let status = child.wait().unwrap();
     assert!(status.success(), "demo exit {status}");
-    assert!(lines.iter().any(|l| l.contains("load step: every node to 100 %")));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("load step: every node to 100 %"))
+    );
     assert!(
         lines
             .last()

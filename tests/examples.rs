@@ -180,6 +180,10 @@ fn the_binary_carries_every_example_bundle() {
     for f in files {
         let name = f.file_stem().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(&f).unwrap();
-        assert_eq!(onprem::bundle::examples::get(&name), Some(text.as_str()), "{name}");
+        assert_eq!(
+            onprem::bundle::examples::get(&name),
+            Some(text.as_str()),
+            "{name}"
+        );
     }
 }

@@ -176,6 +176,9 @@ impl Loops {
         let mut failures = Vec::new();
         for name in &restarted {
             loop {
+                let changed = self.shared.registry.changed();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
                 let rep = self.shared.registry.get(name);
                 let done = rep.as_ref().is_some_and(|r| {
                     r.condition.status != "Unknown" && r.condition.observed_version == version
@@ -191,7 +194,11 @@ impl Loops {
                     }
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // Woken by the loop's tick; the sleep is only a backstop.
+                tokio::select! {
+                    _ = changed => {}
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
             }
         }
         if failures.is_empty() {

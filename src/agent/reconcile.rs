@@ -266,6 +266,7 @@ pub struct LoopReport {
 #[derive(Clone, Default)]
 pub struct Registry {
     inner: Arc<Mutex<BTreeMap<&'static str, LoopReport>>>,
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl Registry {
@@ -281,6 +282,16 @@ impl Registry {
     /// One loop's report.
     pub fn get(&self, name: &str) -> Option<LoopReport> {
         self.lock().get(name).cloned()
+    }
+
+    /// Resolves after the next tick of any loop is recorded (enable it
+    /// before looking at the reports, so that none is missed).
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
+    fn touch(&self) {
+        self.changed.notify_waiters();
     }
 
     /// Removes a loop that no longer runs (its section left the bundle).
@@ -553,6 +564,7 @@ pub async fn run<R: Reconciler>(
                         rep.condition.message = e.to_string();
                         rep.condition.last_transition_time = unix_now();
                     }
+                    ctx.registry.touch();
                     stop.cancelled().await;
                     return;
                 }
@@ -611,6 +623,7 @@ pub async fn run<R: Reconciler>(
             rep.families = families;
             rep.details = details;
         }
+        ctx.registry.touch();
         let deadline = start + next;
         tokio::select! {
             _ = stop.cancelled() => break,

@@ -91,13 +91,35 @@ pub fn parse_number<T: FromStr>(path: &Path, text: &str) -> Result<T> {
 
 /// Reads an attribute as trimmed text.
 pub fn read_string(path: &Path) -> Result<String> {
-    let bytes = fs::read(path).map_err(|e| io_error(path, &e))?;
+    let bytes = read_attr(path).map_err(|e| io_error(path, &e))?;
     Ok(trim(&String::from_utf8_lossy(&bytes)).to_string())
+}
+
+/// Reads a whole attribute in as few system calls as the kernel allows:
+/// `openat`, one `read` (a sysfs attribute is at most a page, and a read
+/// shorter than the buffer is its end), `close`; `fs::read` adds a
+/// `statx` and a second `read`, which on a fan loop's hot path is a third
+/// more system calls.
+pub fn read_attr(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut f = fs::File::open(path)?;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        let n = f.read(&mut buf[len..])?;
+        len += n;
+        if n == 0 || len < buf.len() {
+            break;
+        }
+        buf.resize(buf.len() * 2, 0);
+    }
+    buf.truncate(len);
+    Ok(buf)
 }
 
 /// Reads an attribute as trimmed text; `None` when it does not exist.
 pub fn read_optional(path: &Path) -> Result<Option<String>> {
-    match fs::read(path) {
+    match read_attr(path) {
         Ok(bytes) => Ok(Some(trim(&String::from_utf8_lossy(&bytes)).to_string())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_error(path, &e)),
@@ -206,6 +228,19 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::ErrorKind;
+
+    #[test]
+    fn can_read_attributes_short_and_longer_than_a_page() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0usize, 6, 4095, 4096, 4097, 10_000] {
+            let p = dir.path().join(format!("a{len}"));
+            let text: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            std::fs::write(&p, &text).unwrap();
+            assert_eq!(read_attr(&p).unwrap(), text, "{len} bytes");
+        }
+        let e = read_attr(&dir.path().join("missing")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
 
     #[test]
     fn can_trim_newlines_and_device_tree_nuls() {
