@@ -327,6 +327,8 @@ struct Resident {
     cpu0: f64,
     rss_end: f64,
     hwm: f64,
+    anon: f64,
+    file: f64,
 }
 
 fn memory(seconds: usize) {
@@ -370,6 +372,8 @@ fn memory(seconds: usize) {
             cpu0: 0.0,
             rss_end: 0.0,
             hwm: 0.0,
+            anon: 0.0,
+            file: 0.0,
         },
         Resident {
             name: "onprem agent, exporter only",
@@ -380,6 +384,8 @@ fn memory(seconds: usize) {
             cpu0: 0.0,
             rss_end: 0.0,
             hwm: 0.0,
+            anon: 0.0,
+            file: 0.0,
         },
         Resident {
             name: "node_exporter 1.5, default collectors",
@@ -390,6 +396,8 @@ fn memory(seconds: usize) {
             cpu0: 0.0,
             rss_end: 0.0,
             hwm: 0.0,
+            anon: 0.0,
+            file: 0.0,
         },
     ];
     // Settle, then measure: one scrape of each per second (a busy
@@ -408,19 +416,25 @@ fn memory(seconds: usize) {
     }
     let wall = start.elapsed().as_secs_f64();
     println!("\n## 3. Resident memory and CPU ({seconds} s, one scrape of each per second)\n");
-    println!("| process | RSS at end | peak RSS (VmHWM) | CPU | RSS / node_exporter |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| process | RSS at end | of which anonymous (heap, stacks) | of which file-backed (binary, libraries) | peak RSS (VmHWM) | CPU | RSS / node_exporter |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for r in &mut all {
         r.rss_end = status_kb(r.pid, "VmRSS:") / 1024.0;
         r.hwm = status_kb(r.pid, "VmHWM:") / 1024.0;
+        r.anon = status_kb(r.pid, "RssAnon:") / 1024.0;
+        r.file = status_kb(r.pid, "RssFile:") / 1024.0;
     }
     let ne_rss = all[2].rss_end;
     for r in &all {
         let cpu = (cpu_seconds(r.pid) - r.cpu0) / wall * 100.0;
         println!(
-            "| {} | {:.2} MiB | {:.2} MiB | {cpu:.1} % of a core | {:.2} |",
+            "| {} | {:.2} MiB | {:.2} MiB | {:.2} MiB | {:.2} MiB | {cpu:.1} % of a core | {:.2} |",
             r.name,
             r.rss_end,
+            r.anon,
+            r.file,
             r.hwm,
             r.rss_end / ne_rss
         );
@@ -435,6 +449,10 @@ fn memory(seconds: usize) {
         .find(|l| l.starts_with("onprem_signal_samples_total{signal=\"line-pressure\"}"))
         .unwrap_or("-");
     println!("\nsimulated node's acquisition: {samples}; {late}");
+    let bin = std::fs::metadata(env!("CARGO_BIN_EXE_onprem"))
+        .map(|m| m.len() as f64 / 1048576.0)
+        .unwrap_or(0.0);
+    println!("onprem binary: {bin:.2} MiB");
 }
 
 fn main() {
