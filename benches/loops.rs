@@ -322,13 +322,28 @@ struct Resident {
     name: &'static str,
     pid: u32,
     client: Client,
-    _proc: Option<Proc>,
-    _child: Option<Child>,
+    _proc: Proc,
     cpu0: f64,
     rss_end: f64,
     hwm: f64,
     anon: f64,
     file: f64,
+}
+
+impl Resident {
+    fn new(name: &'static str, p: Proc) -> Resident {
+        Resident {
+            name,
+            pid: p.child.id(),
+            client: Client::new(p.addr),
+            _proc: p,
+            cpu0: 0.0,
+            rss_end: 0.0,
+            hwm: 0.0,
+            anon: 0.0,
+            file: 0.0,
+        }
+    }
 }
 
 fn memory(seconds: usize) {
@@ -362,43 +377,14 @@ fn memory(seconds: usize) {
         .spawn()
         .expect("prometheus-node-exporter not found: install Debian's prometheus-node-exporter (scripts/test.sh does)");
     wait_listening(ne_addr);
+    let ne = Proc {
+        child: ne,
+        addr: ne_addr,
+    };
     let mut all = vec![
-        Resident {
-            name: "onprem agent, simulated CM4 node, 4 loops",
-            pid: node.child.id(),
-            client: Client::new(node.addr),
-            _proc: Some(node),
-            _child: None,
-            cpu0: 0.0,
-            rss_end: 0.0,
-            hwm: 0.0,
-            anon: 0.0,
-            file: 0.0,
-        },
-        Resident {
-            name: "onprem agent, exporter only",
-            pid: plain.child.id(),
-            client: Client::new(plain.addr),
-            _proc: Some(plain),
-            _child: None,
-            cpu0: 0.0,
-            rss_end: 0.0,
-            hwm: 0.0,
-            anon: 0.0,
-            file: 0.0,
-        },
-        Resident {
-            name: "node_exporter 1.5, default collectors",
-            pid: ne.id(),
-            client: Client::new(ne_addr),
-            _proc: None,
-            _child: Some(ne),
-            cpu0: 0.0,
-            rss_end: 0.0,
-            hwm: 0.0,
-            anon: 0.0,
-            file: 0.0,
-        },
+        Resident::new("onprem agent, simulated CM4 node, 4 loops", node),
+        Resident::new("onprem agent, exporter only", plain),
+        Resident::new("node_exporter 1.5, default collectors", ne),
     ];
     // Settle, then measure: one scrape of each per second (a busy
     // Prometheus), the loops and the acquisition running all along.

@@ -215,3 +215,30 @@ async fn can_start_from_the_last_known_good_bundle_when_the_file_is_bad() {
     stop.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_seen_half_written_is_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bundle.yaml");
+    std::fs::write(&path, bundle(1, "[fan]", "[[40, 20], [80, 60]]")).unwrap();
+    let (addr, _, stop, task) = start(dir.path()).await;
+    until(addr, &["onprem_bundle_info", "version=\"1\""]).await;
+    // A slow writer: the first half of version 2 (not a bundle yet),
+    // then the rest, 20 ms later; 20 times, against a watch that looks
+    // every 100 ms.
+    for round in 0..20u64 {
+        let next = bundle(2 + round, "[fan]", "[[40, 30], [80, 70]]");
+        let (head, _) = next.split_at(next.len() / 2);
+        std::fs::write(&path, head).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        std::fs::write(&path, &next).unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let m = until(addr, &["onprem_bundle_info", "version=\"21\""]).await;
+    assert!(
+        m.contains("onprem_bundle_updates_total{result=\"rejected\"} 0"),
+        "a half-written file was refused"
+    );
+    stop.cancel();
+    task.await.unwrap();
+}

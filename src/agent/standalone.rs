@@ -31,6 +31,10 @@ use crate::exporter::http::Shared;
 use crate::exporter::loops::{BundleState, SharedBundle};
 use crate::hw::poller::Hub;
 
+/// How long a changed bundle file must hold still before the watch
+/// acts on it (SIGHUP acts at once).
+pub const SETTLE: Duration = Duration::from_millis(200);
+
 /// A node running a local bundle.
 pub struct Node {
     config: Config,
@@ -386,6 +390,17 @@ impl Node {
         let fp = fingerprint(&text, sig.as_deref());
         if self.fingerprint.as_deref() == Some(fp.as_str()) && !forced {
             return;
+        }
+        if !forced {
+            // Seen changing: an editor or `cp` may be half way through
+            // writing it. Act only on a file that holds still for a
+            // moment; otherwise look again at the next tick.
+            tokio::time::sleep(SETTLE).await;
+            let again = std::fs::read_to_string(&self.path).ok();
+            let sig2 = std::fs::read_to_string(sig_path(&self.path)).ok();
+            if again.as_deref() != Some(text.as_str()) || sig2 != sig {
+                return;
+            }
         }
         self.fingerprint = Some(fp);
         match self.check(&text, sig.as_deref()) {
