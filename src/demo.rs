@@ -249,7 +249,12 @@ async fn start_node(
     let dir = scratch.join(name);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("bundle.yaml");
-    std::fs::write(&path, serde_yaml_ng::to_string(&bundle)?)?;
+    let text = serde_yaml_ng::to_string(&bundle)?;
+    // The node's devices as the agent will open them (profile merged,
+    // defaults filled in), for the scenario.
+    let resolved = crate::bundle::validate(&crate::bundle::parse(&text)?, None)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::write(&path, &text)?;
 
     let flags = Flags {
         listen_address: Some(listen.to_owned()),
@@ -274,7 +279,7 @@ async fn start_node(
     let addr = agent.local_addr();
     let hub = agent.hub();
     if let Some(world) = hub.as_ref().and_then(Hub::world) {
-        scenario.extend(drive_world(&bundle, &world, stop.clone()));
+        scenario.extend(drive_world(&resolved.hardware, &world, stop.clone()));
     }
     let task = tokio::spawn(agent.run(stop));
     Ok(Node {
@@ -287,35 +292,28 @@ async fn start_node(
 }
 
 /// Signals for the node's ADC inputs and pulse counters: a transmitter's
-/// slow swing on every ADS1x15, pulses on every GPIO counter.
+/// slow swing on every single-ended ADS1x15 input, pulses on every GPIO
+/// counter.
 fn drive_world(
-    bundle: &serde_yaml_ng::Value,
+    hardware: &onprem_hal::inventory::Spec,
     world: &onprem_hal::sim::world::World,
     stop: CancellationToken,
 ) -> Vec<String> {
+    use onprem_hal::drivers::ads1x15::DEFAULT_ADDRESS;
+    use onprem_hal::inventory::spec::Device;
     use onprem_hal::sim::chips::ads1x15::{Ads1x15, Sine};
     let mut out = Vec::new();
-    for d in bundle["spec"]["hardware"]["devices"]
-        .as_sequence()
-        .into_iter()
-        .flatten()
-    {
-        let name = d["name"].as_str().unwrap_or_default();
-        match d["driver"].as_str() {
-            Some("ads1x15") => {
-                let bus = d["bus"]
-                    .as_u64()
-                    .and_then(|b| u32::try_from(b).ok())
-                    .unwrap_or(1);
-                let addr = d["address"]
-                    .as_u64()
-                    .and_then(|a| u8::try_from(a).ok())
-                    .unwrap_or(0x48);
-                let input = d["input"]
-                    .as_str()
-                    .and_then(|i| i.strip_prefix('a'))
+    for d in &hardware.devices {
+        match d {
+            Device::Ads1x15(a) => {
+                // Differential inputs (`a0-a1`) are left alone.
+                let Some(input) = a
+                    .input
+                    .strip_prefix('a')
                     .and_then(|i| i.parse::<usize>().ok())
-                    .unwrap_or(0);
+                else {
+                    continue;
+                };
                 // 1.44 V ± 0.3 V (a 4–20 mA loop at 12 mA through 120 Ω),
                 // one cycle every 4,300 conversions (5 s at 860/s).
                 let sine = Sine {
@@ -323,19 +321,17 @@ fn drive_world(
                     amplitude: 0.3,
                     period: 4300,
                 };
+                let addr = a.address.unwrap_or(DEFAULT_ADDRESS);
                 if world
-                    .i2c(bus)
+                    .i2c(a.bus)
                     .with_chip(addr, |c: &mut Ads1x15| c.set_sine(input, Some(sine)))
                     .is_some()
                 {
-                    out.push(format!("{name}: 1.44 V ± 0.3 V sine on input a{input}"));
+                    out.push(format!("{}: 1.44 V ± 0.3 V sine on input a{input}", a.name));
                 }
             }
-            Some("gpio-counter") => {
-                let Some(pin) = d["pin"].as_u64().and_then(|p| u8::try_from(p).ok()) else {
-                    continue;
-                };
-                let line = world.gpio_line(pin);
+            Device::GpioCounter(c) => {
+                let line = world.gpio_line(c.pin);
                 let stop = stop.clone();
                 // 150 pulses per second (20 L/min on a 450 pulse/L meter).
                 tokio::spawn(async move {
@@ -353,7 +349,7 @@ fn drive_world(
                         }
                     }
                 });
-                out.push(format!("{name}: 150 pulses/s on GPIO {pin}"));
+                out.push(format!("{}: 150 pulses/s on GPIO {}", c.name, c.pin));
             }
             _ => {}
         }
