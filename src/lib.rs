@@ -21,6 +21,7 @@ pub mod demo;
 pub mod exporter;
 pub mod httpc;
 pub mod hw;
+pub mod proto;
 pub mod validate;
 
 /// This build's version.
