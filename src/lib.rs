@@ -17,7 +17,9 @@
 pub mod agent;
 pub mod bundle;
 pub mod cli;
+pub mod controlplane;
 pub mod demo;
+pub mod dialhome;
 pub mod exporter;
 pub mod httpc;
 pub mod hw;

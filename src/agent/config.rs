@@ -41,6 +41,29 @@ pub struct File {
     pub hardware: HardwareFile,
     /// Standalone bundle and the state directory.
     pub bundle: BundleFile,
+    /// The control plane this agent dials home to.
+    pub control_plane: ControlPlaneFile,
+}
+
+/// The `control_plane:` section: where the agent dials home to. Without
+/// a URL it runs on its own.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlPlaneFile {
+    /// `https://host:port` of the control plane (`--control-plane`).
+    pub url: Option<String>,
+    /// A one-time enrolment token (`--enrol-token`); needed only until the
+    /// agent has enrolled (its identity is then in the state directory).
+    pub enrol_token: Option<String>,
+    /// A file holding the enrolment token (kept out of the unit file).
+    pub enrol_token_file: Option<PathBuf>,
+    /// The control plane's CA certificate (`--ca-file`).
+    pub ca_file: Option<PathBuf>,
+    /// The control plane's CA fingerprint, `sha256:<hex>`
+    /// (`--ca-fingerprint`), as `onprem token create --enrol` prints it.
+    pub ca_fingerprint: Option<String>,
+    /// The name to enrol under (`--device-name`; default: the host name).
+    pub device_name: Option<String>,
 }
 
 /// The `bundle:` section: where the node's desired state comes from when
@@ -213,6 +236,8 @@ pub struct Config {
     pub poll_interval: std::time::Duration,
     /// The `bundle:` section.
     pub bundle: BundleFile,
+    /// The `control_plane:` section.
+    pub control_plane: ControlPlaneFile,
 }
 
 /// Why a configuration was refused.
@@ -328,6 +353,11 @@ const FLAG_NAMES: &[(&str, &str)] = &[
     ("hardware.profile", "--hardware.profile"),
     ("bundle.path", "--bundle"),
     ("bundle.state_dir", "--state-dir"),
+    ("control_plane.url", "--control-plane"),
+    ("control_plane.enrol_token", "--enrol-token"),
+    ("control_plane.ca_file", "--ca-file"),
+    ("control_plane.ca_fingerprint", "--ca-fingerprint"),
+    ("control_plane.device_name", "--device-name"),
     ("log.level", "--log.level"),
 ];
 
@@ -465,6 +495,37 @@ impl Flags {
             &self.state_dir,
             &mut file.bundle.state_dir,
             "bundle.state_dir",
+            &mut by_flag,
+        );
+        let cp = &mut file.control_plane;
+        set_opt(
+            &self.control_plane,
+            &mut cp.url,
+            "control_plane.url",
+            &mut by_flag,
+        );
+        set_opt(
+            &self.enrol_token,
+            &mut cp.enrol_token,
+            "control_plane.enrol_token",
+            &mut by_flag,
+        );
+        set_opt(
+            &self.ca_file,
+            &mut cp.ca_file,
+            "control_plane.ca_file",
+            &mut by_flag,
+        );
+        set_opt(
+            &self.ca_fingerprint,
+            &mut cp.ca_fingerprint,
+            "control_plane.ca_fingerprint",
+            &mut by_flag,
+        );
+        set_opt(
+            &self.device_name,
+            &mut cp.device_name,
+            "control_plane.device_name",
             &mut by_flag,
         );
         let c = &mut file.collectors;
@@ -623,6 +684,7 @@ impl Flags {
                     file.hardware.poll_interval.clamp(0.1, 3600.0),
                 ),
                 bundle: file.bundle.clone(),
+                control_plane: file.control_plane.clone(),
             }),
             _ => Err(Error::Invalid(FieldErrors(errors))),
         }

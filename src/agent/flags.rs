@@ -49,6 +49,23 @@ pub struct Flags {
     /// changes); its hardware section replaces `--hardware.profile`.
     #[arg(long = "bundle", value_name = "FILE")]
     pub bundle: Option<PathBuf>,
+    /// Dial home to this control plane (`https://host:port`): enrol,
+    /// take bundles from it, upload telemetry.
+    #[arg(long = "control-plane", value_name = "URL")]
+    pub control_plane: Option<String>,
+    /// One-time enrolment token (`onprem token create --enrol`); used
+    /// once, then the identity in the state directory is.
+    #[arg(long = "enrol-token", value_name = "TOKEN")]
+    pub enrol_token: Option<String>,
+    /// The control plane's CA certificate file.
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// The control plane's CA fingerprint (`sha256:<hex>`).
+    #[arg(long = "ca-fingerprint", value_name = "SHA256")]
+    pub ca_fingerprint: Option<String>,
+    /// The name to enrol under (default: the host name).
+    #[arg(long = "device-name", value_name = "NAME")]
+    pub device_name: Option<String>,
     /// Where applied bundles, the last-known-good one and loop state are
     /// kept (default /var/lib/onprem).
     #[arg(long = "state-dir", value_name = "DIR")]

@@ -74,7 +74,7 @@ pub struct Loops {
     current: Option<Resolved>,
     parent: CancellationToken,
     signals: Option<super::signals::Handover>,
-    alerts: Option<super::checks::Alerts>,
+    alerts: Arc<std::sync::Mutex<Option<super::checks::Alerts>>>,
 }
 
 impl Loops {
@@ -88,8 +88,18 @@ impl Loops {
             current: None,
             parent,
             signals: None,
-            alerts: None,
+            alerts: Default::default(),
         }
+    }
+
+    fn alerts_slot(&self) -> std::sync::MutexGuard<'_, Option<super::checks::Alerts>> {
+        self.alerts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The checks loop's alerts, shared: they follow the loop across
+    /// restarts (for the status the agent reports to its control plane).
+    pub fn alerts(&self) -> Arc<std::sync::Mutex<Option<super::checks::Alerts>>> {
+        Arc::clone(&self.alerts)
     }
 
     /// The bundle running now.
@@ -158,7 +168,7 @@ impl Loops {
             if !wanted {
                 match section {
                     Section::Signals => self.signals = None,
-                    Section::Checks => self.alerts = None,
+                    Section::Checks => *self.alerts_slot() = None,
                     _ => {}
                 }
             }
@@ -236,11 +246,12 @@ impl Loops {
             }
             _ => {
                 // Alerts of unchanged rules carry over a restart.
-                let l = match self.alerts.take() {
+                let taken = self.alerts_slot().take();
+                let l = match taken {
                     Some(a) => super::checks::ChecksLoop::with_alerts(a),
                     None => super::checks::ChecksLoop::new(),
                 };
-                self.alerts = Some(l.alerts());
+                *self.alerts_slot() = Some(l.alerts());
                 spawn(l, spec.checks.clone(), version, ctx, s, w)
             }
         };
@@ -266,7 +277,7 @@ impl Loops {
         }
         if why == Stop::Shutdown {
             self.signals = None;
-            self.alerts = None;
+            *self.alerts_slot() = None;
         }
     }
 }

@@ -95,6 +95,7 @@ pub struct Agent {
     shared: Arc<Shared>,
     devices: Option<Devices>,
     node: Option<standalone::Node>,
+    dial: Option<crate::dialhome::session::Parts>,
 }
 
 /// The node's device hub, its poller's stop flag, and the simulated world
@@ -170,9 +171,22 @@ impl Agent {
     pub async fn bind_config(flags: Option<Flags>, config: Config) -> Result<Agent, Error> {
         // Standalone: the bundle's hardware, fans at fail-safe before any
         // loop runs. Otherwise the config's hardware section, read only.
-        let mut node = match &config.bundle.path {
-            Some(_) => Some(standalone::Node::prepare(&config, CancellationToken::new()).await?),
-            None => None,
+        let dialling = config.control_plane.url.is_some();
+        let mut node = if config.bundle.path.is_some() || dialling {
+            Some(standalone::Node::prepare(&config, CancellationToken::new()).await?)
+        } else {
+            None
+        };
+        let identity = match (&mut node, dialling) {
+            (Some(n), true) => {
+                let id = dial_identity(&config).await?;
+                let keys = id
+                    .trusted_keys()
+                    .map_err(|e| Error::Devices(format!("identity: {e}")))?;
+                let offers = n.accept_offers(keys);
+                Some((id, offers))
+            }
+            _ => None,
         };
         let devices = match (&config.hardware, &node) {
             (Some(hw), None) => Some(open_devices(hw).await?),
@@ -193,6 +207,32 @@ impl Agent {
         if let Some(n) = node.as_mut() {
             n.start(Arc::clone(&shared)).await;
         }
+        let dial = match (identity, &node) {
+            (Some((identity, offers)), Some(n)) => {
+                let max = n
+                    .telemetry
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .buffer_bytes;
+                let telemetry =
+                    crate::dialhome::telemetry::Telemetry::open(&config.bundle.state_dir, max)
+                        .map_err(|e| Error::Devices(format!("telemetry buffer: {e}")))?;
+                let mut facts = crate::dialhome::identity::facts(std::path::Path::new("/"));
+                if config.sim {
+                    facts.manufacturer = "onprem".into();
+                    facts.model = "simulated node".into();
+                }
+                Some(crate::dialhome::session::Parts {
+                    identity,
+                    status: n.status_source(),
+                    offers,
+                    telemetry,
+                    facts,
+                    connected: Default::default(),
+                })
+            }
+            _ => None,
+        };
         let first = Arc::clone(&shared);
         // The first collection runs before READY=1, so that a broken
         // collector shows in the log before systemd calls the unit started.
@@ -206,6 +246,7 @@ impl Agent {
             shared,
             devices,
             node,
+            dial,
         })
     }
 
@@ -239,12 +280,33 @@ impl Agent {
             shared,
             devices,
             node,
+            dial,
         } = self;
         let hub = devices.as_ref().map(|d| d.hub.clone());
         let node_parts = node.as_ref().map(|n| n.parts());
         let hup = Arc::new(tokio::sync::Notify::new());
         let node_stop = CancellationToken::new();
+        let telemetry_spec = node.as_ref().map(|n| Arc::clone(&n.telemetry));
         let node_task = node.map(|n| tokio::spawn(n.run(node_stop.clone(), Arc::clone(&hup))));
+        let dial_stop = shutdown.child_token();
+        if let (Some(parts), Some(spec)) = (dial, telemetry_spec) {
+            let metrics_shared = Arc::clone(&shared);
+            let metrics: crate::dialhome::telemetry::MetricsFn =
+                Arc::new(move || metrics_shared.exporter().scrape(None).families);
+            let spec: crate::dialhome::telemetry::SpecFn =
+                Arc::new(move || spec.lock().unwrap_or_else(|e| e.into_inner()).clone());
+            tokio::spawn(crate::dialhome::telemetry::sample(
+                parts.telemetry.clone(),
+                metrics,
+                spec,
+                dial_stop.clone(),
+            ));
+            tokio::spawn(crate::dialhome::run(
+                parts,
+                crate::dialhome::Backoff::default(),
+                dial_stop.clone(),
+            ));
+        }
         tracing::info!(address = %addr, collectors = ?shared.exporter().names(), "listening");
         notify::ready(&status_line(&shared, addr));
 
@@ -272,6 +334,7 @@ impl Agent {
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await;
         tasks.cancel();
+        dial_stop.cancel();
         shared.set_ready(false);
         // The loops stop last: fans end at the fail-safe duty.
         node_stop.cancel();
@@ -284,6 +347,61 @@ impl Agent {
         tracing::info!("stopped");
         served.map_err(Error::Serve)
     }
+}
+
+/// The agent's identity with its control plane: the one in the state
+/// directory, or a new one from enrolment (with the configured token).
+async fn dial_identity(config: &Config) -> Result<crate::dialhome::identity::Identity, Error> {
+    use crate::dialhome::identity::{self, CaTrust, Identity};
+    let cp = &config.control_plane;
+    let url = cp.url.clone().unwrap_or_default();
+    let state = config.bundle.state_dir.clone();
+    let dev = |m: String| Error::Devices(m);
+    if let Some(id) = Identity::load(&state).map_err(|e| dev(format!("identity: {e}")))? {
+        if id.url != url {
+            tracing::warn!(enrolled_with = %id.url, configured = %url, "the configured control-plane URL differs from the one enrolled with; using the configured one");
+        }
+        return Ok(Identity { url, ..id });
+    }
+    let token = match (&cp.enrol_token, &cp.enrol_token_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| {
+            dev(format!(
+                "control_plane.enrol_token_file: {}: {e}",
+                f.display()
+            ))
+        })?,
+        (None, None) => {
+            return Err(dev(format!(
+                "control_plane: not enrolled yet ({} has no identity) and no enrol token: pass --enrol-token (from `onprem token create --enrol`)",
+                state.join("identity").display()
+            )));
+        }
+    };
+    let trust = match (&cp.ca_file, &cp.ca_fingerprint) {
+        (Some(f), _) => CaTrust::Pem(
+            std::fs::read_to_string(f)
+                .map_err(|e| dev(format!("control_plane.ca_file: {}: {e}", f.display())))?,
+        ),
+        (None, Some(fp)) => CaTrust::Fingerprint(fp.clone()),
+        (None, None) => {
+            return Err(dev(
+                "control_plane: enrolment needs the control plane's CA: --ca-fingerprint sha256:… or --ca-file".into(),
+            ));
+        }
+    };
+    let facts = identity::facts(std::path::Path::new("/"));
+    let name = cp
+        .device_name
+        .clone()
+        .unwrap_or_else(|| facts.hostname.clone());
+    let id = identity::enrol(&url, &token, &trust, &name, facts)
+        .await
+        .map_err(|e| dev(format!("enrolment: {e}")))?;
+    id.save(&state)
+        .map_err(|e| dev(format!("saving the identity: {e}")))?;
+    tracing::info!(device = %id.device_name, id = %id.device_id, "enrolled");
+    Ok(id)
 }
 
 /// Loads, binds and serves: the whole agent in one call.

@@ -38,7 +38,9 @@ pub const SETTLE: Duration = Duration::from_millis(200);
 /// A node running a local bundle.
 pub struct Node {
     config: Config,
-    path: PathBuf,
+    /// The bundle file (standalone); `None` when bundles come from the
+    /// control plane ([`offer`](Self::offer)).
+    path: Option<PathBuf>,
     store: Option<Store>,
     keys: TrustedKeys,
     loops: Loops,
@@ -57,6 +59,9 @@ pub struct Node {
     shared: Arc<OnceLock<Arc<Shared>>>,
     fingerprint: Option<String>,
     first: Option<(Resolved, String, Option<String>, String)>,
+    offers: Option<tokio::sync::mpsc::Receiver<crate::dialhome::Offer>>,
+    /// The running bundle's telemetry section (for the sampler).
+    pub telemetry: Arc<Mutex<crate::bundle::schema::Telemetry>>,
 }
 
 fn fingerprint(text: &str, sig: Option<&str>) -> String {
@@ -71,11 +76,7 @@ impl Node {
     /// and writes the fail-safe duty to every fan. Loops start with
     /// [`start`](Self::start).
     pub async fn prepare(config: &Config, parent: CancellationToken) -> Result<Node, Error> {
-        let path = config
-            .bundle
-            .path
-            .clone()
-            .ok_or_else(|| Error::Devices("standalone mode needs a bundle path".into()))?;
+        let path = config.bundle.path.clone();
         let store = match Store::open(&config.bundle.state_dir) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -139,22 +140,28 @@ impl Node {
             shared: shared_slot,
             fingerprint: None,
             first: None,
+            offers: None,
+            telemetry: Default::default(),
         };
-        // The file's bundle, else the last one applied.
-        let chosen = match node.read_file() {
-            Ok((r, text, sig)) => {
-                node.fingerprint = Some(fingerprint(&text, sig.as_deref()));
-                Some((r, text, sig, format!("file:{}", path.display())))
-            }
-            Err(e) => {
-                node.reject(&e);
-                // The same refused file is not reported again by the watch.
-                if let Ok(text) = std::fs::read_to_string(&path) {
-                    let sig = std::fs::read_to_string(sig_path(&path)).ok();
+        // The file's bundle, else the last one applied (with a control
+        // plane: the last one it sent).
+        let chosen = match &path {
+            None => node.last_known_good(),
+            Some(path) => match node.read_file() {
+                Ok((r, text, sig)) => {
                     node.fingerprint = Some(fingerprint(&text, sig.as_deref()));
+                    Some((r, text, sig, format!("file:{}", path.display())))
                 }
-                node.last_known_good()
-            }
+                Err(e) => {
+                    node.reject(&e);
+                    // The same refused file is not reported again by the watch.
+                    if let Ok(text) = std::fs::read_to_string(path) {
+                        let sig = std::fs::read_to_string(sig_path(path)).ok();
+                        node.fingerprint = Some(fingerprint(&text, sig.as_deref()));
+                    }
+                    node.last_known_good()
+                }
+            },
         };
         if let Some((r, ..)) = &chosen {
             node.open(r).await?;
@@ -202,11 +209,12 @@ impl Node {
 
     /// Reads, verifies and validates the bundle file.
     fn read_file(&self) -> Result<(Resolved, String, Option<String>), bundle::Error> {
-        let text = std::fs::read_to_string(&self.path).map_err(|source| bundle::Error::Read {
-            path: self.path.clone(),
+        let path = self.path.clone().unwrap_or_default();
+        let text = std::fs::read_to_string(&path).map_err(|source| bundle::Error::Read {
+            path: path.clone(),
             source,
         })?;
-        let sig = std::fs::read_to_string(sig_path(&self.path)).ok();
+        let sig = std::fs::read_to_string(sig_path(&path)).ok();
         self.check(&text, sig.as_deref())
             .map(|r| (r, text.clone(), sig.clone()))
     }
@@ -224,7 +232,8 @@ impl Node {
             })?;
         }
         let b = bundle::parse(text)?;
-        bundle::validate(&b, self.path.parent()).map_err(bundle::Error::Invalid)
+        bundle::validate(&b, self.path.as_deref().and_then(|p| p.parent()))
+            .map_err(bundle::Error::Invalid)
     }
 
     fn last_known_good(&self) -> Option<(Resolved, String, Option<String>, String)> {
@@ -242,13 +251,21 @@ impl Node {
     }
 
     fn reject(&self, e: &bundle::Error) {
+        let origin = self
+            .path
+            .as_ref()
+            .map_or_else(|| "control plane".to_owned(), |p| p.display().to_string());
+        self.reject_from(e, &origin);
+    }
+
+    fn reject_from(&self, e: &bundle::Error, origin: &str) {
         let errs: Vec<String> = e.field_errors().iter().map(ToString::to_string).collect();
-        tracing::error!(bundle = %self.path.display(), errors = %errs.join("; "), "bundle refused; the running bundle stays");
+        tracing::error!(bundle = %origin, errors = %errs.join("; "), "bundle refused; the running bundle stays");
         self.events.push(
             "bundle",
             "warning",
             "Rejected",
-            format!("{}: {}", self.path.display(), errs.join("; ")),
+            format!("{origin}: {}", errs.join("; ")),
         );
         let mut b = self.bundle.lock().unwrap_or_else(|e| e.into_inner());
         b.rejected_total += 1;
@@ -370,23 +387,154 @@ impl Node {
                 b.rolled_back_total += 1;
             }
         }
+        *self.telemetry.lock().unwrap_or_else(|e| e.into_inner()) = self
+            .loops
+            .current()
+            .map(|c| c.bundle.spec.telemetry.clone())
+            .unwrap_or_default();
+    }
+
+    /// Takes bundles from the control plane (dial-home): they must carry
+    /// a valid signature by one of `keys` (pinned at enrolment), whatever
+    /// `bundle.require_signatures` says. Returns where to send them.
+    pub fn accept_offers(
+        &mut self,
+        keys: TrustedKeys,
+    ) -> tokio::sync::mpsc::Sender<crate::dialhome::Offer> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        self.keys = keys;
+        self.offers = Some(rx);
+        tx
+    }
+
+    /// A bundle from the control plane: verified (always), validated,
+    /// applied (rolled back if it fails to apply) and stored.
+    pub async fn offer(
+        &mut self,
+        d: &crate::proto::v1::BundleDelivery,
+    ) -> crate::proto::v1::BundleResult {
+        use crate::proto::v1::Outcome;
+        let result = |outcome: Outcome, message: String| crate::proto::v1::BundleResult {
+            version: d.version,
+            digest: d.digest.clone(),
+            outcome: outcome as i32,
+            message,
+            status: None,
+        };
+        let origin = format!("control plane, version {}", d.version);
+        if let Err(e) = self.keys.verify(d.text.as_bytes(), &d.signature) {
+            let err =
+                bundle::Error::Parse(crate::validate::FieldError::new("signature", e.to_string()));
+            self.reject_from(&err, &origin);
+            return result(Outcome::Rejected, format!("signature: {e}"));
+        }
+        let checked = bundle::parse(&d.text)
+            .and_then(|b| bundle::validate(&b, None).map_err(bundle::Error::Invalid));
+        let r = match checked {
+            Ok(r) => r,
+            Err(e) => {
+                self.reject_from(&e, &origin);
+                let errs: Vec<String> = e.field_errors().iter().map(ToString::to_string).collect();
+                return result(Outcome::Rejected, errs.join("; "));
+            }
+        };
+        if self.loops.current().is_some_and(|c| c.digest == r.digest) {
+            let mut b = self.bundle.lock().unwrap_or_else(|e| e.into_inner());
+            b.running(&r, "control-plane".into());
+            return result(Outcome::Unchanged, String::new());
+        }
+        self.apply(
+            r,
+            d.text.clone(),
+            Some(d.signature.clone()),
+            "control-plane".into(),
+        )
+        .await;
+        let b = self
+            .bundle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match b.reason.as_str() {
+            "Applied" => result(Outcome::Applied, b.message),
+            _ => result(Outcome::RolledBack, b.message),
+        }
+    }
+
+    /// What the agent reports to its control plane: the running bundle,
+    /// the loops' conditions and the firing alerts.
+    pub fn status_source(&self) -> crate::dialhome::StatusFn {
+        let bundle = Arc::clone(&self.bundle);
+        let registry = self.registry.clone();
+        let alerts = self.loops.alerts();
+        Arc::new(move || {
+            use crate::proto::v1 as pb;
+            let b = bundle.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let mut conditions = vec![pb::Condition {
+                r#type: "Bundle".into(),
+                status: b.status.clone(),
+                reason: b.reason.clone(),
+                message: b.message.clone(),
+                last_transition_unix: b.last_transition_time as i64,
+                observed_version: b.version.unwrap_or(0),
+            }];
+            for r in registry.reports() {
+                conditions.push(pb::Condition {
+                    r#type: format!("Loop/{}", r.name),
+                    status: r.condition.status.into(),
+                    reason: r.condition.reason.clone(),
+                    message: r.condition.message.clone(),
+                    last_transition_unix: r.condition.last_transition_time as i64,
+                    observed_version: r.condition.observed_version,
+                });
+            }
+            let firing = alerts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(|a| a.firing())
+                .unwrap_or_default();
+            let mut seen = std::collections::BTreeSet::new();
+            let alerts = firing
+                .into_iter()
+                .filter(|a| seen.insert(a.check.clone()))
+                .map(|a| pb::Alert {
+                    rule: a.check,
+                    severity: format!("{:?}", a.severity).to_lowercase(),
+                    summary: a.summary,
+                    since_unix: a.firing_since.unwrap_or(a.since) as i64,
+                })
+                .collect();
+            pb::Status {
+                bundle_name: b.name.clone().unwrap_or_default(),
+                bundle_version: b.version.unwrap_or(0),
+                bundle_digest: b.digest.clone().unwrap_or_default(),
+                bundle_source: b.source.clone().unwrap_or_default(),
+                conditions,
+                alerts,
+                telemetry_dropped_total: 0,
+            }
+        })
     }
 
     /// Re-reads the bundle file; applies it when it changed and is valid.
     pub async fn reload(&mut self, forced: bool) {
-        let text = match std::fs::read_to_string(&self.path) {
+        let Some(path) = self.path.clone() else {
+            return;
+        };
+        let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {
                 if forced {
                     self.reject(&bundle::Error::Read {
-                        path: self.path.clone(),
+                        path: path.clone(),
                         source: e,
                     });
                 }
                 return;
             }
         };
-        let sig = std::fs::read_to_string(sig_path(&self.path)).ok();
+        let sig = std::fs::read_to_string(sig_path(&path)).ok();
         let fp = fingerprint(&text, sig.as_deref());
         if self.fingerprint.as_deref() == Some(fp.as_str()) && !forced {
             return;
@@ -396,8 +544,8 @@ impl Node {
             // writing it. Act only on a file that holds still for a
             // moment; otherwise look again at the next tick.
             tokio::time::sleep(SETTLE).await;
-            let again = std::fs::read_to_string(&self.path).ok();
-            let sig2 = std::fs::read_to_string(sig_path(&self.path)).ok();
+            let again = std::fs::read_to_string(&path).ok();
+            let sig2 = std::fs::read_to_string(sig_path(&path)).ok();
             if again.as_deref() != Some(text.as_str()) || sig2 != sig {
                 return;
             }
@@ -407,7 +555,7 @@ impl Node {
             Ok(r) => {
                 let unchanged = self.loops.current().is_some_and(|c| c.digest == r.digest);
                 if !unchanged {
-                    let src = format!("file:{}", self.path.display());
+                    let src = format!("file:{}", path.display());
                     self.apply(r, text, sig, src).await;
                 }
             }
@@ -421,11 +569,21 @@ impl Node {
         let every = Duration::from_secs_f64(self.config.bundle.watch_interval);
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut offers = self.offers.take();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = hup.notified() => self.reload(true).await,
                 _ = tick.tick() => self.reload(false).await,
+                Some((d, reply)) = async {
+                    match offers.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let r = self.offer(&d).await;
+                    let _ = reply.send(r);
+                }
             }
         }
         self.loops.stop_all(Stop::Shutdown).await;

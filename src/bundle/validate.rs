@@ -53,6 +53,20 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Checks a parsed bundle; `dir` is where profile paths are relative to.
 pub fn validate(bundle: &Bundle, dir: Option<&Path>) -> Result<Resolved, FieldErrors> {
+    validate_in(bundle, dir, &|_| None)
+}
+
+/// Resolves a profile name before the built-in profiles and files are
+/// looked at (the control plane's stored Profile records): `None` when
+/// it does not know the name.
+pub type ProfileLookup<'a> = &'a dyn Fn(&str) -> Option<Result<HwSpec, String>>;
+
+/// [`validate`], with profiles looked up in `profiles` first.
+pub fn validate_in(
+    bundle: &Bundle,
+    dir: Option<&Path>,
+    profiles: ProfileLookup<'_>,
+) -> Result<Resolved, FieldErrors> {
     let mut v = V::default();
     if bundle.api_version != API_VERSION {
         v.err(
@@ -64,7 +78,7 @@ pub fn validate(bundle: &Bundle, dir: Option<&Path>) -> Result<Resolved, FieldEr
         v.err("kind", format!("{:?} is not {KIND:?}", bundle.kind));
     }
     metadata(&mut v, &bundle.metadata);
-    let hardware = hardware(&mut v, &bundle.spec.hardware, dir);
+    let hardware = hardware(&mut v, &bundle.spec.hardware, dir, profiles);
     let parts = Parts::new(&hardware);
     let s = &bundle.spec;
     fans(&mut v, &s.fans, &parts);
@@ -201,7 +215,7 @@ fn profile(name: &str, dir: Option<&Path>) -> Result<HwSpec, String> {
     crate::hw::load_profile(name).map_err(|e| format!("{e:#}"))
 }
 
-fn hardware(v: &mut V, h: &Hardware, dir: Option<&Path>) -> HwSpec {
+fn hardware(v: &mut V, h: &Hardware, dir: Option<&Path>, profiles: ProfileLookup<'_>) -> HwSpec {
     let mut spec = HwSpec {
         board: None,
         description: None,
@@ -212,7 +226,7 @@ fn hardware(v: &mut V, h: &Hardware, dir: Option<&Path>) -> HwSpec {
     // Where each merged device came from, for error paths.
     let mut origin: Vec<String> = Vec::new();
     if let Some(name) = &h.profile {
-        match profile(name, dir) {
+        match profiles(name).unwrap_or_else(|| profile(name, dir)) {
             Ok(p) => {
                 origin = (0..p.devices.len())
                     .map(|i| format!("spec.hardware.profile({name}).devices[{i}]"))

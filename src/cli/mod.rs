@@ -12,7 +12,7 @@
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::{agent, bundle, demo, hw};
+use crate::{agent, bundle, controlplane, demo, hw};
 
 /// onprem: edge agent, control plane and CLI in one binary.
 #[derive(Debug, Parser)]
@@ -31,6 +31,9 @@ pub enum Command {
     /// its last value, so systemd drop-ins can override ExecStart flags.
     #[command(args_override_self = true)]
     Agent(Box<agent::Flags>),
+    /// Run the control plane: enrolment, bundles and rollouts, telemetry,
+    /// the fleet API (gRPC and REST) on one TLS port.
+    ControlPlane(controlplane::Options),
     /// Run the whole system on this machine with no hardware.
     Demo(demo::Options),
     /// Node hardware: probe a profile's devices, list profiles.
@@ -61,6 +64,7 @@ impl Command {
                 .as_deref()
                 .and_then(|l| l.parse().ok())
                 .unwrap_or(tracing::Level::INFO),
+            Command::ControlPlane(_) => tracing::Level::INFO,
             Command::Demo(_)
             | Command::Hw(_)
             | Command::I2cdetect(_)
@@ -97,6 +101,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             agent::run(*flags, shutdown).await?;
             Ok(())
         }
+        Command::ControlPlane(opts) => controlplane::run(opts, shutdown).await,
         Command::Demo(opts) => demo::run(opts, shutdown).await,
         Command::Hw(cmd) => {
             let all_ok = tokio::task::spawn_blocking(move || hw::run(cmd)).await??;

@@ -1,0 +1,125 @@
+//! The fleet API over gRPC: a thin layer over [`Core`]; the token comes
+//! in the `authorization` metadata.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::auth::Principal;
+use super::core::Core;
+use crate::proto::v1 as pb;
+use crate::proto::v1::fleet_server::Fleet as FleetApi;
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    core: Arc<Core>,
+}
+
+impl Fleet {
+    /// Over `core`.
+    pub fn new(core: Arc<Core>) -> Fleet {
+        Fleet { core }
+    }
+
+    fn who<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
+        let bearer = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        Ok(self.core.authenticate(bearer)?)
+    }
+
+    async fn blocking<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Core) -> Result<R, super::core::ApiError> + Send + 'static,
+    ) -> Result<R, Status> {
+        let core = Arc::clone(&self.core);
+        tokio::task::spawn_blocking(move || f(&core))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(Status::from)
+    }
+}
+
+fn json(v: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+#[tonic::async_trait]
+impl FleetApi for Fleet {
+    async fn who_am_i(
+        &self,
+        req: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let p = self.who(&req)?;
+        Ok(Response::new(pb::WhoAmIResponse {
+            user: p.user,
+            role: p.role.to_string(),
+            token_id: p.token_id,
+            version: crate::VERSION.into(),
+        }))
+    }
+
+    async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        let p = self.who(&req)?;
+        let r = req.into_inner();
+        let kind = r.kind.clone();
+        let v = self.blocking(move |c| c.get(&p, &r)).await?;
+        Ok(Response::new(pb::GetResponse {
+            kind,
+            items_json: json(&v),
+        }))
+    }
+
+    async fn describe(
+        &self,
+        req: Request<pb::DescribeRequest>,
+    ) -> Result<Response<pb::DescribeResponse>, Status> {
+        let _p = self.who(&req)?;
+        let r = req.into_inner();
+        let v = self.blocking(move |c| c.describe(&r.kind, &r.name)).await?;
+        Ok(Response::new(pb::DescribeResponse { json: json(&v) }))
+    }
+
+    async fn apply(
+        &self,
+        req: Request<pb::ApplyRequest>,
+    ) -> Result<Response<pb::ApplyResponse>, Status> {
+        let p = self.who(&req)?;
+        let r = req.into_inner();
+        let resp = self
+            .blocking(move |c| c.apply(&p, &r.documents, r.dry_run))
+            .await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let p = self.who(&req)?;
+        let r = req.into_inner();
+        let deleted = self
+            .blocking(move |c| c.delete(&p, &r.kind, &r.name))
+            .await?;
+        Ok(Response::new(pb::DeleteResponse { deleted }))
+    }
+
+    async fn ack(&self, req: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
+        let p = self.who(&req)?;
+        let r = req.into_inner();
+        self.blocking(move |c| c.ack(&p, &r.id, &r.comment)).await?;
+        Ok(Response::new(pb::AckResponse { acked: true }))
+    }
+
+    async fn create_token(
+        &self,
+        req: Request<pb::CreateTokenRequest>,
+    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
+        let p = self.who(&req)?;
+        let r = req.into_inner();
+        let resp = self.blocking(move |c| c.create_token(&p, &r)).await?;
+        Ok(Response::new(resp))
+    }
+}

@@ -1,0 +1,269 @@
+//! # The control plane (`onprem control-plane`)
+//!
+//! Enrols agents, stores records and bundles, resolves, signs and rolls
+//! out bundle revisions, holds one session per agent, receives their
+//! telemetry, and serves the fleet API (gRPC and REST, same operations),
+//! a WebSocket stream of live changes, and a fleet `/metrics`. One
+//! process, one TLS port, one SQLite file: nothing else to install.
+//!
+//! - [`pki`]: CA, serving certificate, bundle-signing key, client certificates;
+//! - [`store`] (the trait) and [`sqlite`] (the embedded backend);
+//! - [`core`]: the state and every operation; [`apply`] and [`rollout`] on it;
+//! - [`agents`] and [`fleet`]: the gRPC services; [`rest`]: REST, OpenAPI,
+//!   WebSocket and `/metrics`; [`server`]: the TLS listener;
+//! - [`records`]: what `apply` takes; [`labels`]: label selectors;
+//! - [`remote_write`]: forwarding telemetry to Prometheus remote-write.
+//!
+//! To add a record kind: a variant in [`store::Kind`], its spec in
+//! [`records`], its checks in [`apply`], a column set in the CLI's
+//! tables.
+
+pub mod agents;
+pub mod apply;
+pub mod auth;
+pub mod core;
+pub mod fleet;
+pub mod id;
+pub mod labels;
+pub mod pki;
+pub mod records;
+pub mod remote_write;
+pub mod rest;
+pub mod rollout;
+pub mod server;
+pub mod sqlite;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use self::core::{Core, Settings};
+use crate::proto::v1::agent_service_server::AgentServiceServer;
+use crate::proto::v1::fleet_server::FleetServer;
+
+/// Default listen address: loopback only, unless configured.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
+
+/// `onprem control-plane` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// Where the database, CA, keys and certificates live (created, mode
+    /// 0700).
+    #[arg(long, default_value = "/var/lib/onprem-control-plane")]
+    pub state_dir: PathBuf,
+    /// Address to listen on (gRPC, REST, WebSocket, /metrics; TLS).
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Names (DNS or IP) agents and the CLI reach this control plane by:
+    /// the serving certificate's subject alternative names. Repeatable;
+    /// default: localhost, 127.0.0.1, ::1 and this host's name.
+    #[arg(long = "san")]
+    pub sans: Vec<String>,
+    /// Forward every telemetry sample to this Prometheus remote-write
+    /// receiver (`http://host:9090/api/v1/write`).
+    #[arg(long)]
+    pub remote_write_url: Option<String>,
+    /// How often agents send heartbeats, seconds.
+    #[arg(long, default_value_t = 10)]
+    pub heartbeat_seconds: u64,
+    /// Let `/metrics` be scraped without a token.
+    #[arg(long)]
+    pub public_metrics: bool,
+}
+
+impl Options {
+    /// Defaults with `state_dir`, listening on a free loopback port.
+    pub fn for_tests(state_dir: PathBuf) -> Options {
+        Options {
+            state_dir,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            sans: Vec::new(),
+            remote_write_url: None,
+            heartbeat_seconds: 10,
+            public_metrics: false,
+        }
+    }
+}
+
+/// A running control plane.
+pub struct Handle {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state.
+    pub core: Arc<Core>,
+    /// The first admin token, when this start created it.
+    pub admin_token: Option<String>,
+    /// `sha256:<hex>` of its CA.
+    pub ca_fingerprint: String,
+    /// Its CA, PEM.
+    pub ca_pem: String,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Handle {
+    /// `https://addr`.
+    pub fn url(&self) -> String {
+        format!("https://{}", server::display_addr(self.addr))
+    }
+
+    /// Stops serving and writes what is in memory back.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+        if let Err(e) = self.core.flush() {
+            tracing::error!(error = %e, "cannot write the devices back");
+        }
+    }
+}
+
+fn default_sans() -> Vec<String> {
+    let mut v = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let h = h.trim();
+        if !h.is_empty() && !v.iter().any(|x| x == h) {
+            v.push(h.to_owned());
+        }
+    }
+    v
+}
+
+/// Opens the state, binds and starts serving.
+pub async fn start(opts: Options, shutdown: CancellationToken) -> anyhow::Result<Handle> {
+    use anyhow::Context as _;
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&opts.state_dir)
+        .with_context(|| format!("creating {}", opts.state_dir.display()))?;
+    let sans = if opts.sans.is_empty() {
+        default_sans()
+    } else {
+        opts.sans.clone()
+    };
+    let dir = opts.state_dir.clone();
+    let pki = tokio::task::spawn_blocking(move || pki::Pki::open(&dir, &sans)).await??;
+    let db = opts.state_dir.join("onprem.db");
+    let store = sqlite::Sqlite::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let tls = Arc::new(pki.server_config()?);
+    let ca_fingerprint = pki.ca_fingerprint();
+    let ca_pem = pki.ca_pem().to_owned();
+    let settings = Settings {
+        heartbeat: Duration::from_secs(opts.heartbeat_seconds.max(1)),
+        session_timeout: Duration::from_secs(opts.heartbeat_seconds.max(1) * 3 + 5),
+        ..Settings::default()
+    };
+    let mut core = Core::new(Arc::new(store), pki, settings)?;
+    let stop = shutdown.child_token();
+    if let Some(url) = &opts.remote_write_url {
+        let cfg = remote_write::Config::new(url.clone());
+        core.remote_write = Some(remote_write::Forwarder::start(cfg, stop.clone())?);
+    }
+    let core = Arc::new(core);
+    let admin_token = core.bootstrap()?;
+    if let Some(t) = &admin_token {
+        // Kept for the operator (mode 0600), like the CA key beside it.
+        pki::write_atomic(
+            &opts.state_dir.join("admin.token"),
+            format!("{t}\n").as_bytes(),
+            0o600,
+        )?;
+    }
+
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("binding {}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    let grpc = tonic::service::Routes::new(AgentServiceServer::new(agents::Agents::new(
+        Arc::clone(&core),
+    )))
+    .add_service(FleetServer::new(fleet::Fleet::new(Arc::clone(&core))))
+    .into_axum_router();
+    let app = grpc.merge(rest::router(Arc::clone(&core), opts.public_metrics));
+    let serve_stop = stop.clone();
+    let c2 = Arc::clone(&core);
+    let task = tokio::spawn(async move {
+        tokio::spawn(housekeeping(c2, serve_stop.clone()));
+        server::serve(listener, tls, app, serve_stop).await;
+    });
+    Ok(Handle {
+        addr,
+        core,
+        admin_token,
+        ca_fingerprint,
+        ca_pem,
+        stop,
+        task,
+    })
+}
+
+/// Every second: drop silent sessions, move rollouts on (deadlines),
+/// write changed devices back.
+async fn housekeeping(core: Arc<Core>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let c = Arc::clone(&core);
+        let r = tokio::task::spawn_blocking(move || {
+            c.expire_sessions();
+            c.progress_rollouts();
+            c.flush()
+        })
+        .await;
+        match r {
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot write the devices back"),
+            Err(e) => tracing::error!(error = %e, "housekeeping failed"),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// `onprem control-plane`: serves until `shutdown`.
+pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let state_dir = opts.state_dir.clone();
+    let h = start(opts, shutdown.clone()).await?;
+    println!("onprem control plane listening on {}", h.url());
+    println!("  state:  {}", state_dir.display());
+    println!("  CA:     {}", h.ca_fingerprint);
+    if let Some(t) = &h.admin_token {
+        println!();
+        println!(
+            "First start: an admin token was created (also in {}/admin.token).",
+            state_dir.display()
+        );
+        println!("Log in with:");
+        println!();
+        println!(
+            "  onprem login {} --token {t} --ca-fingerprint {}",
+            h.url(),
+            h.ca_fingerprint
+        );
+        println!();
+        println!("Then enrol nodes with a token from `onprem token create --enrol`.");
+    }
+    crate::agent::notify::ready("control plane serving");
+    shutdown.cancelled().await;
+    h.stop().await;
+    Ok(())
+}

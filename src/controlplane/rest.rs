@@ -1,0 +1,463 @@
+//! The REST API (the fleet API's operations over HTTP+JSON), its OpenAPI
+//! document, the WebSocket stream of live changes, and the fleet
+//! `/metrics`.
+//!
+//! Every route but `/healthz` and `/api/v1/openapi.json` needs
+//! `Authorization: Bearer <API token>` (`/metrics` too, unless the
+//! control plane runs with `--public-metrics`). Errors are JSON:
+//! `{"error": {"code": 403, "status": "Forbidden", "message": "…"}}`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::auth::Principal;
+use super::core::{ApiError, Core, Live};
+use crate::proto::v1 as pb;
+
+#[derive(Clone)]
+struct App {
+    core: Arc<Core>,
+    public_metrics: bool,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, status) = match &self {
+            ApiError::Invalid(_) => (StatusCode::BAD_REQUEST, "Invalid"),
+            ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "Unauthenticated"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal"),
+        };
+        let body = serde_json::json!({"error": {"code": code.as_u16(), "status": status, "message": self.to_string()}});
+        (code, Json(body)).into_response()
+    }
+}
+
+type R<T> = Result<T, ApiError>;
+
+fn who(app: &App, h: &HeaderMap) -> R<Principal> {
+    app.core
+        .authenticate(h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
+}
+
+async fn blocking<T: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&Core) -> R<T> + Send + 'static,
+) -> R<T> {
+    let core = Arc::clone(&app.core);
+    tokio::task::spawn_blocking(move || f(&core))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+/// The routes.
+pub fn router(core: Arc<Core>, public_metrics: bool) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/apply", post(apply))
+        .route("/api/v1/tokens", post(create_token))
+        .route("/api/v1/alerts/{id}/ack", post(ack))
+        .route("/api/v1/watch", get(watch))
+        .route("/api/v1/describe/{kind}/{name}", get(describe))
+        .route("/api/v1/{kind}", get(list))
+        .route("/api/v1/{kind}/{name}", get(one).delete(delete))
+        .with_state(App {
+            core,
+            public_metrics,
+        })
+}
+
+async fn whoami(State(app): State<App>, h: HeaderMap) -> R<Json<serde_json::Value>> {
+    let p = who(&app, &h)?;
+    Ok(Json(
+        serde_json::json!({"user": p.user, "role": p.role, "tokenId": p.token_id, "version": crate::VERSION}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ListQuery {
+    #[serde(default)]
+    selector: String,
+    #[serde(default)]
+    device: String,
+}
+
+async fn list(
+    State(app): State<App>,
+    h: HeaderMap,
+    Path(kind): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> R<Json<serde_json::Value>> {
+    let p = who(&app, &h)?;
+    let req = pb::GetRequest {
+        kind,
+        name: String::new(),
+        selector: q.selector,
+        device: q.device,
+    };
+    Ok(Json(blocking(&app, move |c| c.get(&p, &req)).await?))
+}
+
+async fn one(
+    State(app): State<App>,
+    h: HeaderMap,
+    Path((kind, name)): Path<(String, String)>,
+) -> R<Json<serde_json::Value>> {
+    let p = who(&app, &h)?;
+    let req = pb::GetRequest {
+        kind,
+        name,
+        ..Default::default()
+    };
+    let v = blocking(&app, move |c| c.get(&p, &req)).await?;
+    Ok(Json(
+        v.as_array()
+            .and_then(|a| a.first().cloned())
+            .unwrap_or_default(),
+    ))
+}
+
+async fn describe(
+    State(app): State<App>,
+    h: HeaderMap,
+    Path((kind, name)): Path<(String, String)>,
+) -> R<Json<serde_json::Value>> {
+    who(&app, &h)?;
+    Ok(Json(
+        blocking(&app, move |c| c.describe(&kind, &name)).await?,
+    ))
+}
+
+async fn delete(
+    State(app): State<App>,
+    h: HeaderMap,
+    Path((kind, name)): Path<(String, String)>,
+) -> R<Response> {
+    let p = who(&app, &h)?;
+    let n2 = name.clone();
+    let deleted = blocking(&app, move |c| c.delete(&p, &kind, &n2)).await?;
+    if deleted {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::NotFound(format!("no {name:?}")))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ApplyQuery {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn apply(
+    State(app): State<App>,
+    h: HeaderMap,
+    Query(q): Query<ApplyQuery>,
+    body: String,
+) -> R<Response> {
+    let p = who(&app, &h)?;
+    let docs = vec![pb::Document {
+        source: "request".into(),
+        text: body,
+    }];
+    let resp = blocking(&app, move |c| c.apply(&p, &docs, q.dry_run)).await?;
+    let results: Vec<serde_json::Value> = resp
+        .results
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "index": r.index, "kind": r.kind, "name": r.name, "outcome": r.outcome,
+                "diff": r.diff,
+                "errors": r.errors.iter().map(|e| serde_json::json!({"path": e.path, "message": e.message})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let invalid = results.iter().any(|r| r["outcome"] == "invalid");
+    let body =
+        serde_json::json!({"applied": resp.applied, "dryRun": q.dry_run, "results": results});
+    let code = if invalid {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, Json(body)).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TokenBody {
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    ttl_seconds: u64,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    description: String,
+}
+
+async fn create_token(
+    State(app): State<App>,
+    h: HeaderMap,
+    Json(b): Json<TokenBody>,
+) -> R<Json<serde_json::Value>> {
+    let p = who(&app, &h)?;
+    let req = pb::CreateTokenRequest {
+        r#type: b.kind,
+        role: b.role,
+        user: b.user,
+        ttl_seconds: b.ttl_seconds,
+        labels: b.labels.into_iter().collect(),
+        description: b.description,
+    };
+    let r = blocking(&app, move |c| c.create_token(&p, &req)).await?;
+    Ok(Json(
+        serde_json::json!({"id": r.id, "token": r.token, "expires": r.expires_unix}),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    #[serde(default)]
+    comment: String,
+}
+
+async fn ack(
+    State(app): State<App>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    body: Option<Json<AckBody>>,
+) -> R<StatusCode> {
+    let p = who(&app, &h)?;
+    let comment = body.map(|b| b.0.comment).unwrap_or_default();
+    blocking(&app, move |c| c.ack(&p, &id, &comment)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WatchQuery {
+    /// `devices`, `events` or both (default).
+    #[serde(default)]
+    kind: String,
+}
+
+async fn watch(
+    State(app): State<App>,
+    h: HeaderMap,
+    Query(q): Query<WatchQuery>,
+    ws: WebSocketUpgrade,
+) -> R<Response> {
+    who(&app, &h)?;
+    let core = Arc::clone(&app.core);
+    Ok(ws.on_upgrade(move |socket| stream_live(socket, core, q.kind)))
+}
+
+/// Sends the devices as they are, then every change, until the client
+/// goes.
+async fn stream_live(mut socket: WebSocket, core: Arc<Core>, kind: String) {
+    let mut rx = core.subscribe();
+    let want_devices = kind.is_empty() || kind.starts_with("device");
+    let want_events = kind.is_empty() || kind.starts_with("event");
+    if want_devices {
+        for device in core.devices() {
+            let msg = serde_json::to_string(&Live::Device {
+                device: Box::new(device),
+            })
+            .unwrap_or_default();
+            if socket.send(Message::Text(msg.into())).await.is_err() {
+                return;
+            }
+        }
+    }
+    loop {
+        tokio::select! {
+            m = rx.recv() => match m {
+                Ok(l) => {
+                    let keep = match &l {
+                        Live::Device { .. } => want_devices,
+                        Live::Event { .. } => want_events,
+                    };
+                    if !keep {
+                        continue;
+                    }
+                    let msg = serde_json::to_string(&l).unwrap_or_default();
+                    if socket.send(Message::Text(msg.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    let msg = serde_json::json!({"type": "lagged", "missed": n}).to_string();
+                    if socket.send(Message::Text(msg.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The fleet's metrics: every device's latest series with `device` and
+/// `facility` labels, and the control plane's own.
+pub fn render_metrics(core: &Core) -> String {
+    let mut out = String::new();
+    let devices = core.devices();
+    let online = devices.iter().filter(|d| d.online).count();
+    let _ = writeln!(
+        out,
+        "# HELP onprem_cp_devices Enrolled devices by connection state."
+    );
+    let _ = writeln!(out, "# TYPE onprem_cp_devices gauge");
+    let _ = writeln!(out, "onprem_cp_devices{{state=\"online\"}} {online}");
+    let _ = writeln!(
+        out,
+        "onprem_cp_devices{{state=\"offline\"}} {}",
+        devices.len() - online
+    );
+    let mut per = |name: &str, help: &str, f: &dyn Fn(&super::core::DeviceView) -> String| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for d in &devices {
+            let _ = writeln!(
+                out,
+                "{name}{{device=\"{}\",facility=\"{}\"}} {}",
+                esc(&d.device.name),
+                esc(&d.device.facility),
+                f(d)
+            );
+        }
+    };
+    per(
+        "onprem_cp_device_online",
+        "1 when the device's session is up.",
+        &|d| u8::from(d.online).to_string(),
+    );
+    per(
+        "onprem_cp_device_desired_version",
+        "Bundle version the control plane wants the device to run.",
+        &|d| d.device.desired_version.to_string(),
+    );
+    per(
+        "onprem_cp_device_current_version",
+        "Bundle version the device reports running.",
+        &|d| d.device.current.version.to_string(),
+    );
+    per(
+        "onprem_cp_device_tainted",
+        "1 when the device runs something other than what is wanted.",
+        &|d| u8::from(d.device.tainted).to_string(),
+    );
+    per(
+        "onprem_cp_device_last_seen_seconds",
+        "Unix time of the device's last message.",
+        &|d| d.device.last_seen.to_string(),
+    );
+    per(
+        "onprem_cp_device_telemetry_dropped_total",
+        "Samples the device's agent dropped from its full buffer.",
+        &|d| d.device.telemetry_dropped.to_string(),
+    );
+    // Devices' own series, grouped per metric name.
+    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (device, facility, latest) in core.latest() {
+        for s in &latest.series {
+            if !s
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+            {
+                continue;
+            }
+            let mut labels: Vec<String> = s
+                .labels
+                .iter()
+                .filter(|l| l.name != "device" && l.name != "facility")
+                .map(|l| format!("{}=\"{}\"", l.name, esc(&l.value)))
+                .collect();
+            labels.push(format!("device=\"{}\"", esc(&device)));
+            labels.push(format!("facility=\"{}\"", esc(&facility)));
+            by_name.entry(s.name.clone()).or_default().push(format!(
+                "{}{{{}}} {} {}",
+                s.name,
+                labels.join(","),
+                fmt_value(s.value),
+                latest.ts_ms
+            ));
+        }
+    }
+    for (name, lines) in by_name {
+        let _ = writeln!(out, "# TYPE {name} untyped");
+        for l in lines {
+            let _ = writeln!(out, "{l}");
+        }
+    }
+    out
+}
+
+fn fmt_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else {
+        v.to_string()
+    }
+}
+
+async fn metrics(State(app): State<App>, h: HeaderMap) -> R<Response> {
+    if !app.public_metrics {
+        who(&app, &h)?;
+    }
+    let body = blocking(&app, |c| Ok(render_metrics(c))).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// The OpenAPI 3.0 document of this API.
+pub const OPENAPI: &str = include_str!("openapi.json");

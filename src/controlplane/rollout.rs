@@ -1,0 +1,366 @@
+//! Bundle revisions and their rollout.
+//!
+//! Applying a Bundle record that changed makes a new **revision**: the
+//! node bundle with its profile merged (hardware inline, so the agent
+//! needs nothing else), `metadata.version` set to the next version
+//! (monotonic over every bundle), validated as the agent will validate
+//! it, and signed with the control plane's Ed25519 key.
+//!
+//! The **rollout** of a revision moves devices' desired version to it:
+//! `AllAtOnce`, or `Staged` — a canary batch (count or percentage), then
+//! batches; each batch must converge (every device reports the new
+//! version) within `progressDeadline`. A device that refuses the bundle
+//! or rolls it back, or a deadline that passes, **halts** the rollout:
+//! later batches keep their previous bundle until a new revision is
+//! applied. Devices are taken in name order, so the canaries are
+//! predictable.
+//!
+//! A device selected by several bundles gets the one whose name sorts
+//! first (and an event says so).
+
+use std::collections::BTreeMap;
+
+use super::core::{ApiError, ApiResult, Core, audit, event, now};
+use super::records::{self, Strategy};
+use super::store::{Device, Kind, Object, Revision, Rollout, Write};
+use crate::validate::FieldError;
+
+/// The bundle (and its version) a device should run, from the stored
+/// bundles' selectors and their rollouts.
+pub fn bundle_for(core: &Core, d: &Device) -> ApiResult<Option<(String, u64)>> {
+    let bundles = core.store().objects(Kind::Bundle)?;
+    let rollouts = core.rollouts();
+    Ok(selecting(&bundles, d).and_then(|b| {
+        rollouts
+            .iter()
+            .find(|r| r.bundle == b.name)
+            .map(|r| (b.name.clone(), r.version))
+    }))
+}
+
+/// The bundle record that selects `d` (the first by name).
+pub fn selecting<'a>(bundles: &'a [Object], d: &Device) -> Option<&'a Object> {
+    bundles.iter().find(|b| {
+        records::targeting(&b.spec)
+            .selector
+            .is_some_and(|s| s.matches(&d.labels))
+    })
+}
+
+/// Makes the signed revision `version` of a Bundle record; `profiles`
+/// resolves profile names (stored or applied with it) before the
+/// built-in ones.
+pub fn make_revision(
+    rec_name: &str,
+    labels: &BTreeMap<String, String>,
+    spec: &serde_json::Value,
+    version: u64,
+    profiles: &dyn Fn(&str) -> Option<Result<onprem_hal::inventory::Spec, String>>,
+    core: &Core,
+) -> Result<Revision, Vec<FieldError>> {
+    let mut b = records::node_bundle(rec_name, labels, spec).map_err(|e| vec![e])?;
+    let resolved = crate::bundle::validate::validate_in(&b, None, profiles).map_err(|e| e.0)?;
+    // Hardware inline: the agent needs no profile of its own.
+    b.spec.hardware = crate::bundle::schema::Hardware {
+        profile: None,
+        devices: resolved.hardware.devices.clone(),
+        remove: Vec::new(),
+        sim: Some(resolved.hardware.sim.clone()),
+    };
+    b.metadata.version = Some(version);
+    let text = serde_yaml_ng::to_string(&b)
+        .map_err(|e| vec![FieldError::new("spec", format!("cannot serialise: {e}"))])?;
+    // What the agent will do with it.
+    let check = crate::bundle::parse(&text)
+        .map_err(|e| e.field_errors())
+        .and_then(|p| crate::bundle::validate(&p, None).map_err(|e| e.0))?;
+    let sig = format!("{}\n", core.pki.signing.sign(text.as_bytes()));
+    Ok(Revision {
+        version,
+        bundle: rec_name.to_owned(),
+        digest: check.digest,
+        text,
+        sig,
+        created: now(),
+    })
+}
+
+/// Splits the ordered `targets` into batches.
+pub fn batches(targets: Vec<String>, r: &records::Rollout) -> Vec<Vec<String>> {
+    if targets.is_empty() {
+        return Vec::new();
+    }
+    match r.strategy {
+        Strategy::AllAtOnce => vec![targets],
+        Strategy::Staged => {
+            let n = targets.len();
+            let canary = r.canary.as_ref().map_or(1, |a| a.of(n));
+            let size = r
+                .batch_size
+                .as_ref()
+                .map_or_else(|| records::Amount::Percent("25%".into()).of(n), |a| a.of(n))
+                .max(1);
+            let mut out = vec![targets[..canary].to_vec()];
+            for chunk in targets[canary..].chunks(size) {
+                out.push(chunk.to_vec());
+            }
+            out
+        }
+    }
+}
+
+/// The writes that start the rollout of `rev` for bundle `b` over the
+/// devices it selects; updates `devices` (the in-memory copies) and
+/// returns the rollout.
+pub fn start(
+    b: &Object,
+    rev: &Revision,
+    devices: &mut std::collections::HashMap<String, Device>,
+    writes: &mut Vec<Write>,
+    all_bundles: &[Object],
+) -> Rollout {
+    let t = records::targeting(&b.spec);
+    let mut targets: Vec<(&String, &String)> = devices
+        .values()
+        .filter(|d| selecting(all_bundles, d).is_some_and(|s| s.name == b.name))
+        .map(|d| (&d.name, &d.id))
+        .collect();
+    targets.sort();
+    let ids: Vec<String> = targets.into_iter().map(|(_, id)| id.clone()).collect();
+    let batches = batches(ids, &t.rollout);
+    let mut r = Rollout {
+        bundle: b.name.clone(),
+        version: rev.version,
+        strategy: match t.rollout.strategy {
+            Strategy::AllAtOnce => "AllAtOnce".into(),
+            Strategy::Staged => "Staged".into(),
+        },
+        batches,
+        batch: 0,
+        phase: "Progressing".into(),
+        message: String::new(),
+        batch_started: now(),
+        progress_deadline: t.rollout.progress_deadline.get().as_secs(),
+        started: now(),
+        updated: now(),
+    };
+    if r.batches.is_empty() {
+        r.phase = "Complete".into();
+        r.message = "no device selected".into();
+    } else {
+        set_desired(&r, 0, devices, writes);
+    }
+    writes.push(Write::PutRollout(r.clone()));
+    r
+}
+
+fn set_desired(
+    r: &Rollout,
+    batch: usize,
+    devices: &mut std::collections::HashMap<String, Device>,
+    writes: &mut Vec<Write>,
+) {
+    for id in r.batches.get(batch).into_iter().flatten() {
+        if let Some(d) = devices.get_mut(id) {
+            d.desired_bundle = r.bundle.clone();
+            d.desired_version = r.version;
+            d.tainted = false;
+            d.taint_reason.clear();
+            writes.push(Write::PutDevice(d.clone()));
+        }
+    }
+}
+
+/// How one batch stands.
+enum BatchState {
+    Converged,
+    Waiting,
+    Failed(String),
+}
+
+fn batch_state(r: &Rollout, devices: &std::collections::HashMap<String, Device>) -> BatchState {
+    let mut failed = Vec::new();
+    let mut waiting = Vec::new();
+    for id in r.batches.get(r.batch).into_iter().flatten() {
+        let Some(d) = devices.get(id) else {
+            continue; // deleted: nothing to wait for
+        };
+        if d.current.version == r.version && !d.tainted {
+            continue;
+        }
+        if d.last_result.version == r.version
+            && matches!(d.last_result.outcome.as_str(), "Rejected" | "RolledBack")
+        {
+            failed.push(format!(
+                "{} {}: {}",
+                d.name, d.last_result.outcome, d.last_result.message
+            ));
+        } else {
+            waiting.push(d.name.clone());
+        }
+    }
+    if !failed.is_empty() {
+        return BatchState::Failed(failed.join("; "));
+    }
+    if waiting.is_empty() {
+        return BatchState::Converged;
+    }
+    if now() - r.batch_started > r.progress_deadline as i64 {
+        return BatchState::Failed(format!(
+            "not converged within {}s: {}",
+            r.progress_deadline,
+            waiting.join(", ")
+        ));
+    }
+    BatchState::Waiting
+}
+
+impl Core {
+    /// Moves every progressing rollout on: next batch, complete, or
+    /// halted. Returns the devices whose desired version changed.
+    pub fn progress_rollouts(&self) -> Vec<String> {
+        let mut changed = Vec::new();
+        let mut writes = Vec::new();
+        let mut evs = Vec::new();
+        for mut r in self.rollouts() {
+            if r.phase != "Progressing" {
+                continue;
+            }
+            let state = self.with_devices(|ds| batch_state(&r, ds));
+            match state {
+                BatchState::Waiting => continue,
+                BatchState::Failed(why) => {
+                    r.phase = "Halted".into();
+                    r.message =
+                        format!("batch {} of {} failed: {why}", r.batch + 1, r.batches.len());
+                    evs.push(event(
+                        "",
+                        "Warning",
+                        "RolloutHalted",
+                        format!("bundle {} version {}: {}", r.bundle, r.version, r.message),
+                    ));
+                }
+                BatchState::Converged => {
+                    if r.batch + 1 < r.batches.len() {
+                        r.batch += 1;
+                        r.batch_started = now();
+                        self.with_devices(|ds| set_desired(&r, r.batch, ds, &mut writes));
+                        changed.extend(r.batches[r.batch].iter().cloned());
+                        r.message = format!("batch {} of {}", r.batch + 1, r.batches.len());
+                    } else {
+                        r.phase = "Complete".into();
+                        r.message = format!(
+                            "{} device(s) run version {}",
+                            r.batches.iter().map(Vec::len).sum::<usize>(),
+                            r.version
+                        );
+                        evs.push(event(
+                            "",
+                            "Normal",
+                            "RolloutComplete",
+                            format!("bundle {} version {}: {}", r.bundle, r.version, r.message),
+                        ));
+                    }
+                }
+            }
+            r.updated = now();
+            writes.push(Write::PutRollout(r.clone()));
+            self.set_rollout(r);
+        }
+        if writes.is_empty() {
+            return changed;
+        }
+        writes.extend(evs.iter().cloned().map(Write::Event));
+        if let Err(e) = self.store.commit(writes) {
+            tracing::error!(error = %e, "cannot store rollout progress");
+        }
+        for e in evs {
+            tracing::info!(reason = %e.reason, "{}", e.message);
+            self.publish(super::core::Live::Event { event: e });
+        }
+        for id in &changed {
+            self.deliver(id);
+        }
+        self.touch(changed.clone());
+        changed
+    }
+
+    /// Applies the rollout-relevant effects of committed bundle and
+    /// device changes: used by apply.
+    pub(crate) fn after_apply(&self, rollouts: Vec<Rollout>, removed: Vec<String>) {
+        for b in removed {
+            self.drop_rollout(&b);
+        }
+        let mut ids = Vec::new();
+        for r in rollouts {
+            if let Some(first) = r.batches.first() {
+                ids.extend(first.iter().cloned());
+            }
+            self.set_rollout(r);
+        }
+        for id in &ids {
+            self.deliver(id);
+        }
+        self.touch(ids);
+        self.progress_rollouts();
+    }
+
+    /// Re-targets one device after its labels changed: it gets the
+    /// current version of the bundle that now selects it (no rollout).
+    pub(crate) fn retarget(&self, d: &mut Device, writes: &mut Vec<Write>) -> ApiResult<()> {
+        match bundle_for(self, d)? {
+            Some((b, v)) if d.desired_bundle != b || d.desired_version != v => {
+                d.desired_bundle = b;
+                d.desired_version = v;
+                writes.push(Write::PutDevice(d.clone()));
+            }
+            Some(_) => {}
+            None if !d.desired_bundle.is_empty() => {
+                d.desired_bundle.clear();
+                d.desired_version = 0;
+                writes.push(Write::PutDevice(d.clone()));
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Deletes a bundle record: its rollout goes; devices keep running
+    /// what they run.
+    pub(crate) fn bundle_deleted(
+        &self,
+        name: &str,
+        writes: &mut Vec<Write>,
+        who: &super::auth::Principal,
+    ) {
+        writes.push(Write::DeleteRollout(name.to_owned()));
+        writes.push(audit(
+            who,
+            "delete",
+            &format!("Bundle/{name}"),
+            "rollout removed",
+        ));
+    }
+}
+
+/// A rollout's summary line for tables.
+pub fn summary(r: &Rollout) -> String {
+    format!(
+        "{} {}/{} {}",
+        r.phase,
+        (r.batch + 1).min(r.batches.len()),
+        r.batches.len(),
+        r.message
+    )
+}
+
+/// Errors of a bundle that does not resolve, for apply.
+pub fn invalid(errors: Vec<FieldError>) -> ApiError {
+    ApiError::Invalid(
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
