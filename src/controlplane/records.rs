@@ -560,7 +560,7 @@ apiVersion: onprem/v2\nkind: Chassis\nmetadata: {name: 'bad name'}\nspec: {facil
         let paths: Vec<&str> = bad[1].errors.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
-            vec!["apiVersion", "metadata.name", "spec"],
+            vec!["apiVersion", "metadata.name", "spec.colour"],
             "{:?}",
             bad[1].errors
         );
