@@ -301,11 +301,7 @@ impl Agent {
                 spec,
                 dial_stop.clone(),
             ));
-            tokio::spawn(crate::dialhome::run(
-                parts,
-                crate::dialhome::Backoff::default(),
-                dial_stop.clone(),
-            ));
+            tokio::spawn(crate::dialhome::run(parts, dial_stop.clone()));
         }
         tracing::info!(address = %addr, collectors = ?shared.exporter().names(), "listening");
         notify::ready(&status_line(&shared, addr));

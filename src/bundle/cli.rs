@@ -287,25 +287,8 @@ fn add_trusted(trusted: &mut TrustedKeys, arg: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Replaces a file atomically: a temporary file in the same directory,
-/// synced, renamed over it, the directory synced.
+/// Replaces a file atomically ([`super::store::write_atomic`]).
 fn replace_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing {}", dir.display()))?;
-    Ok(())
+    super::store::write_atomic(path, bytes, 0o644)
+        .with_context(|| format!("writing {}", path.display()))
 }

@@ -358,6 +358,31 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     f.sync_all().map_err(io_err("syncing", path))
 }
 
+/// Replaces `path` with `bytes` atomically: a temporary file beside it
+/// (mode `mode`), synced, renamed over it, the folder synced. A reader
+/// sees the old file or the new one, never a part.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
+    f.set_permissions(fs::Permissions::from_mode(mode))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
 /// Makes a directory's entries (creations, renames) durable.
 fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir)

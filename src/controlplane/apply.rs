@@ -203,64 +203,50 @@ impl Core {
         for r in recs {
             let mut errors = Vec::new();
             let mut rev = None;
-            match r.kind {
-                RecordKind::Object(Kind::Chassis) => {
-                    let f = r
-                        .spec
-                        .get("facility")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or("");
-                    if !f.is_empty() && !exists(Kind::Facility, f) {
+            // Names of other records a spec field refers to must exist.
+            let mut refs = |fields: &[(&str, Kind)]| {
+                for (field, kind) in fields {
+                    let v = r.spec.get(*field).and_then(|v| v.as_str()).unwrap_or("");
+                    if !v.is_empty() && !exists(*kind, v) {
                         errors.push(FieldError::new(
-                            "spec.facility",
-                            format!("no Facility {f:?}"),
+                            format!("spec.{field}"),
+                            format!("no {} {v:?}", kind.as_str()),
                         ));
                     }
                 }
+            };
+            match r.kind {
+                RecordKind::Object(Kind::Chassis) => refs(&[("facility", Kind::Facility)]),
                 RecordKind::Device => {
+                    refs(&[("facility", Kind::Facility), ("chassis", Kind::Chassis)]);
                     if self.device(&r.name).is_none() {
                         errors.push(FieldError::new(
                             "metadata.name",
                             format!("no device {:?}: devices are created by enrolment", r.name),
                         ));
                     }
-                    let f = r
-                        .spec
-                        .get("facility")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or("");
-                    if !f.is_empty() && !exists(Kind::Facility, f) {
-                        errors.push(FieldError::new(
-                            "spec.facility",
-                            format!("no Facility {f:?}"),
-                        ));
-                    }
-                    let c = r.spec.get("chassis").and_then(|v| v.as_str()).unwrap_or("");
-                    if !c.is_empty() && !exists(Kind::Chassis, c) {
-                        errors.push(FieldError::new("spec.chassis", format!("no Chassis {c:?}")));
-                    }
                 }
                 RecordKind::Object(Kind::Bundle) => {
                     let old = stored[&Kind::Bundle].iter().find(|o| o.name == r.name);
                     let same = old.is_some_and(|o| o.spec == r.spec && o.labels == r.labels);
-                    // A new revision only when the record changed; a
-                    // changed profile it names needs a re-apply of the
-                    // bundle (said in the docs).
-                    let version = if same { 0 } else { next_version + 1 };
-                    match rollout::make_revision(
-                        &r.name,
-                        &r.labels,
-                        &r.spec,
-                        version.max(1),
-                        &profiles,
-                        self,
-                    ) {
-                        Ok(rv) if !same => {
-                            next_version += 1;
-                            rev = Some(rv);
+                    // A new revision only when the record changed (a
+                    // changed profile it names takes a re-apply of the
+                    // bundle).
+                    if !same {
+                        match rollout::make_revision(
+                            &r.name,
+                            &r.labels,
+                            &r.spec,
+                            next_version + 1,
+                            &profiles,
+                            self,
+                        ) {
+                            Ok(rv) => {
+                                next_version += 1;
+                                rev = Some(rv);
+                            }
+                            Err(es) => errors.extend(es),
                         }
-                        Ok(_) => {}
-                        Err(es) => errors.extend(es),
                     }
                 }
                 _ => {}

@@ -172,6 +172,8 @@ struct State {
     revisions: HashMap<u64, Arc<Revision>>,
     rollouts: BTreeMap<String, Rollout>,
     latest: HashMap<String, Latest>,
+    /// Firing alerts by device.
+    firing: HashMap<String, Vec<Alert>>,
     epoch: u64,
 }
 
@@ -209,6 +211,11 @@ impl Core {
         }
         for r in store.rollouts()? {
             st.rollouts.insert(r.bundle.clone(), r);
+        }
+        for a in store.alerts()? {
+            if a.state == "firing" {
+                st.firing.entry(a.device.clone()).or_default().push(a);
+            }
         }
         let (live, _) = broadcast::channel(1024);
         Ok(Core {
@@ -495,11 +502,7 @@ impl Core {
         if name.is_empty() {
             name = "device".into();
         }
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            || name.len() > 63
-        {
+        if !super::records::name_ok(&name) {
             return Err(ApiError::Invalid(format!(
                 "name: {name:?} must be 1–63 letters, digits, '-', '_' or '.'"
             )));
@@ -677,7 +680,8 @@ impl Core {
             }
             st.dirty.insert(id.to_owned());
         }
-        match msg.msg {
+        // Whether a rollout may have moved on.
+        let progress = match msg.msg {
             Some(Msg::Hello(h)) => {
                 if let Some(f) = h.facts.as_ref() {
                     let facts = facts_of(Some(f));
@@ -685,13 +689,14 @@ impl Core {
                         d.facts = facts;
                     }
                 }
-                if let Some(s) = h.status {
-                    self.on_status(id, &s);
-                }
+                h.status.is_some_and(|s| self.on_status(id, &s))
             }
-            Some(Msg::Heartbeat(_)) => {}
+            Some(Msg::Heartbeat(_)) | None => false,
             Some(Msg::Status(s)) => self.on_status(id, &s),
-            Some(Msg::BundleResult(r)) => self.on_result(id, &r),
+            Some(Msg::BundleResult(r)) => {
+                self.on_result(id, &r);
+                true
+            }
             Some(Msg::CommandResult(c)) => {
                 self.record_event(
                     id,
@@ -699,17 +704,21 @@ impl Core {
                     "CommandResult",
                     format!("command {}: {}", c.id, c.message),
                 );
+                false
             }
-            None => {}
+        };
+        if progress {
+            self.progress_rollouts();
         }
         self.deliver(id);
     }
 
-    fn on_status(&self, id: &str, s: &pb::Status) {
+    /// Takes a reported status; returns whether the device changed.
+    fn on_status(&self, id: &str, s: &pb::Status) -> bool {
         let changed = {
             let mut st = self.st();
             let Some(d) = st.devices.get_mut(id) else {
-                return;
+                return false;
             };
             let before = (d.current.clone(), d.conditions.clone(), d.tainted);
             d.current = super::store::Running {
@@ -737,8 +746,8 @@ impl Core {
         self.sync_alerts(id, &s.alerts);
         if changed {
             self.publish_device(id);
-            self.progress_rollouts();
         }
+        changed
     }
 
     fn on_result(&self, id: &str, r: &pb::BundleResult) {
@@ -749,13 +758,19 @@ impl Core {
             pb::Outcome::RolledBack => "RolledBack",
             pb::Outcome::Unspecified => "Unknown",
         };
-        if let Some(d) = self.st().devices.get_mut(id) {
-            d.last_result = super::store::LastResult {
-                version: r.version,
-                outcome: outcome.into(),
-                message: r.message.clone(),
-                at: now(),
-            };
+        {
+            let mut st = self.st();
+            if let Some(d) = st.devices.get_mut(id) {
+                d.last_result = super::store::LastResult {
+                    version: r.version,
+                    outcome: outcome.into(),
+                    message: r.message.clone(),
+                    at: now(),
+                };
+                // The result alone can taint (a refusal with no status).
+                taint(d);
+            }
+            st.dirty.insert(id.to_owned());
         }
         let bad = matches!(outcome, "Rejected" | "RolledBack");
         self.record_event(
@@ -775,15 +790,7 @@ impl Core {
         if let Some(s) = &r.status {
             self.on_status(id, s);
         }
-        // Apply the taint even when the status did not change.
-        let mut st = self.st();
-        if let Some(d) = st.devices.get_mut(id) {
-            taint(d);
-        }
-        st.dirty.insert(id.to_owned());
-        drop(st);
         self.publish_device(id);
-        self.progress_rollouts();
     }
 
     /// Sends the device its desired bundle when it runs another one and
@@ -952,19 +959,20 @@ impl Core {
 
     // ---- alerts and events -------------------------------------------
 
+    /// Records the alerts that started and stopped firing on `id`; the
+    /// firing ones are kept in memory, so a status with no change costs no
+    /// store access.
     fn sync_alerts(&self, id: &str, firing: &[pb::Alert]) {
-        let stored = match self.store.alerts() {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read alerts");
-                return;
-            }
-        };
+        let stored: Vec<Alert> = self.st().firing.get(id).cloned().unwrap_or_default();
+        let same = stored.len() == firing.len()
+            && firing
+                .iter()
+                .all(|f| stored.iter().any(|a| a.rule == f.rule));
+        if same {
+            return;
+        }
         let mut writes = Vec::new();
-        let mine: Vec<&Alert> = stored
-            .iter()
-            .filter(|a| a.device == id && a.state == "firing")
-            .collect();
+        let mine: Vec<&Alert> = stored.iter().collect();
         for f in firing {
             if !mine.iter().any(|a| a.rule == f.rule) {
                 let a = Alert {
@@ -1014,10 +1022,20 @@ impl Core {
                 _ => None,
             })
             .collect();
+        let now_firing: Vec<Alert> = stored
+            .iter()
+            .filter(|a| firing.iter().any(|f| f.rule == a.rule))
+            .cloned()
+            .chain(writes.iter().filter_map(|w| match w {
+                Write::PutAlert(a) if a.state == "firing" => Some(a.clone()),
+                _ => None,
+            }))
+            .collect();
         if let Err(e) = self.store.commit(writes) {
             tracing::error!(error = %e, "cannot store alerts");
             return;
         }
+        self.st().firing.insert(id.to_owned(), now_firing);
         for e in evs {
             self.publish(Live::Event { event: e });
         }
@@ -1040,6 +1058,16 @@ impl Core {
             Write::PutAlert(a.clone()),
             audit(who, "ack", &format!("Alert/{id}"), comment),
         ])?;
+        // The firing copy keeps the acknowledgement (a later resolution
+        // writes it back).
+        if let Some(f) = self
+            .st()
+            .firing
+            .get_mut(&a.device)
+            .and_then(|v| v.iter_mut().find(|x| x.id == a.id))
+        {
+            *f = a;
+        }
         Ok(())
     }
 

@@ -14,9 +14,7 @@
 //! ([`pinned_ca_verifier`]), the agent by the CA its enrolment returned.
 
 use std::fs;
-use std::io::Write as _;
 use std::net::IpAddr;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -128,36 +126,14 @@ fn read(path: &Path) -> Result<String, Error> {
     })
 }
 
-/// Writes `text` to `path` with `mode`, atomically (temporary file,
-/// fsync, rename, fsync of the folder).
+/// Writes `text` to `path` with `mode`, atomically
+/// ([`crate::bundle::store::write_atomic`]).
 pub fn write_atomic(path: &Path, text: &[u8], mode: u32) -> Result<(), Error> {
-    let io = |op: &'static str, p: &Path| {
-        let p = p.to_owned();
-        move |source| Error::Io {
-            op,
-            path: p,
-            source,
-        }
-    };
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io("creating", &tmp))?;
-    f.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(io("chmod", &tmp))?;
-    f.write_all(text).map_err(io("writing", &tmp))?;
-    f.sync_all().map_err(io("syncing", &tmp))?;
-    fs::rename(&tmp, path).map_err(io("renaming", path))?;
-    if let Some(dir) = path.parent() {
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("syncing", dir))?;
-    }
-    Ok(())
+    crate::bundle::store::write_atomic(path, text, mode).map_err(|source| Error::Io {
+        op: "writing",
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// PEM of one DER object.
@@ -523,6 +499,7 @@ impl ServerCertVerifier for PinnedCa {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn creates_once_and_issues_client_certificates() {

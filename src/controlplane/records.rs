@@ -245,9 +245,9 @@ impl Default for Rollout {
 /// read as a node bundle.
 #[derive(Debug, Clone, Default)]
 pub struct BundleTargeting {
-    /// Which devices (empty: none; write `selector: {}`… no: an empty
-    /// selector would select every device, so it must be explicit with
-    /// `selector: all`).
+    /// Which devices: none when absent; `selector: all` selects every
+    /// device (an empty selector is refused, so that a forgotten one
+    /// cannot select the whole fleet).
     pub selector: Option<Selector>,
     /// How.
     pub rollout: Rollout,
@@ -257,7 +257,8 @@ fn err(path: impl Into<String>, message: impl Into<String>) -> FieldError {
     FieldError::new(path, message)
 }
 
-fn name_ok(name: &str) -> bool {
+/// Whether `name` is a record name: 1–63 letters, digits, `-`, `_`, `.`.
+pub fn name_ok(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
         && name

@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 
-use super::core::{ApiError, ApiResult, Core, audit, event, now};
+use super::core::{ApiResult, Core, audit, event, now};
 use super::records::{self, Strategy};
 use super::store::{Device, Kind, Object, Revision, Rollout, Write};
 use crate::validate::FieldError;
@@ -341,26 +341,4 @@ impl Core {
             "rollout removed",
         ));
     }
-}
-
-/// A rollout's summary line for tables.
-pub fn summary(r: &Rollout) -> String {
-    format!(
-        "{} {}/{} {}",
-        r.phase,
-        (r.batch + 1).min(r.batches.len()),
-        r.batches.len(),
-        r.message
-    )
-}
-
-/// Errors of a bundle that does not resolve, for apply.
-pub fn invalid(errors: Vec<FieldError>) -> ApiError {
-    ApiError::Invalid(
-        errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n"),
-    )
 }

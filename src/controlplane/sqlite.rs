@@ -132,6 +132,26 @@ impl Sqlite {
     }
 }
 
+/// Inserts or replaces the document of `key` in a `(key, doc)` table
+/// (`table` and `key_col` are this file's constants, never input).
+fn upsert(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    key_col: &str,
+    key: &str,
+    doc: &str,
+) -> Result<()> {
+    tx.execute(
+        &format!(
+            "INSERT INTO {table} ({key_col}, doc) VALUES (?1, ?2)
+             ON CONFLICT ({key_col}) DO UPDATE SET doc = excluded.doc"
+        ),
+        params![key, doc],
+    )
+    .map_err(db)?;
+    Ok(())
+}
+
 fn kind_str(k: Kind) -> &'static str {
     k.as_str()
 }
@@ -330,12 +350,7 @@ impl Store for Sqlite {
                     .map_err(db)?;
                 }
                 Write::PutUser(u) => {
-                    tx.execute(
-                        "INSERT INTO users (name, doc) VALUES (?1, ?2)
-                         ON CONFLICT (name) DO UPDATE SET doc = excluded.doc",
-                        params![u.name, to_json(&u)?],
-                    )
-                    .map_err(db)?;
+                    upsert(&tx, "users", "name", &u.name, &to_json(&u)?)?;
                 }
                 Write::Audit(e) => {
                     tx.execute("INSERT INTO audit (doc) VALUES (?1)", params![to_json(&e)?])
@@ -350,12 +365,7 @@ impl Store for Sqlite {
                     events = true;
                 }
                 Write::PutAlert(a) => {
-                    tx.execute(
-                        "INSERT INTO alerts (id, doc) VALUES (?1, ?2)
-                         ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-                        params![a.id, to_json(&a)?],
-                    )
-                    .map_err(db)?;
+                    upsert(&tx, "alerts", "id", &a.id, &to_json(&a)?)?;
                 }
                 Write::PutRevision(r) => {
                     tx.execute(
@@ -365,12 +375,7 @@ impl Store for Sqlite {
                     .map_err(db)?;
                 }
                 Write::PutRollout(r) => {
-                    tx.execute(
-                        "INSERT INTO rollouts (bundle, doc) VALUES (?1, ?2)
-                         ON CONFLICT (bundle) DO UPDATE SET doc = excluded.doc",
-                        params![r.bundle, to_json(&r)?],
-                    )
-                    .map_err(db)?;
+                    upsert(&tx, "rollouts", "bundle", &r.bundle, &to_json(&r)?)?;
                 }
                 Write::DeleteRollout(b) => {
                     tx.execute("DELETE FROM rollouts WHERE bundle = ?1", params![b])

@@ -766,23 +766,12 @@ fn read_cursor(dir: &Path) -> Result<Option<Cursor>, Error> {
     Ok(cursor)
 }
 
-/// Writes the cursor atomically: temporary file, fsync, rename, fsync of
-/// the directory.
+/// Writes the cursor atomically (`cursor.tmp`, fsync, rename, fsync of
+/// the directory: [`crate::bundle::store::write_atomic`]).
 fn write_cursor(dir: &Path, cursor: &Cursor) -> Result<(), Error> {
-    let tmp = dir.join(CURSOR_TMP);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io_err("creating", &tmp))?;
-    f.write_all(cursor.encode().as_bytes())
-        .map_err(io_err("writing", &tmp))?;
-    f.sync_all().map_err(io_err("syncing", &tmp))?;
-    drop(f);
-    fs::rename(&tmp, dir.join(CURSOR)).map_err(io_err("renaming", &tmp))?;
-    sync_dir(dir)
+    let path = dir.join(CURSOR);
+    crate::bundle::store::write_atomic(&path, cursor.encode().as_bytes(), 0o600)
+        .map_err(io_err("writing", &path))
 }
 
 fn truncate(path: &Path, len: u64) -> Result<(), Error> {

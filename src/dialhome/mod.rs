@@ -38,4 +38,4 @@ pub type Offer = (
 /// What the node reports about itself.
 pub type StatusFn = Arc<dyn Fn() -> pb::Status + Send + Sync>;
 
-pub use session::{Backoff, run};
+pub use session::run;

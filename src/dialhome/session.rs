@@ -1,7 +1,8 @@
 //! The session with the control plane, held for as long as the agent
 //! runs: dial, Hello, then heartbeats, bundles, status and acks; on any
-//! failure, wait (capped exponential backoff with full jitter, reset
-//! after a session that lasted) and dial again.
+//! failure, wait (the loops' [`Backoff`]: 0.8 s doubling to 30 s,
+//! jittered, reset after 120 s without a failure, so after a session
+//! that lasted) and dial again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,61 +10,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::reconcile::Backoff;
+
 use super::identity::Identity;
 use super::telemetry::Telemetry;
 use super::{Offer, StatusFn, connect};
 use crate::proto::v1 as pb;
 use crate::proto::v1::agent_service_client::AgentServiceClient;
-
-/// Capped exponential backoff with full jitter (as kube-rs's watcher:
-/// 0.8 s doubling to 30 s), reset after a session of `reset_after`.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    /// First wait.
-    pub initial: Duration,
-    /// Largest wait.
-    pub max: Duration,
-    /// A session that lasted this long resets the backoff.
-    pub reset_after: Duration,
-    attempt: u32,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            initial: Duration::from_millis(800),
-            max: Duration::from_secs(30),
-            reset_after: Duration::from_secs(120),
-            attempt: 0,
-        }
-    }
-}
-
-impl Backoff {
-    /// The next wait: uniform in [0, min(max, initial·2ⁿ)], at least
-    /// 50 ms.
-    pub fn next_wait(&mut self) -> Duration {
-        let cap = self
-            .initial
-            .saturating_mul(1u32 << self.attempt.min(16))
-            .min(self.max);
-        self.attempt = self.attempt.saturating_add(1);
-        let mut b = [0u8; 4];
-        let r = if getrandom::fill(&mut b).is_ok() {
-            f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX)
-        } else {
-            0.5
-        };
-        cap.mul_f64(r).max(Duration::from_millis(50))
-    }
-
-    /// After a session of `lasted`.
-    pub fn ended(&mut self, lasted: Duration) {
-        if lasted >= self.reset_after {
-            self.attempt = 0;
-        }
-    }
-}
 
 /// What the session needs.
 #[derive(Clone)]
@@ -95,7 +48,9 @@ fn msg(m: pb::agent_message::Msg) -> pb::AgentMessage {
 }
 
 /// Holds the session until `stop`.
-pub async fn run(parts: Parts, mut backoff: Backoff, stop: CancellationToken) {
+pub async fn run(parts: Parts, stop: CancellationToken) {
+    let seed = getrandom::u64().unwrap_or(u64::from(std::process::id()));
+    let mut backoff = Backoff::new(seed);
     let tls = match parts.identity.tls() {
         Ok(t) => t,
         Err(e) => {
@@ -104,7 +59,6 @@ pub async fn run(parts: Parts, mut backoff: Backoff, stop: CancellationToken) {
         }
     };
     loop {
-        let started = tokio::time::Instant::now();
         let r = once(&parts, Arc::clone(&tls), &stop).await;
         parts
             .connected
@@ -112,8 +66,7 @@ pub async fn run(parts: Parts, mut backoff: Backoff, stop: CancellationToken) {
         if stop.is_cancelled() {
             return;
         }
-        backoff.ended(started.elapsed());
-        let wait = backoff.next_wait();
+        let wait = backoff.next(tokio::time::Instant::now());
         match r {
             Ok(()) => tracing::info!(retry_in = ?wait, "session ended"),
             Err(e) => {
@@ -244,33 +197,6 @@ async fn once(
                     Some(pb::control_message::Msg::Welcome(_)) | None => {}
                 }
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_is_capped_jittered_and_resets() {
-        let mut b = Backoff::default();
-        let mut max_seen = Duration::ZERO;
-        for _ in 0..50 {
-            let w = b.next_wait();
-            assert!(w <= Duration::from_secs(30), "{w:?}");
-            max_seen = max_seen.max(w);
-        }
-        assert!(
-            max_seen > Duration::from_secs(5),
-            "jitter reaches up to the cap: {max_seen:?}"
-        );
-        b.ended(Duration::from_secs(1));
-        assert!(b.attempt > 10);
-        b.ended(Duration::from_secs(200));
-        assert_eq!(b.attempt, 0);
-        for _ in 0..20 {
-            assert!(b.next_wait() <= Duration::from_secs(30));
         }
     }
 }
