@@ -1,20 +1,28 @@
 //! `onprem demo`: the whole system on one machine, with no hardware.
 //!
-//! Several simulated nodes run in one process, each a whole agent in
-//! standalone mode (`--hardware sim --bundle`) with one of the example
-//! bundles built into the binary: its own listener, state directory,
-//! reconcile loops and simulated world, where every chip is emulated at
-//! the register level and read by the real drivers. The first node also
-//! serves this machine's real `/proc` and `/sys` metrics, as
-//! node_exporter would. A scenario makes the loops work: the load steps to
-//! 100 % on every node, the UPS node loses mains, a pressure transmitter
-//! on the CM4's ADC swings and its flow meter pulses. A summary per node
-//! (temperatures, zone duties, battery, signals, loop conditions, firing
-//! alerts, host actions) prints until Ctrl-C or `--duration`.
+//! A control plane and several simulated nodes run in one process, on
+//! loopback. The control plane is the real one (its own CA, SQLite store
+//! and TLS port, in a scratch directory); each node is a whole agent
+//! (`--hardware sim`) with its own listener and state directory that
+//! enrols with a one-time token and dials home over mutual TLS. One
+//! Bundle record per node (an example bundle built into the binary, with
+//! a selector on the label its enrolment token gave it) is applied at the
+//! control plane, signed, delivered and verified; the demo waits until
+//! every node converged (desired = current), then prints the CLI commands
+//! that work against it from another terminal. In every node's simulated
+//! world each chip is emulated at the register level and read by the real
+//! drivers; the first node also serves this machine's real `/proc` and
+//! `/sys` metrics, as node_exporter would. A scenario makes the loops
+//! work: the load steps to 100 % on every node, the UPS node loses mains,
+//! a pressure transmitter on the CM4's ADC swings and its flow meter
+//! pulses. A summary per node (temperatures, zone duties, battery,
+//! signals, loop conditions, firing alerts, host actions) prints until
+//! Ctrl-C or `--duration`.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
@@ -22,8 +30,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::{self, Flags};
 use crate::bundle::examples::{self, EXAMPLES};
+use crate::controlplane;
 use crate::httpc::Client;
 use crate::hw::poller::Hub;
+use crate::proto::v1 as pb;
 
 /// The nodes the demo runs unless told otherwise.
 pub const DEFAULT_NODES: &str = "pi5-fan-curve,gpu-server-pid,pi-ups-shutdown,cm4-adc-signals";
@@ -35,6 +45,9 @@ pub struct Options {
     /// the same host).
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:0")]
     pub listen: String,
+    /// Address of the control plane (port 0: a free one).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:0")]
+    pub control_plane_listen: SocketAddr,
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
@@ -45,8 +58,8 @@ pub struct Options {
     /// every example).
     #[arg(long, value_name = "NAME,...", value_delimiter = ',', default_value = DEFAULT_NODES)]
     pub nodes: Vec<String>,
-    /// Seconds after start when the load steps to 100 % on every node (0:
-    /// never).
+    /// Seconds after the nodes converged when the load steps to 100 % on
+    /// every node (0: never).
     #[arg(long, value_name = "SECONDS", default_value_t = 20.0)]
     pub load_step: f64,
 }
@@ -55,6 +68,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             listen: "127.0.0.1:0".into(),
+            control_plane_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             duration: None,
             every: 2.0,
             nodes: DEFAULT_NODES.split(',').map(str::to_owned).collect(),
@@ -63,20 +77,30 @@ impl Default for Options {
     }
 }
 
-/// When the UPS node's mains fail, seconds after start.
+/// When the UPS node's mains fail, seconds after its bundle applied.
 const MAINS_LOST_AT: f64 = 20.0;
 /// The UPS node's battery in the demo, Wh: small, so that the protective
 /// shutdown comes within a minute of the mains loss.
 const DEMO_BATTERY_WH: f64 = 0.4;
+/// How long enrolment and convergence may take before the demo gives up.
+const SETTLE: Duration = Duration::from_secs(90);
 
 /// One simulated node.
 struct Node {
     name: String,
     addr: SocketAddr,
-    hub: Option<Hub>,
+    hub: Option<Arc<Mutex<Option<Hub>>>>,
     task: JoinHandle<Result<(), agent::Error>>,
     /// What the demo changed in the node's world, for the header.
     scenario: Vec<String>,
+}
+
+impl Node {
+    fn hub(&self) -> Option<Hub> {
+        self.hub
+            .as_ref()
+            .and_then(|h| h.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
 }
 
 /// Removes the demo's directory when the demo ends, however it ends.
@@ -88,12 +112,50 @@ impl Drop for Scratch {
     }
 }
 
+/// Waits for `f` to hold, up to [`SETTLE`] or until `shutdown`.
+async fn settle(
+    what: &str,
+    shutdown: &CancellationToken,
+    mut f: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while !f() {
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("{what}: not within {} s", SETTLE.as_secs());
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => anyhow::bail!("{what}: stopped"),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    Ok(())
+}
+
 /// Runs the demo until `shutdown` is cancelled or the duration passes.
 pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<()> {
     let names = node_names(&opts.nodes)?;
     let scratch = Scratch(std::env::temp_dir().join(format!("onprem-demo-{}", std::process::id())));
     let stop = shutdown.child_token();
+
+    // The control plane.
+    let mut cp_opts = controlplane::Options::for_tests(scratch.0.join("control-plane"));
+    cp_opts.listen = opts.control_plane_listen;
+    cp_opts.heartbeat_seconds = 2;
+    let cp = controlplane::start(cp_opts, stop.clone()).await?;
+    let token = cp
+        .admin_token
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the control plane made no admin token"))?;
+    let admin = cp
+        .core
+        .authenticate(Some(&format!("Bearer {token}")))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    // The nodes: each enrols with its own one-time token, labelled with
+    // the example it will run.
     let mut nodes = Vec::new();
+    let mut records = Vec::new();
+    let mut node_bundles = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let listen = if i == 0 {
             opts.listen.clone()
@@ -105,15 +167,71 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
             );
             format!("{host}:0")
         };
-        let node = start_node(name, i == 0, &listen, &scratch.0, stop.clone())
+        let enrol = cp
+            .core
+            .create_token(
+                &admin,
+                &pb::CreateTokenRequest {
+                    r#type: "enrol".into(),
+                    labels: [("example".to_owned(), name.clone())].into(),
+                    description: format!("demo node {name}"),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .token;
+        let (record, node_bundle, scenario) = bundle_record(name)?;
+        node_bundles.push(node_bundle);
+        records.push(pb::Document {
+            source: format!("examples/{name}.yaml"),
+            text: record,
+        });
+        let node = start_node(name, i == 0, &listen, &scratch.0, &cp, &enrol, stop.clone())
             .await
             .map_err(|e| anyhow::anyhow!("node {name}: {e:#}"))?;
-        nodes.push(node);
+        nodes.push(Node { scenario, ..node });
     }
+    let n = nodes.len();
+    settle("every node enrolled and online", &shutdown, || {
+        let d = cp.core.devices();
+        d.len() == n && d.iter().all(|d| d.online)
+    })
+    .await?;
+
+    // Their bundles, applied at the control plane as `onprem apply -f`
+    // would, and rolled out.
+    let r = cp
+        .core
+        .apply(&admin, &records, false)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !r.applied {
+        anyhow::bail!("the demo's bundles were refused: {:?}", r.results);
+    }
+    settle("every node converged", &shutdown, || {
+        let d = cp.core.devices();
+        d.iter()
+            .all(|d| d.converged && d.device.desired_version > 0 && !d.device.tainted)
+    })
+    .await?;
+    settle("every node's hardware up", &shutdown, || {
+        nodes.iter().all(|n| n.hub().is_some())
+    })
+    .await?;
+    for (node, text) in nodes.iter_mut().zip(&node_bundles) {
+        if let Some(world) = node.hub().as_ref().and_then(Hub::world) {
+            let resolved = crate::bundle::validate(&crate::bundle::parse(text)?, None)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let more = drive_world(&resolved.hardware, &world, stop.clone());
+            node.scenario.extend(more);
+        }
+    }
+
+    let config = scratch.0.join("cli.yaml");
     println!(
-        "onprem demo: {} simulated nodes, each an agent running its bundle",
+        "onprem demo: a control plane and {} simulated nodes, enrolled, each converged on its bundle",
         nodes.len()
     );
+    println!("  control plane        {}", cp.url());
     for (i, n) in nodes.iter().enumerate() {
         let extra = if i == 0 {
             " (and this machine's real metrics)"
@@ -131,8 +249,27 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
             opts.load_step
         );
     }
+    println!("From another terminal:");
+    println!("  export ONPREM_CONFIG={}", config.display());
     println!(
-        "  status: onprem status --address {}",
+        "  onprem login {} --token {token} --ca-fingerprint {}",
+        cp.url(),
+        cp.ca_fingerprint
+    );
+    println!("  onprem get devices -o wide");
+    println!("  onprem get bundles");
+    println!(
+        "  onprem describe device {}",
+        nodes.first().map_or("", |n| n.name.as_str())
+    );
+    println!(
+        "  onprem get devices -l example={}",
+        names.first().map_or("", String::as_str)
+    );
+    println!("  onprem watch devices");
+    println!("  onprem get alerts; onprem get events");
+    println!(
+        "  onprem status --address {}",
         nodes
             .first()
             .map_or_else(String::new, |n| n.addr.to_string())
@@ -154,7 +291,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         if !stepped && opts.load_step > 0.0 && t >= opts.load_step {
             stepped = true;
             for n in &nodes {
-                if let Some(w) = n.hub.as_ref().and_then(Hub::world) {
+                if let Some(w) = n.hub().as_ref().and_then(Hub::world) {
                     w.with_model(|m| {
                         m.set_load(1.0);
                         m.set_gpu_load(1.0);
@@ -172,7 +309,14 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         })
         .await?;
         clients = lines.0;
-        println!("t={t:>5.0}s");
+        let fleet = cp.core.devices();
+        println!(
+            "t={t:>5.0}s  control plane: {}/{} online, {} converged, {} tainted",
+            fleet.iter().filter(|d| d.online).count(),
+            fleet.len(),
+            fleet.iter().filter(|d| d.converged).count(),
+            fleet.iter().filter(|d| d.device.tainted).count()
+        );
         for l in lines.1 {
             println!("  {l}");
         }
@@ -188,6 +332,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
     for n in nodes {
         n.task.await??;
     }
+    cp.stop().await;
     drop(scratch);
     println!("onprem demo: stopped (every fan left at its fail-safe duty)");
     Ok(())
@@ -217,15 +362,11 @@ fn node_names(asked: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-/// Writes the node's bundle (with the demo's changes to its simulated
-/// world) and starts its agent.
-async fn start_node(
-    name: &str,
-    host_metrics: bool,
-    listen: &str,
-    scratch: &std::path::Path,
-    stop: CancellationToken,
-) -> anyhow::Result<Node> {
+/// The Bundle record for the node running example `name`: the example
+/// with the demo's changes to its simulated world, selecting the devices
+/// labelled `example=<name>`; the bundle as the node will run it; and
+/// what the demo changed.
+fn bundle_record(name: &str) -> anyhow::Result<(String, String, Vec<String>)> {
     let text = examples::get(name).ok_or_else(|| anyhow::anyhow!("no such example"))?;
     let mut scenario = Vec::new();
     let mut bundle: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)?;
@@ -246,18 +387,36 @@ async fn start_node(
             "mains lost at {MAINS_LOST_AT:.0} s, a {DEMO_BATTERY_WH} Wh battery"
         ));
     }
+    let node_bundle = serde_yaml_ng::to_string(&bundle)?;
+    let selector: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&format!("{{matchLabels: {{example: {name}}}}}"))?;
+    if let Some(spec) = bundle["spec"].as_mapping_mut() {
+        spec.insert("selector".into(), selector);
+    }
+    Ok((serde_yaml_ng::to_string(&bundle)?, node_bundle, scenario))
+}
+
+/// Starts a node's agent: it enrols with `enrol` and dials the control
+/// plane, which sends its bundle.
+async fn start_node(
+    name: &str,
+    host_metrics: bool,
+    listen: &str,
+    scratch: &std::path::Path,
+    cp: &controlplane::Handle,
+    enrol: &str,
+    stop: CancellationToken,
+) -> anyhow::Result<Node> {
     let dir = scratch.join(name);
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join("bundle.yaml");
-    let text = serde_yaml_ng::to_string(&bundle)?;
-    // The node's devices as the agent will open them (profile merged,
-    // defaults filled in), for the scenario.
-    let resolved = crate::bundle::validate(&crate::bundle::parse(&text)?, None)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    std::fs::write(&path, &text)?;
-
     let flags = Flags {
         listen_address: Some(listen.to_owned()),
+        hardware: Some("sim".into()),
+        state_dir: Some(dir.join("state")),
+        control_plane: Some(cp.url()),
+        enrol_token: Some(enrol.to_owned()),
+        ca_fingerprint: Some(cp.ca_fingerprint.clone()),
+        device_name: Some(name.to_owned()),
         ..Default::default()
     };
     let mut file = agent::config::File::default();
@@ -271,23 +430,17 @@ async fn start_node(
         file.collectors.disable_defaults = true;
         file.collectors.enable = vec!["devices".into(), "loops".into()];
     }
-    file.hardware.source = "sim".to_owned();
-    file.bundle.path = Some(path);
-    file.bundle.state_dir = dir.join("state");
     let config = flags.apply(&mut file, None)?;
     let agent = agent::Agent::bind_config(None, config).await?;
     let addr = agent.local_addr();
-    let hub = agent.hub();
-    if let Some(world) = hub.as_ref().and_then(Hub::world) {
-        scenario.extend(drive_world(&resolved.hardware, &world, stop.clone()));
-    }
+    let hub = agent.hub_slot();
     let task = tokio::spawn(agent.run(stop));
     Ok(Node {
         name: name.to_owned(),
         addr,
         hub,
         task,
-        scenario,
+        scenario: Vec::new(),
     })
 }
 

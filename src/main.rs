@@ -34,7 +34,10 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("onprem: {}", onprem::exporter::error_chain(e.as_ref()));
-            std::process::ExitCode::FAILURE
+            match e.downcast_ref::<onprem::cli::fleet::Exit>() {
+                Some(x) => std::process::ExitCode::from(x.code),
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -1,5 +1,7 @@
-//! `onprem demo` runs several simulated nodes with the example bundles,
-//! prints their URLs and a live summary per node, and stops cleanly.
+//! `onprem demo` runs a control plane and several simulated nodes that
+//! enrol and converge on the example bundles, prints their URLs, the CLI
+//! commands that work against it (run here from another process) and a
+//! live summary per node, and stops cleanly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
@@ -80,7 +82,55 @@ fn demo_runs_simulated_nodes_with_the_example_bundles_then_stops() {
     assert_eq!(r.status, 200);
     let m = r.text();
     assert!(m.contains("node_cpu_seconds_total{"), "no host metrics");
-    assert!(m.contains("name=\"pi5-fan-curve\",version=\"1\""), "{m}");
+    assert!(m.contains("name=\"pi5-fan-curve\",version=\""), "{m}");
+    // The printed CLI commands work from another process.
+    let config = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("export ONPREM_CONFIG="))
+        .expect("the ONPREM_CONFIG line")
+        .to_owned();
+    let login: Vec<String> = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("onprem login "))
+        .expect("the login line")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_onprem"))
+            .args(args)
+            .env("ONPREM_CONFIG", &config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "onprem {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let mut args = vec!["login"];
+    args.extend(login.iter().map(String::as_str));
+    assert!(cli(&args).starts_with("logged in to https://127.0.0.1:"));
+    let devices: Vec<serde_json::Value> =
+        serde_json::from_str(&cli(&["get", "devices", "-o", "json"])).unwrap();
+    let mut seen: Vec<&str> = devices
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    seen.sort_unstable();
+    let mut want = NODES.to_vec();
+    want.sort_unstable();
+    assert_eq!(seen, want);
+    for d in &devices {
+        assert_eq!(d["online"], true, "{d}");
+        assert_eq!(d["converged"], true, "{d}");
+        assert_eq!(d["tainted"], false, "{d}");
+        assert_eq!(d["current"]["name"], d["name"], "{d}");
+    }
+    let table = cli(&["get", "devices", "-l", "example=cm4-adc-signals"]);
+    assert_eq!(table.lines().count(), 2, "{table}");
+    assert!(table.contains("cm4-adc-signals"), "{table}");
 
     for l in rx.iter() {
         lines.push(l);
@@ -98,6 +148,12 @@ fn demo_runs_simulated_nodes_with_the_example_bundles_then_stops() {
             .is_some_and(|l| l.starts_with("onprem demo: stopped")),
         "{lines:#?}"
     );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("control plane: 4/4 online, 4 converged, 0 tainted")),
+        "{lines:#?}"
+    );
     for name in NODES {
         let rows: Vec<&String> = lines
             .iter()
@@ -107,7 +163,14 @@ fn demo_runs_simulated_nodes_with_the_example_bundles_then_stops() {
         assert!(rows.len() >= 5, "{name}: a live summary: {lines:#?}");
         // Loops ready on every line: the bundle applied and ran.
         for r in &rows {
-            assert!(r.contains(" v1 "), "{r}");
+            let version = r.split_whitespace().nth(1).unwrap_or_default();
+            assert!(
+                version
+                    .strip_prefix('v')
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .is_some_and(|v| v > 0),
+                "{r}"
+            );
             assert!(!r.contains("not ready"), "{r}");
             assert!(!r.contains("FAILSAFE"), "{r}");
             let cpu = number_after(r, "cpu").unwrap_or_else(|| panic!("no cpu: {r}"));

@@ -264,6 +264,13 @@ impl Agent {
         }
     }
 
+    /// The node's hub as it will be after each bundle (none before the
+    /// first, or without a node): for callers that keep it past
+    /// [`Agent::run`].
+    pub fn hub_slot(&self) -> Option<Arc<std::sync::Mutex<Option<Hub>>>> {
+        self.node.as_ref().map(|n| Arc::clone(&n.hub))
+    }
+
     /// The state shared with the HTTP handlers.
     pub fn shared(&self) -> Arc<Shared> {
         Arc::clone(&self.shared)

@@ -1,13 +1,16 @@
 //! # The command line
 //!
-//! One binary, several roles: `onprem agent` (the node daemon) and
-//! `onprem demo` today; the control plane and the kubectl-like fleet
-//! commands join as they are built. `main.rs` parses with [`Cli`] and
+//! One binary, several roles: `onprem agent` (the node daemon),
+//! `onprem control-plane`, the kubectl-like fleet commands ([`fleet`]:
+//! `login`, `get`, `describe`, `apply`, `diff`, `delete`, `watch`,
+//! `token`, `ack`) and `onprem demo`. `main.rs` parses with [`Cli`] and
 //! hands over to [`run`].
 //!
 //! To add a command: a variant of [`Command`] with its options struct (in
 //! the subsystem's module), and an arm in [`run`] that calls the
 //! subsystem's `run(options, shutdown)`.
+
+pub mod fleet;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -53,6 +56,28 @@ pub enum Command {
     /// The local agent's bundle, loops, fan zones, alerts and recent
     /// events.
     Status(agent::status::Options),
+    /// Log in to a control plane: its URL, an API token, and its CA
+    /// pinned by fingerprint (or file); kept in ~/.config/onprem.
+    Login(fleet::LoginOptions),
+    /// List records: devices, bundles, profiles, facilities, chassis,
+    /// alerts, tokens, events, users, rollouts, audit.
+    Get(fleet::GetOptions),
+    /// One record in detail: a device's conditions, bundle, latest
+    /// telemetry, alerts and events.
+    Describe(fleet::DescribeOptions),
+    /// Create or update records from YAML files, all or nothing.
+    Apply(fleet::ApplyOptions),
+    /// What `apply` would change (exit 1 when anything would).
+    Diff(fleet::DiffOptions),
+    /// Delete records (a device: its certificate is no longer accepted).
+    Delete(fleet::DeleteOptions),
+    /// Follow devices (or events) live until Ctrl-C.
+    Watch(fleet::WatchOptions),
+    /// API and enrolment tokens.
+    #[command(subcommand)]
+    Token(fleet::TokenCommand),
+    /// Acknowledge alerts.
+    Ack(fleet::AckOptions),
 }
 
 impl Command {
@@ -71,7 +96,16 @@ impl Command {
             | Command::Validate(_)
             | Command::Explain(_)
             | Command::Bundle(_)
-            | Command::Status(_) => tracing::Level::WARN,
+            | Command::Status(_)
+            | Command::Login(_)
+            | Command::Get(_)
+            | Command::Describe(_)
+            | Command::Apply(_)
+            | Command::Diff(_)
+            | Command::Delete(_)
+            | Command::Watch(_)
+            | Command::Token(_)
+            | Command::Ack(_) => tracing::Level::WARN,
         }
     }
 }
@@ -127,5 +161,14 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || agent::status::run(&opts)).await?
         }
         Command::Bundle(cmd) => tokio::task::spawn_blocking(move || bundle::cli::run(cmd)).await?,
+        Command::Login(o) => fleet::login(o).await,
+        Command::Get(o) => fleet::get(o).await,
+        Command::Describe(o) => fleet::describe(o).await,
+        Command::Apply(o) => fleet::apply(o).await,
+        Command::Diff(o) => fleet::diff(o).await,
+        Command::Delete(o) => fleet::delete(o).await,
+        Command::Watch(o) => fleet::watch(o, shutdown).await,
+        Command::Token(c) => fleet::token(c).await,
+        Command::Ack(o) => fleet::ack(o).await,
     }
 }

@@ -1,0 +1,1615 @@
+//! The fleet commands: `login`, `get`, `describe`, `apply`, `diff`,
+//! `delete`, `watch`, `token`, `ack` — the control plane driven the
+//! GitOps way, as `kubectl` drives a cluster.
+//!
+//! They speak the fleet gRPC API (`proto/onprem/v1/fleet.proto`) over TLS
+//! to the control plane whose CA `onprem login` pinned; `watch` reads the
+//! REST WebSocket. The login (URL, API token, CA certificate) is kept in
+//! `$ONPREM_CONFIG`, else `$XDG_CONFIG_HOME/onprem/config.yaml`, else
+//! `~/.config/onprem/config.yaml`, mode 0600.
+//!
+//! Exit codes a script can rely on ([`Exit`]):
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | done (`diff`: no differences) |
+//! | 1 | `diff`: differences found |
+//! | 2 | usage: a bad flag or argument, a file that cannot be read |
+//! | 3 | the control plane cannot be reached (or its TLS is not the pinned one) |
+//! | 4 | not logged in, or the token is unknown, expired or revoked |
+//! | 5 | the token's role does not allow it |
+//! | 6 | not found |
+//! | 7 | refused: invalid records (nothing stored), a bad selector |
+//! | 8 | the control plane failed (an internal error) |
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::controlplane::pki;
+use crate::dialhome::connect;
+use crate::proto::v1 as pb;
+use crate::proto::v1::fleet_client::FleetClient;
+
+/// An error with the exit code a script can rely on (see the module
+/// documentation for the table).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    /// The process exit code.
+    pub code: u8,
+    /// What went wrong, for stderr.
+    pub message: String,
+}
+
+/// Exit codes.
+pub mod code {
+    /// `diff` found differences.
+    pub const DIFFERENT: u8 = 1;
+    /// A bad flag, argument or input file.
+    pub const USAGE: u8 = 2;
+    /// The control plane cannot be reached.
+    pub const UNREACHABLE: u8 = 3;
+    /// Not logged in, or the token is refused.
+    pub const UNAUTHENTICATED: u8 = 4;
+    /// The role does not allow it.
+    pub const FORBIDDEN: u8 = 5;
+    /// Not found.
+    pub const NOT_FOUND: u8 = 6;
+    /// Invalid input, refused; nothing stored.
+    pub const INVALID: u8 = 7;
+    /// The control plane failed.
+    pub const INTERNAL: u8 = 8;
+}
+
+fn exit(code: u8, message: impl Into<String>) -> anyhow::Error {
+    Exit {
+        code,
+        message: message.into(),
+    }
+    .into()
+}
+
+/// The exit error for a gRPC status.
+fn status_err(s: &tonic::Status, url: &str) -> anyhow::Error {
+    use tonic::Code;
+    let m = s.message();
+    match s.code() {
+        Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled => exit(
+            code::UNREACHABLE,
+            format!("cannot reach the control plane at {url}: {m}"),
+        ),
+        Code::Unauthenticated => exit(
+            code::UNAUTHENTICATED,
+            format!("{m} (log in again: onprem login {url} --token … --ca-fingerprint …)"),
+        ),
+        Code::PermissionDenied => exit(code::FORBIDDEN, m),
+        Code::NotFound => exit(code::NOT_FOUND, m),
+        Code::InvalidArgument | Code::FailedPrecondition | Code::AlreadyExists => {
+            exit(code::INVALID, m)
+        }
+        _ => exit(code::INTERNAL, format!("the control plane failed: {m}")),
+    }
+}
+
+/// What `onprem login` keeps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Login {
+    /// `https://host:port` of the control plane.
+    pub url: String,
+    /// The API token.
+    pub token: String,
+    /// The control plane's CA certificate (PEM): the only one trusted.
+    pub ca_pem: String,
+}
+
+/// Where the login is kept.
+pub fn config_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("ONPREM_CONFIG") {
+        return PathBuf::from(p);
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|x| !x.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("onprem").join("config.yaml")
+}
+
+/// The saved login.
+pub fn load_login() -> anyhow::Result<Login> {
+    let p = config_path();
+    let text = std::fs::read_to_string(&p).map_err(|e| {
+        exit(
+            code::UNAUTHENTICATED,
+            format!(
+                "not logged in ({}: {e}): run `onprem login https://HOST:7443 --token TOKEN --ca-fingerprint sha256:…` first",
+                p.display()
+            ),
+        )
+    })?;
+    serde_yaml_ng::from_str(&text)
+        .map_err(|e| exit(code::UNAUTHENTICATED, format!("{}: {e}", p.display())))
+}
+
+fn save_login(l: &Login) -> anyhow::Result<PathBuf> {
+    let p = config_path();
+    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| exit(code::USAGE, format!("{}: {e}", dir.display())))?;
+    }
+    let text = serde_yaml_ng::to_string(l)?;
+    crate::bundle::store::write_atomic(&p, text.as_bytes(), 0o600)
+        .map_err(|e| exit(code::USAGE, format!("{}: {e}", p.display())))?;
+    Ok(p)
+}
+
+/// A connection to the control plane of a login.
+struct Conn {
+    login: Login,
+    client: FleetClient<tonic::transport::Channel>,
+}
+
+impl Conn {
+    fn open() -> anyhow::Result<Conn> {
+        let login = load_login()?;
+        let tls = pki::client_config(&login.ca_pem, None).map_err(|e| {
+            exit(
+                code::UNAUTHENTICATED,
+                format!("{}: caPem: {e}", config_path().display()),
+            )
+        })?;
+        let ch =
+            connect::channel(&login.url, Arc::new(tls), Duration::from_secs(10)).map_err(|e| {
+                exit(
+                    code::USAGE,
+                    format!("{}: url: {e}", config_path().display()),
+                )
+            })?;
+        Ok(Conn {
+            login,
+            client: FleetClient::new(ch),
+        })
+    }
+
+    fn req<T>(&self, msg: T) -> tonic::Request<T> {
+        authed(&self.login.token, msg)
+    }
+
+    fn err(&self, s: &tonic::Status) -> anyhow::Error {
+        status_err(s, &self.login.url)
+    }
+
+    async fn get(
+        &mut self,
+        kind: &str,
+        name: &str,
+        selector: &str,
+        device: &str,
+    ) -> anyhow::Result<Vec<Value>> {
+        let r = self.req(pb::GetRequest {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            selector: selector.to_owned(),
+            device: device.to_owned(),
+        });
+        let resp = self.client.get(r).await.map_err(|s| self.err(&s))?;
+        let v: Value = serde_json::from_slice(&resp.into_inner().items_json)
+            .map_err(|e| exit(code::INTERNAL, format!("the control plane's answer: {e}")))?;
+        Ok(match v {
+            Value::Array(a) => a,
+            other => vec![other],
+        })
+    }
+}
+
+fn authed<T>(token: &str, msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.set_timeout(Duration::from_secs(60));
+    if let Ok(v) = format!("Bearer {}", token.trim()).parse() {
+        r.metadata_mut().insert("authorization", v);
+    }
+    r
+}
+
+/// How records are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// A table (the default).
+    Table,
+    /// A table with more columns.
+    Wide,
+    /// JSON (an array for `get`).
+    Json,
+    /// YAML.
+    Yaml,
+    /// `kind/name`, one per line.
+    Name,
+}
+
+/// `onprem login`.
+#[derive(Debug, Args)]
+pub struct LoginOptions {
+    /// The control plane, `https://HOST:PORT`.
+    pub url: String,
+    /// The API token (`onp_…`); also `$ONPREM_TOKEN`.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// A file holding the API token (the control plane's `admin.token`).
+    #[arg(long, conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+    /// The SHA-256 of the control plane's CA (`sha256:…`), as the control
+    /// plane printed it at first start.
+    #[arg(long)]
+    pub ca_fingerprint: Option<String>,
+    /// The control plane's CA certificate (`<state-dir>/ca.crt`).
+    #[arg(long, conflicts_with = "ca_fingerprint")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `onprem get`.
+#[derive(Debug, Args)]
+pub struct GetOptions {
+    /// devices, bundles, profiles, facilities, chassis, alerts, tokens,
+    /// events, users, rollouts, audit.
+    pub kind: String,
+    /// One record by name or id.
+    pub name: Option<String>,
+    /// A label selector (`k=v,k!=v,k in (a,b),k notin (a),k,!k`).
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Events and alerts of this device only.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// No header line in tables.
+    #[arg(long)]
+    pub no_headers: bool,
+}
+
+/// `onprem describe`.
+#[derive(Debug, Args)]
+pub struct DescribeOptions {
+    /// device, bundle, profile, facility, chassis.
+    pub kind: String,
+    /// Its name or id.
+    pub name: String,
+    /// Output format (table: for people).
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// `onprem apply` and `onprem diff`.
+#[derive(Debug, Args)]
+pub struct ApplyOptions {
+    /// Files or directories (their `*.yaml`, `*.yml`, `*.json`, sorted);
+    /// `-` reads standard input.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Validate and compare only; store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format: table (`kind/name outcome` lines), json, yaml, name.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// `onprem diff`.
+#[derive(Debug, Args)]
+pub struct DiffOptions {
+    /// Files or directories, as `apply -f` takes them.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// `onprem delete`.
+#[derive(Debug, Args)]
+pub struct DeleteOptions {
+    /// bundle, profile, facility, chassis, device (admin: its certificate
+    /// is no longer accepted), token (revokes it).
+    pub kind: String,
+    /// Names or ids.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Succeed when a record does not exist.
+    #[arg(long)]
+    pub ignore_not_found: bool,
+}
+
+/// `onprem watch`.
+#[derive(Debug, Args)]
+pub struct WatchOptions {
+    /// devices or events.
+    #[arg(default_value = "devices")]
+    pub kind: String,
+    /// Output format: table rows, or json (one object per line).
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// `onprem token`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token (admin) or, with `--enrol`, a one-time
+    /// enrolment token for a node. The token is printed once, alone on
+    /// standard output.
+    Create(TokenCreateOptions),
+    /// List tokens (never their secrets).
+    List {
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Revoke tokens by id.
+    Revoke {
+        /// Token ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+}
+
+/// `onprem token create`.
+#[derive(Debug, Args)]
+pub struct TokenCreateOptions {
+    /// A one-time enrolment token for a node.
+    #[arg(long)]
+    pub enrol: bool,
+    /// API tokens: viewer, operator or admin.
+    #[arg(long, conflicts_with = "enrol")]
+    pub role: Option<String>,
+    /// API tokens: the user it belongs to.
+    #[arg(long, conflicts_with = "enrol")]
+    pub user: Option<String>,
+    /// Lifetime (`90s`, `12h`, `30d` is `720h`); default: API tokens
+    /// never expire, enrolment tokens after 24 h.
+    #[arg(long)]
+    pub ttl: Option<String>,
+    /// Enrolment tokens: a label the enrolled device gets (`k=v`,
+    /// repeatable).
+    #[arg(long = "label", requires = "enrol")]
+    pub labels: Vec<String>,
+    /// What it is for.
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+/// `onprem ack`.
+#[derive(Debug, Args)]
+pub struct AckOptions {
+    /// Alert ids (from `onprem get alerts`).
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    /// Why.
+    #[arg(long, short = 'm')]
+    pub comment: Option<String>,
+}
+
+/// `onprem login`: checks the URL, the CA and the token, then keeps them.
+pub async fn login(o: LoginOptions) -> anyhow::Result<()> {
+    let token = if let Some(t) = &o.token {
+        t.trim().to_owned()
+    } else if let Some(f) = &o.token_file {
+        std::fs::read_to_string(f)
+            .map_err(|e| exit(code::USAGE, format!("--token-file {}: {e}", f.display())))?
+            .trim()
+            .to_owned()
+    } else if let Ok(t) = std::env::var("ONPREM_TOKEN") {
+        t.trim().to_owned()
+    } else {
+        return Err(exit(
+            code::USAGE,
+            "--token (or $ONPREM_TOKEN) or --token-file is required",
+        ));
+    };
+    if token.is_empty() {
+        return Err(exit(code::USAGE, "--token: empty"));
+    }
+    let (tls, pinned) = match (&o.ca_fingerprint, &o.ca_file) {
+        (_, Some(f)) => {
+            let pem = std::fs::read_to_string(f)
+                .map_err(|e| exit(code::USAGE, format!("--ca-file {}: {e}", f.display())))?;
+            let cfg = pki::client_config(&pem, None)
+                .map_err(|e| exit(code::USAGE, format!("--ca-file {}: {e}", f.display())))?;
+            (cfg, Err(pem))
+        }
+        (Some(fp), None) => {
+            let v = pki::pinned_ca_verifier(fp);
+            let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::clone(&v) as _)
+            .with_no_client_auth();
+            cfg.alpn_protocols = vec![b"h2".to_vec()];
+            (cfg, Ok(v))
+        }
+        (None, None) => {
+            return Err(exit(
+                code::USAGE,
+                "--ca-fingerprint sha256:… (printed by the control plane at first start) or --ca-file is required",
+            ));
+        }
+    };
+    let ch = connect::channel(&o.url, Arc::new(tls), Duration::from_secs(10))
+        .map_err(|e| exit(code::USAGE, format!("URL: {e}")))?;
+    let mut client = FleetClient::new(ch);
+    let me = client
+        .who_am_i(authed(&token, pb::WhoAmIRequest {}))
+        .await
+        .map_err(|s| status_err(&s, &o.url))?
+        .into_inner();
+    let ca_pem = match pinned {
+        Err(pem) => pem,
+        Ok(v) => {
+            let seen = v.seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let der = seen.ok_or_else(|| {
+                exit(
+                    code::UNREACHABLE,
+                    "the control plane presented no CA certificate",
+                )
+            })?;
+            pki::pem("CERTIFICATE", &der)
+        }
+    };
+    let path = save_login(&Login {
+        url: o.url.trim_end_matches('/').to_owned(),
+        token,
+        ca_pem,
+    })?;
+    println!(
+        "logged in to {} as {} ({}); control plane {}; saved in {}",
+        o.url,
+        me.user,
+        me.role,
+        me.version,
+        path.display()
+    );
+    Ok(())
+}
+
+/// `onprem get`.
+pub async fn get(o: GetOptions) -> anyhow::Result<()> {
+    let mut c = Conn::open()?;
+    let kind = canonical_kind(&o.kind);
+    let items = c
+        .get(
+            &o.kind,
+            o.name.as_deref().unwrap_or_default(),
+            o.selector.as_deref().unwrap_or_default(),
+            o.device.as_deref().unwrap_or_default(),
+        )
+        .await?;
+    // Events and alerts name their device by id: show its name.
+    let names = if matches!(kind, "events" | "alerts") {
+        c.get("devices", "", "", "")
+            .await?
+            .iter()
+            .map(|d| (text(&d["id"]), text(&d["name"])))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    print!(
+        "{}",
+        render_list(kind, &items, o.output, !o.no_headers, &names, now())?
+    );
+    Ok(())
+}
+
+/// `onprem describe`.
+pub async fn describe(o: DescribeOptions) -> anyhow::Result<()> {
+    let mut c = Conn::open()?;
+    let r = c.req(pb::DescribeRequest {
+        kind: o.kind.clone(),
+        name: o.name.clone(),
+    });
+    let resp = c.client.describe(r).await.map_err(|s| c.err(&s))?;
+    let v: Value = serde_json::from_slice(&resp.into_inner().json)
+        .map_err(|e| exit(code::INTERNAL, format!("the control plane's answer: {e}")))?;
+    let out = match o.output {
+        Output::Json => format!("{}\n", serde_json::to_string_pretty(&v)?),
+        Output::Yaml => serde_yaml_ng::to_string(&v)?,
+        Output::Name => format!(
+            "{}/{}\n",
+            singular(canonical_kind(&o.kind)),
+            text(&v["name"])
+        ),
+        Output::Table | Output::Wide => {
+            if canonical_kind(&o.kind) == "devices" {
+                describe_device(&v, now())
+            } else {
+                serde_yaml_ng::to_string(&v)?
+            }
+        }
+    };
+    print!("{out}");
+    Ok(())
+}
+
+/// Reads `-f` arguments into documents: a directory's `*.yaml`, `*.yml`
+/// and `*.json` files sorted by name, `-` standard input.
+pub fn read_documents(paths: &[PathBuf]) -> anyhow::Result<Vec<pb::Document>> {
+    let mut docs = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| exit(code::USAGE, format!("standard input: {e}")))?;
+            docs.push(pb::Document {
+                source: "<stdin>".into(),
+                text,
+            });
+            continue;
+        }
+        let meta = std::fs::metadata(p)
+            .map_err(|e| exit(code::USAGE, format!("-f {}: {e}", p.display())))?;
+        let files: Vec<PathBuf> = if meta.is_dir() {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| exit(code::USAGE, format!("-f {}: {e}", p.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    f.is_file()
+                        && f.extension()
+                            .and_then(|x| x.to_str())
+                            .is_some_and(|x| matches!(x, "yaml" | "yml" | "json"))
+                })
+                .collect();
+            v.sort();
+            if v.is_empty() {
+                return Err(exit(
+                    code::USAGE,
+                    format!("-f {}: no *.yaml, *.yml or *.json file in it", p.display()),
+                ));
+            }
+            v
+        } else {
+            vec![p.clone()]
+        };
+        for f in files {
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| exit(code::USAGE, format!("-f {}: {e}", f.display())))?;
+            docs.push(pb::Document {
+                source: f.display().to_string(),
+                text,
+            });
+        }
+    }
+    Ok(docs)
+}
+
+/// The refused records of an apply, one line per error:
+/// `file[index] Kind/name: path: message`.
+pub fn render_refusals(r: &pb::ApplyResponse) -> String {
+    let mut out = String::new();
+    for x in r.results.iter().filter(|x| !x.errors.is_empty()) {
+        for e in &x.errors {
+            let what = if x.name.is_empty() {
+                x.kind.clone()
+            } else {
+                format!("{}/{}", x.kind, x.name)
+            };
+            let _ = writeln!(
+                out,
+                "{}[{}] {what}: {}{}",
+                x.source,
+                x.index,
+                if e.path.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}: ", e.path)
+                },
+                e.message
+            );
+        }
+    }
+    out
+}
+
+async fn apply_request(
+    docs: Vec<pb::Document>,
+    dry_run: bool,
+) -> anyhow::Result<pb::ApplyResponse> {
+    let mut c = Conn::open()?;
+    let r = c.req(pb::ApplyRequest {
+        documents: docs,
+        dry_run,
+    });
+    let resp = c.client.apply(r).await.map_err(|s| c.err(&s))?.into_inner();
+    if !resp.applied && resp.results.iter().any(|x| !x.errors.is_empty()) {
+        let n = resp.results.iter().filter(|x| !x.errors.is_empty()).count();
+        eprint!("{}", render_refusals(&resp));
+        return Err(exit(
+            code::INVALID,
+            format!("{n} record(s) invalid; nothing was stored"),
+        ));
+    }
+    Ok(resp)
+}
+
+fn result_json(r: &pb::ApplyResult) -> Value {
+    serde_json::json!({
+        "source": r.source, "index": r.index, "kind": r.kind, "name": r.name,
+        "outcome": r.outcome, "diff": r.diff,
+    })
+}
+
+/// `onprem apply`.
+pub async fn apply(o: ApplyOptions) -> anyhow::Result<()> {
+    let docs = read_documents(&o.files)?;
+    let resp = apply_request(docs, o.dry_run).await?;
+    let out = match o.output {
+        Output::Json => {
+            let v: Vec<Value> = resp.results.iter().map(result_json).collect();
+            format!("{}\n", serde_json::to_string_pretty(&v)?)
+        }
+        Output::Yaml => {
+            let v: Vec<Value> = resp.results.iter().map(result_json).collect();
+            serde_yaml_ng::to_string(&v)?
+        }
+        Output::Name => resp
+            .results
+            .iter()
+            .map(|r| format!("{}/{}\n", r.kind.to_ascii_lowercase(), r.name))
+            .collect(),
+        Output::Table | Output::Wide => resp
+            .results
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}/{} {}{}\n",
+                    r.kind.to_ascii_lowercase(),
+                    r.name,
+                    r.outcome,
+                    if o.dry_run { " (dry run)" } else { "" }
+                )
+            })
+            .collect(),
+    };
+    print!("{out}");
+    Ok(())
+}
+
+/// `onprem diff`: what `apply` would change, as unified diffs; exit 1
+/// when there is any.
+pub async fn diff(o: DiffOptions) -> anyhow::Result<()> {
+    let docs = read_documents(&o.files)?;
+    let resp = apply_request(docs, true).await?;
+    let mut changed = 0;
+    for r in &resp.results {
+        if r.outcome != "unchanged" && !r.diff.is_empty() {
+            changed += 1;
+            print!("{}", r.diff);
+            if !r.diff.ends_with('\n') {
+                println!();
+            }
+        }
+    }
+    if changed > 0 {
+        return Err(exit(
+            code::DIFFERENT,
+            format!("{changed} record(s) would change"),
+        ));
+    }
+    Ok(())
+}
+
+/// `onprem delete`.
+pub async fn delete(o: DeleteOptions) -> anyhow::Result<()> {
+    let mut c = Conn::open()?;
+    let kind = canonical_kind(&o.kind);
+    for name in &o.names {
+        let r = c.req(pb::DeleteRequest {
+            kind: o.kind.clone(),
+            name: name.clone(),
+        });
+        let deleted = c
+            .client
+            .delete(r)
+            .await
+            .map_err(|s| c.err(&s))?
+            .into_inner()
+            .deleted;
+        if deleted {
+            println!("{}/{name} deleted", singular(kind));
+        } else if o.ignore_not_found {
+            println!("{}/{name} not found", singular(kind));
+        } else {
+            return Err(exit(
+                code::NOT_FOUND,
+                format!("{}/{name} not found", singular(kind)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `onprem ack`.
+pub async fn ack(o: AckOptions) -> anyhow::Result<()> {
+    let mut c = Conn::open()?;
+    for id in &o.ids {
+        let r = c.req(pb::AckRequest {
+            id: id.clone(),
+            comment: o.comment.clone().unwrap_or_default(),
+        });
+        c.client.ack(r).await.map_err(|s| c.err(&s))?;
+        println!("alert/{id} acknowledged");
+    }
+    Ok(())
+}
+
+/// `onprem token`.
+pub async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::List { output } => {
+            get(GetOptions {
+                kind: "tokens".into(),
+                name: None,
+                selector: None,
+                device: None,
+                output,
+                no_headers: false,
+            })
+            .await
+        }
+        TokenCommand::Revoke { ids } => {
+            delete(DeleteOptions {
+                kind: "tokens".into(),
+                names: ids,
+                ignore_not_found: false,
+            })
+            .await
+        }
+        TokenCommand::Create(o) => {
+            let ttl_seconds = match &o.ttl {
+                None => 0,
+                Some(t) => crate::bundle::duration::parse(t)
+                    .map_err(|e| exit(code::USAGE, format!("--ttl {t:?}: {e}")))?
+                    .as_secs()
+                    .max(1),
+            };
+            let mut labels = BTreeMap::new();
+            for l in &o.labels {
+                let (k, v) = l.split_once('=').ok_or_else(|| {
+                    exit(code::USAGE, format!("--label {l:?}: expected key=value"))
+                })?;
+                labels.insert(k.trim().to_owned(), v.trim().to_owned());
+            }
+            let mut c = Conn::open()?;
+            let r = c.req(pb::CreateTokenRequest {
+                r#type: if o.enrol { "enrol" } else { "api" }.into(),
+                role: o.role.clone().unwrap_or_default(),
+                user: o.user.clone().unwrap_or_default(),
+                ttl_seconds,
+                labels: labels.into_iter().collect(),
+                description: o.description.clone().unwrap_or_default(),
+            });
+            let t = c
+                .client
+                .create_token(r)
+                .await
+                .map_err(|s| c.err(&s))?
+                .into_inner();
+            println!("{}", t.token);
+            let expires = if t.expires_unix > 0 {
+                format!("expires in {}", age(t.expires_unix - now()))
+            } else {
+                "never expires".into()
+            };
+            if o.enrol {
+                let fp = pki::parse_certs(&c.login.ca_pem, "CA")
+                    .ok()
+                    .and_then(|v| v.first().map(|c| pki::fingerprint(c)))
+                    .unwrap_or_default();
+                eprintln!(
+                    "enrolment token {} ({expires}, usable once); on the node:\n  onprem agent --control-plane {} --enrol-token {} --ca-fingerprint sha256:{fp}",
+                    t.id, c.login.url, t.token
+                );
+            } else {
+                eprintln!("API token {} ({expires}); shown this once", t.id);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `onprem watch`: the devices as they are, then a row per change, until
+/// Ctrl-C.
+pub async fn watch(o: WatchOptions, stop: CancellationToken) -> anyhow::Result<()> {
+    use tokio_stream::StreamExt as _;
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
+    let login = load_login()?;
+    let kind = canonical_kind(&o.kind);
+    if !matches!(kind, "devices" | "events") {
+        return Err(exit(
+            code::USAGE,
+            format!("watch {:?}: devices or events", o.kind),
+        ));
+    }
+    let (host, port) = connect::host_port(&login.url).map_err(|e| {
+        exit(
+            code::USAGE,
+            format!("{}: url: {e}", config_path().display()),
+        )
+    })?;
+    let mut tls = pki::client_config(&login.ca_pem, None)?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from(host.clone())
+        .map_err(|_| exit(code::USAGE, format!("url: bad host {host:?}")))?;
+    let unreachable = |e: &dyn std::fmt::Display| {
+        exit(
+            code::UNREACHABLE,
+            format!("cannot reach the control plane at {}: {e}", login.url),
+        )
+    };
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| unreachable(&e))?;
+    let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| unreachable(&e))?;
+    let authority = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let mut req = format!("wss://{authority}/api/v1/watch?kind={kind}")
+        .into_client_request()
+        .map_err(|e| exit(code::USAGE, format!("url: {e}")))?;
+    if let Ok(v) = format!("Bearer {}", login.token.trim()).parse() {
+        req.headers_mut().insert(http::header::AUTHORIZATION, v);
+    }
+    let (mut ws, _) = match tokio_tungstenite::client_async(req, stream).await {
+        Ok(x) => x,
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let body = resp
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            let m = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or(body);
+            let c = match resp.status().as_u16() {
+                401 => code::UNAUTHENTICATED,
+                403 => code::FORBIDDEN,
+                404 => code::NOT_FOUND,
+                400 | 422 => code::INVALID,
+                _ => code::INTERNAL,
+            };
+            return Err(exit(c, format!("watch: {} {m}", resp.status())));
+        }
+        Err(e) => return Err(unreachable(&e)),
+    };
+    let mut header = o.output != Output::Json;
+    let names: BTreeMap<String, String> = BTreeMap::new();
+    loop {
+        let msg = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            m = ws.next() => m,
+        };
+        let text = match msg {
+            None => return Err(unreachable(&"the control plane closed the stream")),
+            Some(Err(e)) => return Err(unreachable(&e)),
+            Some(Ok(Message::Text(t))) => t.to_string(),
+            Some(Ok(Message::Close(_))) => {
+                return Err(unreachable(&"the control plane closed the stream"));
+            }
+            Some(Ok(_)) => continue,
+        };
+        let Ok(v) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        let item = match (kind, v["type"].as_str()) {
+            ("devices", Some("device")) => &v["device"],
+            ("events", Some("event")) => &v["event"],
+            _ => continue,
+        };
+        let out = if o.output == Output::Json {
+            format!("{}\n", serde_json::to_string(item)?)
+        } else {
+            let out = render_list(
+                kind,
+                std::slice::from_ref(item),
+                o.output,
+                header,
+                &names,
+                now(),
+            )?;
+            header = false;
+            out
+        };
+        print!("{out}");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    }
+}
+
+/// Unix seconds now.
+fn now() -> i64 {
+    crate::controlplane::core::now()
+}
+
+/// The plural, lower-case form of a kind as the control plane names it.
+pub fn canonical_kind(kind: &str) -> &'static str {
+    match kind.to_ascii_lowercase().as_str() {
+        "device" | "devices" | "dev" => "devices",
+        "bundle" | "bundles" => "bundles",
+        "profile" | "profiles" => "profiles",
+        "facility" | "facilities" => "facilities",
+        "chassis" => "chassis",
+        "alert" | "alerts" => "alerts",
+        "token" | "tokens" => "tokens",
+        "event" | "events" | "ev" => "events",
+        "user" | "users" => "users",
+        "rollout" | "rollouts" => "rollouts",
+        "audit" => "audit",
+        _ => "other",
+    }
+}
+
+fn singular(kind: &str) -> &str {
+    match kind {
+        "facilities" => "facility",
+        "chassis" | "audit" => kind,
+        k => k.strip_suffix('s').unwrap_or(k),
+    }
+}
+
+/// A JSON value as a table cell.
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        Value::Bool(b) => b.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn or_none(s: String) -> String {
+    if s.is_empty() { "<none>".into() } else { s }
+}
+
+/// A duration as kubectl shows ages: `45s`, `12m`, `5h`, `3d`.
+pub fn age(secs: i64) -> String {
+    let s = secs.max(0);
+    if s < 120 {
+        format!("{s}s")
+    } else if s < 120 * 60 {
+        format!("{}m", s / 60)
+    } else if s < 48 * 3600 {
+        format!("{}h", s / 3600)
+    } else {
+        format!("{}d", s / 86400)
+    }
+}
+
+fn since(v: &Value, now: i64) -> String {
+    match v.as_i64() {
+        Some(t) if t > 0 => age(now - t),
+        _ => "<never>".into(),
+    }
+}
+
+fn labels(v: &Value) -> String {
+    let l: Vec<String> = v
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", text(v)))
+        .collect();
+    or_none(l.join(","))
+}
+
+/// A device's bundle cell: `name@3`, `name@2->3` on its way, `<none>`.
+fn bundle_cell(d: &Value) -> String {
+    let name = text(&d["current"]["name"]);
+    let cur = d["current"]["version"].as_u64().unwrap_or(0);
+    let want = d["desiredVersion"].as_u64().unwrap_or(0);
+    let desired = text(&d["desiredBundle"]);
+    match (cur, want) {
+        (0, 0) => "<none>".into(),
+        (c, w) if w == 0 || c == w => {
+            format!("{}@{c}", if name.is_empty() { desired } else { name })
+        }
+        (c, w) => format!(
+            "{}@{c}->{w}",
+            if desired.is_empty() { name } else { desired }
+        ),
+    }
+}
+
+type Column = (&'static str, Box<dyn Fn(&Value) -> String>);
+
+fn columns(kind: &str, wide: bool, names: &BTreeMap<String, String>, now: i64) -> Vec<Column> {
+    let f = |p: &'static str| -> Box<dyn Fn(&Value) -> String> {
+        Box::new(move |v: &Value| or_none(text(v.pointer(p).unwrap_or(&Value::Null))))
+    };
+    let ago = |p: &'static str| -> Box<dyn Fn(&Value) -> String> {
+        Box::new(move |v: &Value| since(v.pointer(p).unwrap_or(&Value::Null), now))
+    };
+    let dev = {
+        let names = names.clone();
+        move |v: &Value| {
+            let id = text(&v["device"]);
+            names.get(&id).cloned().unwrap_or(id)
+        }
+    };
+    let mut c: Vec<Column> = match kind {
+        "devices" => vec![
+            ("ID", f("/id")),
+            ("NAME", f("/name")),
+            ("MANUFACTURER", f("/facts/manufacturer")),
+            ("MODEL", f("/facts/model")),
+            ("UUID", f("/facts/uuid")),
+            ("LASTIPADDR", f("/lastIpAddr")),
+            ("TAINTED", f("/tainted")),
+            ("ONLINE", f("/online")),
+            ("BUNDLE", Box::new(bundle_cell)),
+        ],
+        "bundles" => vec![
+            ("NAME", f("/name")),
+            ("VERSION", f("/rollout/version")),
+            ("STRATEGY", f("/rollout/strategy")),
+            ("PHASE", f("/rollout/phase")),
+            (
+                "BATCH",
+                Box::new(|v: &Value| {
+                    let n = v["rollout"]["batches"].as_array().map_or(0, Vec::len);
+                    if n == 0 {
+                        "<none>".into()
+                    } else {
+                        let b = v["rollout"]["batch"].as_u64().unwrap_or(0);
+                        format!("{}/{n}", (b + 1).min(n as u64))
+                    }
+                }),
+            ),
+            (
+                "SELECTOR",
+                Box::new(|v: &Value| match &v["spec"]["selector"] {
+                    Value::String(s) => s.clone(),
+                    Value::Null => "<none>".into(),
+                    other => serde_json::to_string(other).unwrap_or_default(),
+                }),
+            ),
+            ("AGE", ago("/created")),
+        ],
+        "alerts" => vec![
+            ("ID", f("/id")),
+            ("DEVICE", Box::new(dev)),
+            ("RULE", f("/rule")),
+            ("SEVERITY", f("/severity")),
+            ("STATE", f("/state")),
+            ("SINCE", ago("/since")),
+            ("ACKED", f("/ackedBy")),
+            ("SUMMARY", f("/summary")),
+        ],
+        "tokens" => vec![
+            ("ID", f("/id")),
+            ("TYPE", f("/type")),
+            ("USER", f("/user")),
+            ("ROLE", f("/role")),
+            (
+                "EXPIRES",
+                Box::new(move |v: &Value| match v["expires"].as_i64() {
+                    Some(t) if t > 0 && t <= now => "expired".into(),
+                    Some(t) if t > 0 => format!("in {}", age(t - now)),
+                    _ => "never".into(),
+                }),
+            ),
+            ("USED", ago("/usedAt")),
+            ("DESCRIPTION", f("/description")),
+        ],
+        "events" => vec![
+            (
+                "AGE",
+                Box::new(move |v: &Value| age(now - v["tsMs"].as_i64().unwrap_or(0) / 1000)),
+            ),
+            ("DEVICE", Box::new(dev)),
+            ("TYPE", f("/type")),
+            ("REASON", f("/reason")),
+            ("MESSAGE", f("/message")),
+        ],
+        "users" => vec![
+            ("NAME", f("/name")),
+            ("ROLE", f("/role")),
+            ("AGE", ago("/created")),
+        ],
+        "rollouts" => vec![
+            ("BUNDLE", f("/bundle")),
+            ("VERSION", f("/version")),
+            ("STRATEGY", f("/strategy")),
+            ("PHASE", f("/phase")),
+            ("MESSAGE", f("/message")),
+        ],
+        "audit" => vec![
+            ("SEQ", f("/seq")),
+            (
+                "AGE",
+                Box::new(move |v: &Value| age(now - v["tsMs"].as_i64().unwrap_or(0) / 1000)),
+            ),
+            ("ACTOR", f("/actor")),
+            ("ACTION", f("/action")),
+            ("TARGET", f("/target")),
+            ("DETAIL", f("/detail")),
+        ],
+        _ => vec![
+            ("NAME", f("/name")),
+            ("ID", f("/id")),
+            ("GENERATION", f("/generation")),
+            ("AGE", ago("/created")),
+        ],
+    };
+    if wide {
+        match kind {
+            "devices" => {
+                c.push(("FACILITY", f("/facility")));
+                c.push(("CHASSIS", f("/chassis")));
+                c.push(("ARCH", f("/facts/arch")));
+                c.push(("LASTSEEN", ago("/lastSeen")));
+                c.push(("LABELS", Box::new(|v: &Value| labels(&v["labels"]))));
+            }
+            "bundles" | "profiles" | "facilities" | "chassis" | "other" => {
+                c.push(("LABELS", Box::new(|v: &Value| labels(&v["labels"]))));
+            }
+            "tokens" => c.push(("LABELS", Box::new(|v: &Value| labels(&v["labels"])))),
+            "rollouts" => c.push((
+                "BATCHES",
+                Box::new(|v: &Value| v["batches"].as_array().map_or(0, Vec::len).to_string()),
+            )),
+            _ => {}
+        }
+    }
+    c
+}
+
+/// Records of one kind as `-o` asks.
+pub fn render_list(
+    kind: &str,
+    items: &[Value],
+    output: Output,
+    headers: bool,
+    names: &BTreeMap<String, String>,
+    now: i64,
+) -> anyhow::Result<String> {
+    Ok(match output {
+        Output::Json => format!("{}\n", serde_json::to_string_pretty(items)?),
+        Output::Yaml => serde_yaml_ng::to_string(items)?,
+        Output::Name => items
+            .iter()
+            .map(|v| {
+                let n = ["name", "id", "bundle"]
+                    .iter()
+                    .map(|k| text(&v[*k]))
+                    .find(|s| !s.is_empty())
+                    .unwrap_or_else(|| text(&v["seq"]));
+                format!("{}/{n}\n", singular(kind))
+            })
+            .collect(),
+        Output::Table | Output::Wide => {
+            let cols = columns(kind, output == Output::Wide, names, now);
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|v| {
+                    cols.iter()
+                        .map(|(_, f)| f(v).replace(['\n', '\t'], " "))
+                        .collect()
+                })
+                .collect();
+            table(
+                &cols.iter().map(|(h, _)| *h).collect::<Vec<_>>(),
+                &rows,
+                headers,
+            )
+        }
+    })
+}
+
+/// Columns padded to their widest cell, three spaces apart (the last one
+/// not padded).
+fn table(headers: &[&str], rows: &[Vec<String>], with_headers: bool) -> String {
+    let mut w: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(x) = w.get_mut(i) {
+                *x = (*x).max(c.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let cells: Vec<&str> = cells.collect();
+        let last = cells.len().saturating_sub(1);
+        for (i, c) in cells.iter().enumerate() {
+            out.push_str(c);
+            if i < last {
+                let pad = w.get(i).copied().unwrap_or(0) - c.chars().count() + 3;
+                out.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push('\n');
+    };
+    if with_headers {
+        line(&mut headers.iter().copied());
+    }
+    for r in rows {
+        line(&mut r.iter().map(String::as_str));
+    }
+    out
+}
+
+/// `describe device` for people.
+pub fn describe_device(v: &Value, now: i64) -> String {
+    let mut o = String::new();
+    let kv = |o: &mut String, k: &str, val: String| {
+        let _ = writeln!(o, "{:<16}{}", format!("{k}:"), or_none(val));
+    };
+    kv(&mut o, "Name", text(&v["name"]));
+    kv(&mut o, "ID", text(&v["id"]));
+    kv(&mut o, "Labels", labels(&v["labels"]));
+    kv(&mut o, "Facility", text(&v["facility"]));
+    kv(&mut o, "Chassis", text(&v["chassis"]));
+    kv(
+        &mut o,
+        "Online",
+        format!(
+            "{} (last seen {} ago from {})",
+            text(&v["online"]),
+            since(&v["lastSeen"], now),
+            or_none(text(&v["lastAddr"]))
+        ),
+    );
+    kv(
+        &mut o,
+        "Enrolled",
+        format!("{} ago", since(&v["enrolledAt"], now)),
+    );
+    let f = &v["facts"];
+    let _ = writeln!(o, "Hardware:");
+    for (k, key) in [
+        ("Manufacturer", "manufacturer"),
+        ("Model", "model"),
+        ("Serial", "serial"),
+        ("UUID", "uuid"),
+        ("Hostname", "hostname"),
+        ("Arch", "arch"),
+        ("Cores", "cores"),
+        ("Agent", "agentVersion"),
+    ] {
+        let _ = writeln!(o, "  {:<14}{}", format!("{k}:"), or_none(text(&f[key])));
+    }
+    let mem = f["memoryBytes"].as_u64().unwrap_or(0);
+    let _ = writeln!(
+        o,
+        "  {:<14}{:.1} GiB",
+        "Memory:",
+        mem as f64 / f64::from(1u32 << 30)
+    );
+    let addrs: Vec<String> = f["addresses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    let _ = writeln!(o, "  {:<14}{}", "Addresses:", or_none(addrs.join(", ")));
+    let _ = writeln!(o, "Bundle:");
+    let _ = writeln!(
+        o,
+        "  {:<14}{} version {}",
+        "Desired:",
+        or_none(text(&v["desiredBundle"])),
+        text(&v["desiredVersion"])
+    );
+    let c = &v["current"];
+    let _ = writeln!(
+        o,
+        "  {:<14}{} version {} ({})",
+        "Current:",
+        or_none(text(&c["name"])),
+        text(&c["version"]),
+        or_none(text(&c["source"]))
+    );
+    let r = &v["lastResult"];
+    if r["version"].as_u64().unwrap_or(0) > 0 {
+        let _ = writeln!(
+            o,
+            "  {:<14}version {} {} {} ago{}",
+            "Last result:",
+            text(&r["version"]),
+            text(&r["outcome"]),
+            since(&r["at"], now),
+            Some(text(&r["message"]))
+                .filter(|m| !m.is_empty())
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(o, "  {:<14}{}", "Converged:", text(&v["converged"]));
+    let taint = if v["tainted"].as_bool() == Some(true) {
+        format!("true: {}", text(&v["taintReason"]))
+    } else {
+        "false".into()
+    };
+    let _ = writeln!(o, "  {:<14}{taint}", "Tainted:");
+    let _ = writeln!(o, "Conditions:");
+    let rows: Vec<Vec<String>> = v["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            vec![
+                text(&c["type"]),
+                text(&c["status"]),
+                text(&c["reason"]),
+                text(&c["observedVersion"]),
+                text(&c["message"]),
+            ]
+        })
+        .collect();
+    indent(
+        &mut o,
+        &table(
+            &["TYPE", "STATUS", "REASON", "VERSION", "MESSAGE"],
+            &rows,
+            true,
+        ),
+    );
+    let t = &v["telemetry"];
+    let series: Vec<&Value> = t["series"].as_array().into_iter().flatten().collect();
+    let _ = writeln!(
+        o,
+        "Telemetry:      {} series, sample {} ({} ago), acknowledged up to {}",
+        series.len(),
+        text(&t["seq"]),
+        since(
+            &Value::from(t["timestampMs"].as_i64().unwrap_or(0) / 1000),
+            now
+        ),
+        text(&v["telemetryAcked"])
+    );
+    let rows: Vec<Vec<String>> = series
+        .iter()
+        .take(40)
+        .map(|s| {
+            let l: Vec<String> = s["labels"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{k}={:?}", text(v)))
+                .collect();
+            let name = if l.is_empty() {
+                text(&s["name"])
+            } else {
+                format!("{}{{{}}}", text(&s["name"]), l.join(","))
+            };
+            vec![name, text(&s["value"])]
+        })
+        .collect();
+    if !rows.is_empty() {
+        indent(&mut o, &table(&["SERIES", "VALUE"], &rows, true));
+        if series.len() > rows.len() {
+            let _ = writeln!(
+                o,
+                "  … {} more (-o json shows all)",
+                series.len() - rows.len()
+            );
+        }
+    }
+    let alerts: Vec<Vec<String>> = v["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            vec![
+                text(&a["id"]),
+                text(&a["rule"]),
+                text(&a["severity"]),
+                text(&a["state"]),
+                or_none(text(&a["ackedBy"])),
+                text(&a["summary"]),
+            ]
+        })
+        .collect();
+    let _ = writeln!(
+        o,
+        "Alerts:{}",
+        if alerts.is_empty() {
+            "         <none>"
+        } else {
+            ""
+        }
+    );
+    if !alerts.is_empty() {
+        indent(
+            &mut o,
+            &table(
+                &["ID", "RULE", "SEVERITY", "STATE", "ACKED", "SUMMARY"],
+                &alerts,
+                true,
+            ),
+        );
+    }
+    let events: Vec<Vec<String>> = v["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            vec![
+                age(now - e["tsMs"].as_i64().unwrap_or(0) / 1000),
+                text(&e["type"]),
+                text(&e["reason"]),
+                text(&e["message"]),
+            ]
+        })
+        .collect();
+    let _ = writeln!(
+        o,
+        "Events:{}",
+        if events.is_empty() {
+            "         <none>"
+        } else {
+            ""
+        }
+    );
+    if !events.is_empty() {
+        indent(
+            &mut o,
+            &table(&["AGE", "TYPE", "REASON", "MESSAGE"], &events, true),
+        );
+    }
+    o
+}
+
+fn indent(o: &mut String, block: &str) {
+    for l in block.lines() {
+        let _ = writeln!(o, "  {l}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device() -> Value {
+        serde_json::json!({
+            "id": "d1", "name": "pi-a", "labels": {"role": "edge"},
+            "facility": "lab", "chassis": "",
+            "facts": {"manufacturer": "Raspberry Pi", "model": "Raspberry Pi 5 Model B", "uuid": "u-1",
+                      "arch": "aarch64", "addresses": ["10.0.0.5"], "cores": 4, "memoryBytes": 8589934592u64},
+            "lastSeen": 990, "lastAddr": "10.0.0.5:5000", "enrolledAt": 100,
+            "desiredBundle": "fans", "desiredVersion": 3,
+            "current": {"name": "fans", "version": 2, "source": "control-plane"},
+            "lastResult": {"version": 2, "outcome": "Applied", "message": "", "at": 900},
+            "conditions": [{"type": "Loop/fans", "status": "True", "reason": "Reconciled", "message": "", "observedVersion": 2}],
+            "tainted": false, "taintReason": "", "online": true, "lastIpAddr": "10.0.0.5", "converged": false,
+            "telemetry": {"seq": 7, "timestampMs": 995000, "series": [{"name": "onprem_fan_duty_ratio", "labels": {"zone": "case"}, "value": 0.4}]},
+            "telemetryAcked": 7, "events": [], "alerts": []
+        })
+    }
+
+    #[test]
+    fn device_table_has_the_seed_columns_and_aligns_them() {
+        let out = render_list(
+            "devices",
+            &[device()],
+            Output::Table,
+            true,
+            &BTreeMap::new(),
+            1000,
+        )
+        .unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2);
+        let h: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(
+            h,
+            [
+                "ID",
+                "NAME",
+                "MANUFACTURER",
+                "MODEL",
+                "UUID",
+                "LASTIPADDR",
+                "TAINTED",
+                "ONLINE",
+                "BUNDLE"
+            ]
+        );
+        // Each value starts where its header does.
+        let col = lines[0].find("LASTIPADDR").unwrap();
+        assert_eq!(&lines[1][col..col + 8], "10.0.0.5");
+        assert!(lines[1].ends_with("fans@2->3"), "{}", lines[1]);
+        let wide = render_list(
+            "devices",
+            &[device()],
+            Output::Wide,
+            false,
+            &BTreeMap::new(),
+            1000,
+        )
+        .unwrap();
+        assert!(
+            wide.contains("lab")
+                && wide.contains("aarch64")
+                && wide.contains("10s")
+                && wide.contains("role=edge"),
+            "{wide}"
+        );
+        assert!(!wide.contains("MANUFACTURER"));
+    }
+
+    #[test]
+    fn json_yaml_and_name_outputs_round_trip() {
+        let items = vec![device()];
+        let j = render_list("devices", &items, Output::Json, true, &BTreeMap::new(), 0).unwrap();
+        assert_eq!(serde_json::from_str::<Vec<Value>>(&j).unwrap(), items);
+        let y = render_list("devices", &items, Output::Yaml, true, &BTreeMap::new(), 0).unwrap();
+        assert_eq!(serde_yaml_ng::from_str::<Vec<Value>>(&y).unwrap(), items);
+        let n = render_list("devices", &items, Output::Name, true, &BTreeMap::new(), 0).unwrap();
+        assert_eq!(n, "device/pi-a\n");
+    }
+
+    #[test]
+    fn describe_shows_bundle_conditions_and_telemetry() {
+        let out = describe_device(&device(), 1000);
+        assert!(out.contains("Desired:      fans version 3"), "{out}");
+        assert!(
+            out.contains("Current:      fans version 2 (control-plane)"),
+            "{out}"
+        );
+        assert!(out.contains("Loop/fans"), "{out}");
+        assert!(
+            out.contains("onprem_fan_duty_ratio{zone=\"case\"}"),
+            "{out}"
+        );
+        assert!(out.contains("8.0 GiB"), "{out}");
+    }
+
+    #[test]
+    fn refusals_name_file_record_and_path() {
+        let r = pb::ApplyResponse {
+            applied: false,
+            results: vec![pb::ApplyResult {
+                source: "fleet.yaml".into(),
+                index: 1,
+                kind: "Bundle".into(),
+                name: "fans".into(),
+                outcome: "invalid".into(),
+                diff: String::new(),
+                errors: vec![pb::FieldError {
+                    path: "spec.fans.period".into(),
+                    message: "must be at least 100ms".into(),
+                }],
+            }],
+        };
+        assert_eq!(
+            render_refusals(&r),
+            "fleet.yaml[1] Bundle/fans: spec.fans.period: must be at least 100ms\n"
+        );
+    }
+
+    #[test]
+    fn ages_and_kinds() {
+        assert_eq!(age(5), "5s");
+        assert_eq!(age(600), "10m");
+        assert_eq!(age(3 * 3600), "3h");
+        assert_eq!(age(5 * 86400), "5d");
+        assert_eq!(canonical_kind("Device"), "devices");
+        assert_eq!(canonical_kind("facility"), "facilities");
+        assert_eq!(singular("facilities"), "facility");
+        assert_eq!(singular("chassis"), "chassis");
+    }
+}
