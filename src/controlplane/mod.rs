@@ -263,7 +263,27 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         println!("Then enrol nodes with a token from `onprem token create --enrol`.");
     }
     crate::agent::notify::ready("control plane serving");
+    // WATCHDOG=1 while the store answers (a wedged database or runtime
+    // gets the unit restarted).
+    if let Some(every) = crate::agent::notify::watchdog_interval() {
+        let core = Arc::clone(&h.core);
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every / 2);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let c = Arc::clone(&core);
+                if let Ok(Ok(_)) = tokio::task::spawn_blocking(move || c.flush()).await {
+                    crate::agent::notify::watchdog();
+                }
+            }
+        });
+    }
     shutdown.cancelled().await;
+    crate::agent::notify::stopping();
     h.stop().await;
     Ok(())
 }
