@@ -129,6 +129,26 @@ impl Handle {
     }
 }
 
+/// The URL clients dial: the listen address, or when it is a wildcard
+/// (`0.0.0.0`, `::`), the first name in the certificate that is not a
+/// loopback one.
+fn dial_url(addr: SocketAddr, sans: &[String]) -> String {
+    if !addr.ip().is_unspecified() {
+        return format!("https://{}", server::display_addr(addr));
+    }
+    let host = sans
+        .iter()
+        .find(|n| !matches!(n.as_str(), "localhost" | "127.0.0.1" | "::1"))
+        .or_else(|| sans.first())
+        .cloned()
+        .unwrap_or_else(|| "localhost".into());
+    if host.contains(':') {
+        format!("https://[{host}]:{}", addr.port())
+    } else {
+        format!("https://{host}:{}", addr.port())
+    }
+}
+
 fn default_sans() -> Vec<String> {
     let mut v = vec![
         "localhost".to_owned(),
@@ -242,7 +262,13 @@ async fn housekeeping(core: Arc<Core>, stop: CancellationToken) {
 /// `onprem control-plane`: serves until `shutdown`.
 pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<()> {
     let state_dir = opts.state_dir.clone();
+    let sans = if opts.sans.is_empty() {
+        default_sans()
+    } else {
+        opts.sans.clone()
+    };
     let h = start(opts, shutdown.clone()).await?;
+    let url = dial_url(h.addr, &sans);
     println!("onprem control plane listening on {}", h.url());
     println!("  state:  {}", state_dir.display());
     println!("  CA:     {}", h.ca_fingerprint);
@@ -255,8 +281,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         println!("Log in with:");
         println!();
         println!(
-            "  onprem login {} --token {t} --ca-fingerprint {}",
-            h.url(),
+            "  onprem login {url} --token {t} --ca-fingerprint {}",
             h.ca_fingerprint
         );
         println!();
@@ -286,4 +311,23 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
     crate::agent::notify::stopping();
     h.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_listener_is_dialled_by_its_certificate_name() {
+        let names = vec!["localhost".to_owned(), "cp.example.org".to_owned()];
+        let a: SocketAddr = "0.0.0.0:7443".parse().unwrap();
+        assert_eq!(dial_url(a, &names), "https://cp.example.org:7443");
+        let b: SocketAddr = "10.0.0.2:7443".parse().unwrap();
+        assert_eq!(dial_url(b, &names), "https://10.0.0.2:7443");
+        let c: SocketAddr = "[::]:7443".parse().unwrap();
+        assert_eq!(
+            dial_url(c, &["fd00::2".to_owned()]),
+            "https://[fd00::2]:7443"
+        );
+    }
 }
