@@ -44,7 +44,13 @@ fn enrol_token(cp: &Handle, labels: &[(&str, &str)]) -> String {
         .token
 }
 
-async fn start_agent(cp: &Handle, dir: &Path, name: &str, token: &str, stop: &CancellationToken) {
+async fn start_agent(
+    cp: &Handle,
+    dir: &Path,
+    name: &str,
+    token: &str,
+    stop: &CancellationToken,
+) -> std::net::SocketAddr {
     let flags = Flags {
         listen_address: Some("127.0.0.1:0".into()),
         hardware: Some("sim".into()),
@@ -60,7 +66,9 @@ async fn start_agent(cp: &Handle, dir: &Path, name: &str, token: &str, stop: &Ca
     file.collectors.enable = vec!["devices".into(), "loops".into()];
     let config = flags.apply(&mut file, None).unwrap();
     let a = agent::Agent::bind_config(None, config).await.unwrap();
+    let addr = a.local_addr();
     tokio::spawn(a.run(stop.child_token()));
+    addr
 }
 
 async fn until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -96,9 +104,10 @@ async fn enrol_apply_and_every_node_converges() {
     let dir = tempfile::tempdir().unwrap();
     let stop = CancellationToken::new();
     let cp = control_plane(dir.path(), &stop).await;
+    let mut addrs = Vec::new();
     for n in ["pi-a", "pi-b", "pi-c"] {
         let t = enrol_token(&cp, &[("board", "pi5")]);
-        start_agent(&cp, dir.path(), n, &t, &stop).await;
+        addrs.push(start_agent(&cp, dir.path(), n, &t, &stop).await);
     }
     until("three devices online", Duration::from_secs(20), || {
         let d = cp.core.devices();
@@ -149,6 +158,22 @@ async fn enrol_apply_and_every_node_converges() {
         "{:?}",
         d.device.conditions
     );
+    // The agent's own /metrics shows the session and its buffer.
+    let addr = addrs[0];
+    let m = tokio::task::spawn_blocking(move || {
+        onprem::httpc::Client::new(addr)
+            .get("/metrics", &[])
+            .unwrap()
+            .text()
+    })
+    .await
+    .unwrap();
+    assert!(m.contains("\nonprem_dialhome_connected 1\n"), "{m}");
+    assert!(
+        m.contains("\nonprem_telemetry_dropped_samples_total 0\n"),
+        "{m}"
+    );
+    assert!(m.contains("\nonprem_telemetry_buffered_samples "), "{m}");
     stop.cancel();
 }
 

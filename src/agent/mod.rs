@@ -184,7 +184,20 @@ impl Agent {
                     .trusted_keys()
                     .map_err(|e| Error::Devices(format!("identity: {e}")))?;
                 let offers = n.accept_offers(keys);
-                Some((id, offers))
+                let max = n
+                    .telemetry
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .buffer_bytes;
+                let telemetry =
+                    crate::dialhome::telemetry::Telemetry::open(&config.bundle.state_dir, max)
+                        .map_err(|e| Error::Devices(format!("telemetry buffer: {e}")))?;
+                let dial = crate::dialhome::Metrics {
+                    telemetry,
+                    connected: Default::default(),
+                };
+                n.dial = Some(dial.clone());
+                Some((id, offers, dial))
             }
             _ => None,
         };
@@ -208,15 +221,7 @@ impl Agent {
             n.start(Arc::clone(&shared)).await;
         }
         let dial = match (identity, &node) {
-            (Some((identity, offers)), Some(n)) => {
-                let max = n
-                    .telemetry
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .buffer_bytes;
-                let telemetry =
-                    crate::dialhome::telemetry::Telemetry::open(&config.bundle.state_dir, max)
-                        .map_err(|e| Error::Devices(format!("telemetry buffer: {e}")))?;
+            (Some((identity, offers, dial)), Some(n)) => {
                 let mut facts = crate::dialhome::identity::facts(std::path::Path::new("/"));
                 if config.sim {
                     facts.manufacturer = "onprem".into();
@@ -226,9 +231,9 @@ impl Agent {
                     identity,
                     status: n.status_source(),
                     offers,
-                    telemetry,
+                    telemetry: dial.telemetry.clone(),
                     facts,
-                    connected: Default::default(),
+                    connected: Arc::clone(&dial.connected),
                 })
             }
             _ => None,
@@ -422,6 +427,8 @@ pub struct NodeParts {
     pub registry: reconcile::Registry,
     /// The bundle.
     pub bundle: crate::exporter::loops::SharedBundle,
+    /// Dial-home state, when the node dials home.
+    pub dial: Option<crate::dialhome::Metrics>,
 }
 
 /// The collectors of `config`, with `devices` over the node's hub and
@@ -445,6 +452,12 @@ pub(crate) fn build_exporter_with(
             n.registry.clone(),
             Arc::clone(&n.bundle),
         )));
+    }
+    if let (Some(d), true) = (
+        node.and_then(|n| n.dial.as_ref()),
+        enabled.contains("loops"),
+    ) {
+        exporter.add(Box::new(d.clone()));
     }
     Ok(exporter)
 }

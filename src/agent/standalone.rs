@@ -62,6 +62,8 @@ pub struct Node {
     offers: Option<tokio::sync::mpsc::Receiver<crate::dialhome::Offer>>,
     /// The running bundle's telemetry section (for the sampler).
     pub telemetry: Arc<Mutex<crate::bundle::schema::Telemetry>>,
+    /// Dial-home state for `/metrics`, when the node dials home.
+    pub dial: Option<crate::dialhome::Metrics>,
 }
 
 fn fingerprint(text: &str, sig: Option<&str>) -> String {
@@ -142,6 +144,7 @@ impl Node {
             first: None,
             offers: None,
             telemetry: Default::default(),
+            dial: None,
         };
         // The file's bundle, else the last one applied (with a control
         // plane: the last one it sent).
@@ -187,6 +190,7 @@ impl Node {
             hub: Arc::clone(&self.hub),
             registry: self.registry.clone(),
             bundle: Arc::clone(&self.bundle),
+            dial: self.dial.clone(),
         }
     }
 

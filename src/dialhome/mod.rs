@@ -39,3 +39,58 @@ pub type Offer = (
 pub type StatusFn = Arc<dyn Fn() -> pb::Status + Send + Sync>;
 
 pub use session::run;
+
+/// The dial-home state on the agent's own `/metrics` (collector
+/// `dialhome`): whether the session is up, and the telemetry buffer.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The buffer.
+    pub telemetry: telemetry::Telemetry,
+    /// Set while the session is up.
+    pub connected: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl crate::exporter::Collector for Metrics {
+    fn name(&self) -> &'static str {
+        "dialhome"
+    }
+
+    fn update(
+        &self,
+        out: &mut crate::exporter::MetricWriter,
+    ) -> Result<(), crate::exporter::CollectError> {
+        let up = self.connected.load(std::sync::atomic::Ordering::Relaxed);
+        out.gauge(
+            "onprem_dialhome_connected",
+            "1 while the session with the control plane is up.",
+            &[],
+            if up { 1.0 } else { 0.0 },
+        );
+        let (pending, bytes, dropped, acked) = self.telemetry.figures();
+        out.gauge(
+            "onprem_telemetry_buffered_samples",
+            "Telemetry samples in the on-disk buffer not yet acknowledged by the control plane.",
+            &[],
+            pending as f64,
+        );
+        out.gauge(
+            "onprem_telemetry_buffer_bytes",
+            "Size of the on-disk telemetry buffer.",
+            &[],
+            bytes as f64,
+        );
+        out.counter(
+            "onprem_telemetry_dropped_samples_total",
+            "Telemetry samples dropped, oldest first, because the buffer was full.",
+            &[],
+            dropped as f64,
+        );
+        out.gauge(
+            "onprem_telemetry_acknowledged_sequence",
+            "The last telemetry sample the control plane acknowledged.",
+            &[],
+            acked as f64,
+        );
+        Ok(())
+    }
+}

@@ -209,6 +209,12 @@ impl Telemetry {
         self.lock().dropped_total()
     }
 
+    /// `(pending, bytes, dropped_total, acked)` in one look.
+    pub fn figures(&self) -> (u64, u64, u64, u64) {
+        let b = self.lock();
+        (b.pending(), b.bytes(), b.dropped_total(), b.acked())
+    }
+
     /// Samples held, not yet acknowledged.
     pub fn pending(&self) -> u64 {
         self.lock().pending()
