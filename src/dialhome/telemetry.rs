@@ -288,17 +288,30 @@ impl Telemetry {
     }
 }
 
+/// How often the sampler looks at the bundle's telemetry section again
+/// while it waits: a new bundle's interval (and bound) holds from then
+/// on, not only after the previous interval (one minute by default, before
+/// any bundle) has run out.
+pub const SPEC_RECHECK: Duration = Duration::from_secs(1);
+
 /// Samples the agent's metrics into `t` at the bundle's interval until
 /// `stop`.
 pub async fn sample(t: Telemetry, metrics: MetricsFn, spec: SpecFn, stop: CancellationToken) {
+    let mut last = tokio::time::Instant::now();
     loop {
         let s = spec();
         t.set_max_bytes(s.buffer_bytes);
         let every = s.interval.get().max(Duration::from_millis(100));
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+        let now = tokio::time::Instant::now();
+        let due = last + every;
+        if now < due {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep((due - now).min(SPEC_RECHECK)) => {}
+            }
+            continue;
         }
+        last = now;
         let m = Arc::clone(&metrics);
         let fams = match tokio::task::spawn_blocking(move || m()).await {
             Ok(f) => f,
@@ -312,5 +325,38 @@ pub async fn sample(t: Telemetry, metrics: MetricsFn, spec: SpecFn, stop: Cancel
             Err(e) => tracing::warn!(error = %e, "telemetry sampling failed"),
             Ok(Ok(_)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::duration::Dur;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_interval_holds_before_the_old_one_ran_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Telemetry::open(dir.path(), 1 << 20).unwrap();
+        // Before any bundle: the default, one minute.
+        let spec = Arc::new(Mutex::new(schema::Telemetry::default()));
+        let s2 = Arc::clone(&spec);
+        let spec_fn: SpecFn = Arc::new(move || s2.lock().unwrap().clone());
+        let metrics: MetricsFn = Arc::new(Vec::new);
+        let stop = CancellationToken::new();
+        tokio::spawn(sample(t.clone(), metrics, spec_fn, stop.clone()));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(t.pending(), 0);
+        // A bundle with a short interval arrives.
+        spec.lock().unwrap().interval = Dur::millis(100);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while t.pending() < 3 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the new interval did not hold: {} samples",
+                t.pending()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.cancel();
     }
 }
