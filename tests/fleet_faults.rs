@@ -963,6 +963,24 @@ async fn a_staged_rollout_halts_when_its_canary_rolls_back() {
         "the refused bundle was sent again"
     );
     assert_eq!(cp.core.rollouts()[0].phase, "Halted");
+    // A device that enrols while the rollout stands halted does not skip
+    // the staging either.
+    let late = fake_agent(&cp, &token(), "c-late", pb::Outcome::Applied, &stop).await;
+    poll("c-late online", LIMIT, || async {
+        cp.core
+            .device("c-late")
+            .is_some_and(|d| d.online)
+            .then_some(())
+    })
+    .await;
+    let seen = late.beats();
+    poll("c-late to send three heartbeats", LIMIT, || async {
+        (late.beats() >= seen + 3).then_some(())
+    })
+    .await;
+    assert!(late.deliveries().is_empty(), "{:?}", late.deliveries());
+    let d = cp.core.device("c-late").unwrap().device;
+    assert_ne!(d.desired_version, rollout.version, "{d:?}");
     stop.cancel();
 }
 

@@ -26,16 +26,33 @@ use super::store::{Device, Kind, Object, Revision, Rollout, Write};
 use crate::validate::FieldError;
 
 /// The bundle (and its version) a device should run, from the stored
-/// bundles' selectors and their rollouts.
+/// bundles' selectors and their rollouts. A device that joins (enrols, or
+/// is relabelled into a selector) while a staged rollout is under way or
+/// halted does not skip the staging: it keeps what it was given (nothing,
+/// if new) and gets the version when the rollout completes.
 pub fn bundle_for(core: &Core, d: &Device) -> ApiResult<Option<(String, u64)>> {
     let bundles = core.store().objects(Kind::Bundle)?;
     let rollouts = core.rollouts();
-    Ok(selecting(&bundles, d).and_then(|b| {
-        rollouts
+    let Some(b) = selecting(&bundles, d) else {
+        return Ok(None);
+    };
+    let Some(r) = rollouts.iter().find(|r| r.bundle == b.name) else {
+        return Ok(None);
+    };
+    if released(r, &d.id) {
+        return Ok(Some((b.name.clone(), r.version)));
+    }
+    Ok((!d.desired_bundle.is_empty()).then(|| (d.desired_bundle.clone(), d.desired_version)))
+}
+
+/// Whether rollout `r` has released its version to device `id`.
+fn released(r: &Rollout, id: &str) -> bool {
+    r.phase == "Complete"
+        || (r.strategy == "AllAtOnce" && r.phase != "Halted")
+        || r.batches
             .iter()
-            .find(|r| r.bundle == b.name)
-            .map(|r| (b.name.clone(), r.version))
-    }))
+            .take(r.batch + 1)
+            .any(|b| b.iter().any(|x| x == id))
 }
 
 /// The bundle record that selects `d` (the first by name).
@@ -254,6 +271,8 @@ impl Core {
                             r.batches.iter().map(Vec::len).sum::<usize>(),
                             r.version
                         );
+                        // Devices that joined while it was under way.
+                        changed.extend(self.release_latecomers(&r, &mut writes));
                         evs.push(event(
                             "",
                             "Normal",
@@ -285,6 +304,31 @@ impl Core {
         changed
     }
 
+    /// Gives the version of a completed rollout to the devices its bundle
+    /// selects that are not in its batches (they joined while it ran).
+    fn release_latecomers(&self, r: &Rollout, writes: &mut Vec<Write>) -> Vec<String> {
+        let bundles = match self.store.objects(Kind::Bundle) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the bundles");
+                return Vec::new();
+            }
+        };
+        self.with_devices(|ds| {
+            let mut out = Vec::new();
+            for d in ds.values_mut() {
+                let selected = selecting(&bundles, d).is_some_and(|b| b.name == r.bundle);
+                if selected && (d.desired_bundle != r.bundle || d.desired_version != r.version) {
+                    d.desired_bundle = r.bundle.clone();
+                    d.desired_version = r.version;
+                    writes.push(Write::PutDevice(d.clone()));
+                    out.push(d.id.clone());
+                }
+            }
+            out
+        })
+    }
+
     /// Applies the rollout-relevant effects of committed bundle and
     /// device changes: used by apply.
     pub(crate) fn after_apply(&self, rollouts: Vec<Rollout>, removed: Vec<String>) {
@@ -306,7 +350,8 @@ impl Core {
     }
 
     /// Re-targets one device after its labels changed: it gets the
-    /// current version of the bundle that now selects it (no rollout).
+    /// version of the bundle that now selects it, once that bundle's
+    /// rollout released it (see [`bundle_for`]).
     pub(crate) fn retarget(&self, d: &mut Device, writes: &mut Vec<Write>) -> ApiResult<()> {
         match bundle_for(self, d)? {
             Some((b, v)) if d.desired_bundle != b || d.desired_version != v => {
