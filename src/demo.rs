@@ -387,6 +387,14 @@ fn bundle_record(name: &str) -> anyhow::Result<(String, String, Vec<String>)> {
             "mains lost at {MAINS_LOST_AT:.0} s, a {DEMO_BATTERY_WH} Wh battery"
         ));
     }
+    if bundle["spec"].get("telemetry").is_none() {
+        // Telemetry every 5 s, so that the control plane's live view
+        // (`onprem describe device`) fills quickly.
+        let t: serde_yaml_ng::Value = serde_yaml_ng::from_str("{interval: 5s}")?;
+        if let Some(spec) = bundle["spec"].as_mapping_mut() {
+            spec.insert("telemetry".into(), t);
+        }
+    }
     let node_bundle = serde_yaml_ng::to_string(&bundle)?;
     let selector: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&format!("{{matchLabels: {{example: {name}}}}}"))?;

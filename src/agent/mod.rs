@@ -224,8 +224,16 @@ impl Agent {
             (Some((identity, offers, dial)), Some(n)) => {
                 let mut facts = crate::dialhome::identity::facts(std::path::Path::new("/"));
                 if config.sim {
+                    // A simulated node is not this machine: its own
+                    // serial and UUID, stable for its state directory.
+                    use sha2::Digest as _;
+                    let h =
+                        sha2::Sha256::digest(config.bundle.state_dir.to_string_lossy().as_bytes());
+                    let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
                     facts.manufacturer = "onprem".into();
                     facts.model = "simulated node".into();
+                    facts.serial = format!("SIM{}", &hex[..10]);
+                    facts.uuid = hex[..32].to_owned();
                 }
                 Some(crate::dialhome::session::Parts {
                     identity,

@@ -897,6 +897,13 @@ pub async fn watch(o: WatchOptions, stop: CancellationToken) -> anyhow::Result<(
     };
     let mut header = o.output != Output::Json;
     let names: BTreeMap<String, String> = BTreeMap::new();
+    // Room for typical ids, names, models and uuids from the start, so
+    // that later rows seldom widen the columns.
+    let mut widths = if kind == "devices" {
+        vec![20, 16, 12, 16, 32, 12]
+    } else {
+        vec![4, 16]
+    };
     loop {
         let msg = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
@@ -922,7 +929,8 @@ pub async fn watch(o: WatchOptions, stop: CancellationToken) -> anyhow::Result<(
         let out = if o.output == Output::Json {
             format!("{}\n", serde_json::to_string(item)?)
         } else {
-            let out = render_list(
+            let out = render_list_with(
+                &mut widths,
                 kind,
                 std::slice::from_ref(item),
                 o.output,
@@ -1185,6 +1193,19 @@ pub fn render_list(
     names: &BTreeMap<String, String>,
     now: i64,
 ) -> anyhow::Result<String> {
+    render_list_with(&mut Vec::new(), kind, items, output, headers, names, now)
+}
+
+/// [`render_list`] with table widths kept across calls.
+fn render_list_with(
+    widths: &mut Vec<usize>,
+    kind: &str,
+    items: &[Value],
+    output: Output,
+    headers: bool,
+    names: &BTreeMap<String, String>,
+    now: i64,
+) -> anyhow::Result<String> {
     Ok(match output {
         Output::Json => format!("{}\n", serde_json::to_string_pretty(items)?),
         Output::Yaml => serde_yaml_ng::to_string(items)?,
@@ -1209,7 +1230,8 @@ pub fn render_list(
                         .collect()
                 })
                 .collect();
-            table(
+            table_with(
+                widths,
                 &cols.iter().map(|(h, _)| *h).collect::<Vec<_>>(),
                 &rows,
                 headers,
@@ -1221,7 +1243,24 @@ pub fn render_list(
 /// Columns padded to their widest cell, three spaces apart (the last one
 /// not padded).
 fn table(headers: &[&str], rows: &[Vec<String>], with_headers: bool) -> String {
-    let mut w: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    let mut w = Vec::new();
+    table_with(&mut w, headers, rows, with_headers)
+}
+
+/// [`table`] with widths kept across calls (`watch` prints a row at a
+/// time): a column only ever widens.
+fn table_with(
+    w: &mut Vec<usize>,
+    headers: &[&str],
+    rows: &[Vec<String>],
+    with_headers: bool,
+) -> String {
+    if w.len() < headers.len() {
+        w.resize(headers.len(), 0);
+    }
+    for (i, h) in headers.iter().enumerate() {
+        w[i] = w[i].max(h.chars().count());
+    }
     for r in rows {
         for (i, c) in r.iter().enumerate() {
             if let Some(x) = w.get_mut(i) {
