@@ -174,6 +174,8 @@ struct State {
     latest: HashMap<String, Latest>,
     /// Firing alerts by device.
     firing: HashMap<String, Vec<Alert>>,
+    /// Events published but not yet stored (written by [`Core::flush`]).
+    events: Vec<Event>,
     epoch: u64,
 }
 
@@ -708,7 +710,7 @@ impl Core {
             }
         };
         if progress {
-            self.progress_rollouts();
+            self.progress_after(id);
         }
         self.deliver(id);
     }
@@ -773,7 +775,9 @@ impl Core {
             st.dirty.insert(id.to_owned());
         }
         let bad = matches!(outcome, "Rejected" | "RolledBack");
-        self.record_event(
+        // One per device and rollout: stored with the next flush, not one
+        // commit each.
+        self.queue_event(
             id,
             if bad { "Warning" } else { "Normal" },
             &format!("Bundle{outcome}"),
@@ -1071,6 +1075,15 @@ impl Core {
         Ok(())
     }
 
+    /// Publishes an event now and stores it with the next
+    /// [`flush`](Self::flush) (within a second), in one commit with the
+    /// others: for events that come one per device.
+    pub(crate) fn queue_event(&self, device: &str, kind: &str, reason: &str, message: String) {
+        let e = event(device, kind, reason, message);
+        self.st().events.push(e.clone());
+        self.publish(Live::Event { event: e });
+    }
+
     /// Stores and publishes an event.
     pub fn record_event(&self, device: &str, kind: &str, reason: &str, message: String) {
         let e = event(device, kind, reason, message);
@@ -1113,19 +1126,32 @@ impl Core {
         }
     }
 
-    /// Writes the devices changed in memory back to the store.
+    /// Writes the devices changed in memory and the queued events back
+    /// to the store; returns how many devices.
     pub fn flush(&self) -> ApiResult<usize> {
-        let writes: Vec<Write> = {
+        let (mut writes, events) = {
             let mut st = self.st();
             let dirty: Vec<String> = st.dirty.drain().collect();
-            dirty
+            let writes: Vec<Write> = dirty
                 .iter()
                 .filter_map(|id| st.devices.get(id).cloned().map(Write::PutDevice))
-                .collect()
+                .collect();
+            (writes, std::mem::take(&mut st.events))
         };
         let n = writes.len();
+        writes.extend(events.into_iter().map(Write::Event));
         self.store.commit(writes)?;
         Ok(n)
+    }
+
+    /// Runs `f` on the rollouts and the devices, without copying them
+    /// (for the rollout engine's cheap checks).
+    pub(crate) fn with_rollouts<R>(
+        &self,
+        f: impl FnOnce(&BTreeMap<String, Rollout>, &HashMap<String, Device>) -> R,
+    ) -> R {
+        let st = self.st();
+        f(&st.rollouts, &st.devices)
     }
 
     /// Runs `f` on the device map (for the rollout engine and apply).
@@ -1171,6 +1197,16 @@ impl Core {
     /// The rollouts.
     pub fn rollouts(&self) -> Vec<Rollout> {
         self.st().rollouts.values().cloned().collect()
+    }
+
+    /// The rollouts in progress.
+    pub(crate) fn progressing(&self) -> Vec<Rollout> {
+        self.st()
+            .rollouts
+            .values()
+            .filter(|r| r.phase == "Progressing")
+            .cloned()
+            .collect()
     }
 
     pub(crate) fn set_rollout(&self, r: Rollout) {

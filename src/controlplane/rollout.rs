@@ -232,17 +232,52 @@ fn batch_state(r: &Rollout, devices: &std::collections::HashMap<String, Device>)
     BatchState::Waiting
 }
 
+/// Whether a message of device `id` may have moved rollout `r` on: the
+/// device's result failed the rollout's version, or every device of the
+/// batch runs it. Stops at the first device still on its way, so that a
+/// message costs little while the batch converges; deadlines are the
+/// housekeeping's (every second, [`Core::progress_rollouts`]).
+fn may_progress(
+    r: &Rollout,
+    devices: &std::collections::HashMap<String, Device>,
+    id: &str,
+) -> bool {
+    if devices.get(id).is_some_and(|d| {
+        d.last_result.version == r.version
+            && matches!(d.last_result.outcome.as_str(), "Rejected" | "RolledBack")
+    }) {
+        return true;
+    }
+    r.batches.get(r.batch).into_iter().flatten().all(|i| {
+        devices
+            .get(i)
+            .is_none_or(|d| d.current.version == r.version && !d.tainted)
+    })
+}
+
 impl Core {
+    /// After a message of device `id` that changed it: moves the rollouts
+    /// on when one may have moved ([`may_progress`]); a full check of a
+    /// batch costs one pass over its devices, too much for every message
+    /// of a large fleet.
+    pub(crate) fn progress_after(&self, id: &str) {
+        let maybe = self.with_rollouts(|rs, ds| {
+            rs.values()
+                .filter(|r| r.phase == "Progressing")
+                .any(|r| may_progress(r, ds, id))
+        });
+        if maybe {
+            self.progress_rollouts();
+        }
+    }
+
     /// Moves every progressing rollout on: next batch, complete, or
     /// halted. Returns the devices whose desired version changed.
     pub fn progress_rollouts(&self) -> Vec<String> {
         let mut changed = Vec::new();
         let mut writes = Vec::new();
         let mut evs = Vec::new();
-        for mut r in self.rollouts() {
-            if r.phase != "Progressing" {
-                continue;
-            }
+        for mut r in self.progressing() {
             let state = self.with_devices(|ds| batch_state(&r, ds));
             match state {
                 BatchState::Waiting => continue,
@@ -385,5 +420,48 @@ impl Core {
             &format!("Bundle/{name}"),
             "rollout removed",
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn device(id: &str, current: u64) -> Device {
+        let mut d = Device {
+            id: id.into(),
+            name: id.into(),
+            ..Default::default()
+        };
+        d.current.version = current;
+        d
+    }
+
+    #[test]
+    fn a_message_moves_a_rollout_on_only_when_it_may_have() {
+        let r = Rollout {
+            version: 7,
+            batches: vec![vec!["a".into(), "b".into()], vec!["c".into()]],
+            phase: "Progressing".into(),
+            ..Default::default()
+        };
+        let mut ds: HashMap<String, Device> = ["a", "b", "c"]
+            .iter()
+            .map(|i| ((*i).to_owned(), device(i, 0)))
+            .collect();
+        assert!(!may_progress(&r, &ds, "a"));
+        ds.get_mut("a").unwrap().current.version = 7;
+        assert!(!may_progress(&r, &ds, "a"), "b is still on its way");
+        // A refusal halts the rollout at once, whatever the others do.
+        ds.get_mut("b").unwrap().last_result.version = 7;
+        ds.get_mut("b").unwrap().last_result.outcome = "Rejected".into();
+        assert!(may_progress(&r, &ds, "b"));
+        ds.get_mut("b").unwrap().last_result.outcome = "Applied".into();
+        ds.get_mut("b").unwrap().current.version = 7;
+        assert!(may_progress(&r, &ds, "b"), "the first batch converged");
+        // A deleted device is nothing to wait for.
+        ds.remove("a");
+        assert!(may_progress(&r, &ds, "b"));
     }
 }
