@@ -792,6 +792,19 @@ async fn fake_agent(
     answer: pb::Outcome,
     stop: &CancellationToken,
 ) -> FakeAgent {
+    fake_agent_gated(cp, token, name, answer, None, stop).await
+}
+
+/// A fake agent that, with `gate`, answers each delivery only once the
+/// test adds a permit.
+async fn fake_agent_gated(
+    cp: &onprem::controlplane::Handle,
+    token: &str,
+    name: &str,
+    answer: pb::Outcome,
+    gate: Option<Arc<tokio::sync::Semaphore>>,
+    stop: &CancellationToken,
+) -> FakeAgent {
     use onprem::dialhome::identity::{self, CaTrust};
     use pb::agent_message::Msg;
     let trust = CaTrust::Fingerprint(cp.ca_fingerprint.clone());
@@ -852,9 +865,23 @@ async fn fake_agent(
                             digest: d.digest.clone(),
                             outcome: answer as i32,
                             message: "fans loop failed to start; rolled back".into(),
-                            status: Some(pb::Status::default()),
+                            // Applied: it runs the version now, as a real
+                            // agent reports.
+                            status: Some(if answer == pb::Outcome::Applied {
+                                pb::Status {
+                                    bundle_version: d.version,
+                                    bundle_digest: d.digest.clone(),
+                                    bundle_source: "control-plane".into(),
+                                    ..Default::default()
+                                }
+                            } else {
+                                pb::Status::default()
+                            }),
                         };
                         deliveries.lock().unwrap().push(d);
+                        if let Some(g) = &gate {
+                            g.acquire().await.unwrap().forget();
+                        }
                         if tx.send(send(Msg::BundleResult(r))).await.is_err() {
                             return;
                         }
@@ -981,6 +1008,94 @@ async fn a_staged_rollout_halts_when_its_canary_rolls_back() {
     assert!(late.deliveries().is_empty(), "{:?}", late.deliveries());
     let d = cp.core.device("c-late").unwrap().device;
     assert_ne!(d.desired_version, rollout.version, "{d:?}");
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_joins_a_staged_rollout_waits_for_it_to_complete() {
+    use onprem::controlplane;
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let mut o = controlplane::Options::for_tests(dir.path().join("cp"));
+    o.heartbeat_seconds = 1;
+    let cp = controlplane::start(o, stop.clone()).await.unwrap();
+    let admin = cp
+        .core
+        .authenticate(Some(cp.admin_token.as_deref().unwrap()))
+        .unwrap();
+    let token = || {
+        cp.core
+            .create_token(
+                &admin,
+                &pb::CreateTokenRequest {
+                    r#type: "enrol".into(),
+                    labels: [("board".to_owned(), "pi5".to_owned())].into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .token
+    };
+    // The canary answers only when the test lets it.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let canary = fake_agent_gated(
+        &cp,
+        &token(),
+        "a-canary",
+        pb::Outcome::Applied,
+        Some(Arc::clone(&gate)),
+        &stop,
+    )
+    .await;
+    let second = fake_agent(&cp, &token(), "b-1", pb::Outcome::Applied, &stop).await;
+    let doc = pb::Document {
+        source: "staged.yaml".into(),
+        text: bundle_record(
+            "staged",
+            "{matchLabels: {board: pi5}}",
+            "  rollout: {strategy: Staged, canary: 1, batchSize: 1, progressDeadline: 10m}\n",
+        ),
+    };
+    let r = cp.core.apply(&admin, &[doc], false).unwrap();
+    assert!(r.applied, "{:?}", r.results);
+    poll("the canary's delivery", LIMIT, || async {
+        (!canary.deliveries().is_empty()).then_some(())
+    })
+    .await;
+    let version = cp.core.rollouts()[0].version;
+
+    // A device enrols while the canary batch is under way: it waits.
+    let late = fake_agent(&cp, &token(), "c-late", pb::Outcome::Applied, &stop).await;
+    let seen = late.beats();
+    poll("c-late to send three heartbeats", LIMIT, || async {
+        (late.beats() >= seen + 3).then_some(())
+    })
+    .await;
+    assert!(late.deliveries().is_empty(), "c-late skipped the staging");
+    assert!(
+        second.deliveries().is_empty(),
+        "b-1 got it before the canary converged"
+    );
+    assert_eq!(cp.core.rollouts()[0].phase, "Progressing");
+    assert_ne!(
+        cp.core.device("c-late").unwrap().device.desired_version,
+        version
+    );
+
+    // The canary converges: the batches go on, and when the rollout is
+    // complete the latecomer gets the version too.
+    gate.add_permits(1);
+    poll("the rollout to complete", LIMIT, || async {
+        (cp.core.rollouts()[0].phase == "Complete").then_some(())
+    })
+    .await;
+    poll("c-late's delivery", LIMIT, || async {
+        let d = cp.core.device("c-late")?.device;
+        (late.deliveries().len() == 1 && d.current.version == version).then_some(())
+    })
+    .await;
+    assert_eq!(second.deliveries().len(), 1);
+    assert_eq!(late.deliveries()[0].version, version);
     stop.cancel();
 }
 
