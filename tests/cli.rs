@@ -4,13 +4,15 @@
 //! selectors, apply/diff/delete outcomes and every documented exit code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use onprem::agent::{self, Flags};
-use onprem::controlplane::{self, Handle};
+use common::fleet::{start_agent, until};
+use onprem::controlplane;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -48,39 +50,6 @@ async fn expect(config: &Path, args: &[&str], code: i32) -> Run {
     let r = onprem(config, args).await;
     assert_eq!(r.code, code, "onprem {args:?}: {r:#?}");
     r
-}
-
-async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn start_agent(cp: &Handle, dir: &Path, name: &str, token: &str, stop: &CancellationToken) {
-    let flags = Flags {
-        listen_address: Some("127.0.0.1:0".into()),
-        hardware: Some("sim".into()),
-        state_dir: Some(dir.join(name)),
-        control_plane: Some(cp.url()),
-        enrol_token: Some(token.into()),
-        ca_fingerprint: Some(cp.ca_fingerprint.clone()),
-        device_name: Some(name.into()),
-        ..Default::default()
-    };
-    let mut file = agent::config::File::default();
-    file.collectors.disable_defaults = true;
-    file.collectors.enable = vec!["devices".into(), "loops".into()];
-    let config = flags.apply(&mut file, None).unwrap();
-    let a = agent::Agent::bind_config(None, config).await.unwrap();
-    tokio::spawn(a.run(stop.child_token()));
 }
 
 /// The `pi5-fan-curve` example as a Bundle record for `board=pi5`.
@@ -189,7 +158,7 @@ async fn the_cli_drives_the_fleet_with_reliable_output_and_exit_codes() {
         "{r:?}"
     );
     start_agent(&cp, dir.path(), "pi-a", &enrol, &stop).await;
-    until("pi-a online", || {
+    until("pi-a online", Duration::from_secs(60), || {
         cp.core.devices().iter().any(|d| d.online).then_some(())
     })
     .await;
@@ -207,7 +176,7 @@ async fn the_cli_drives_the_fleet_with_reliable_output_and_exit_codes() {
     let fleet_arg = fleet.to_str().unwrap();
     let r = expect(&config, &["apply", "-f", fleet_arg], 0).await;
     assert_eq!(r.stdout, "facility/lab created\nbundle/fans created\n");
-    until("pi-a converged", || {
+    until("pi-a converged", Duration::from_secs(60), || {
         cp.core
             .devices()
             .iter()

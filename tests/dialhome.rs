@@ -4,86 +4,14 @@
 //! (desired = current), tokens and roles are checked.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
-use onprem::agent::{self, Flags};
-use onprem::controlplane::{self, Handle, auth::Principal};
+use common::fleet::{admin, control_plane, enrol_token, start_agent, until};
 use onprem::proto::v1 as pb;
 use tokio_util::sync::CancellationToken;
-
-async fn control_plane(dir: &Path, stop: &CancellationToken) -> Handle {
-    let mut o = controlplane::Options::for_tests(dir.join("cp"));
-    o.heartbeat_seconds = 1;
-    controlplane::start(o, stop.clone()).await.unwrap()
-}
-
-fn admin(cp: &Handle) -> Principal {
-    cp.core
-        .authenticate(Some(&format!(
-            "Bearer {}",
-            cp.admin_token.as_deref().unwrap()
-        )))
-        .unwrap()
-}
-
-fn enrol_token(cp: &Handle, labels: &[(&str, &str)]) -> String {
-    cp.core
-        .create_token(
-            &admin(cp),
-            &pb::CreateTokenRequest {
-                r#type: "enrol".into(),
-                labels: labels
-                    .iter()
-                    .map(|(k, v)| ((*k).into(), (*v).into()))
-                    .collect(),
-                ..Default::default()
-            },
-        )
-        .unwrap()
-        .token
-}
-
-async fn start_agent(
-    cp: &Handle,
-    dir: &Path,
-    name: &str,
-    token: &str,
-    stop: &CancellationToken,
-) -> std::net::SocketAddr {
-    let flags = Flags {
-        listen_address: Some("127.0.0.1:0".into()),
-        hardware: Some("sim".into()),
-        state_dir: Some(dir.join(name)),
-        control_plane: Some(cp.url()),
-        enrol_token: Some(token.into()),
-        ca_fingerprint: Some(cp.ca_fingerprint.clone()),
-        device_name: Some(name.into()),
-        ..Default::default()
-    };
-    let mut file = agent::config::File::default();
-    file.collectors.disable_defaults = true;
-    file.collectors.enable = vec!["devices".into(), "loops".into()];
-    let config = flags.apply(&mut file, None).unwrap();
-    let a = agent::Agent::bind_config(None, config).await.unwrap();
-    let addr = a.local_addr();
-    tokio::spawn(a.run(stop.child_token()));
-    addr
-}
-
-async fn until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn bundle_record(name: &str, selector: &str, extra: &str) -> String {
     let text = onprem::bundle::examples::EXAMPLES

@@ -895,29 +895,11 @@ async fn fake_agent_gated(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_staged_rollout_halts_when_its_canary_rolls_back() {
-    use onprem::controlplane;
     let dir = tempfile::tempdir().unwrap();
     let stop = CancellationToken::new();
-    let mut o = controlplane::Options::for_tests(dir.path().join("cp"));
-    o.heartbeat_seconds = 1;
-    let cp = controlplane::start(o, stop.clone()).await.unwrap();
-    let admin = cp
-        .core
-        .authenticate(Some(cp.admin_token.as_deref().unwrap()))
-        .unwrap();
-    let token = || {
-        cp.core
-            .create_token(
-                &admin,
-                &pb::CreateTokenRequest {
-                    r#type: "enrol".into(),
-                    labels: [("board".to_owned(), "pi5".to_owned())].into(),
-                    ..Default::default()
-                },
-            )
-            .unwrap()
-            .token
-    };
+    let cp = common::fleet::control_plane(dir.path(), &stop).await;
+    let admin = common::fleet::admin(&cp);
+    let token = || common::fleet::enrol_token(&cp, &[("board", "pi5")]);
     // Devices are taken in name order: the canary sorts first.
     let canary = fake_agent(&cp, &token(), "a-canary", pb::Outcome::RolledBack, &stop).await;
     let mut rest = Vec::new();
@@ -1013,29 +995,11 @@ async fn a_staged_rollout_halts_when_its_canary_rolls_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_that_joins_a_staged_rollout_waits_for_it_to_complete() {
-    use onprem::controlplane;
     let dir = tempfile::tempdir().unwrap();
     let stop = CancellationToken::new();
-    let mut o = controlplane::Options::for_tests(dir.path().join("cp"));
-    o.heartbeat_seconds = 1;
-    let cp = controlplane::start(o, stop.clone()).await.unwrap();
-    let admin = cp
-        .core
-        .authenticate(Some(cp.admin_token.as_deref().unwrap()))
-        .unwrap();
-    let token = || {
-        cp.core
-            .create_token(
-                &admin,
-                &pb::CreateTokenRequest {
-                    r#type: "enrol".into(),
-                    labels: [("board".to_owned(), "pi5".to_owned())].into(),
-                    ..Default::default()
-                },
-            )
-            .unwrap()
-            .token
-    };
+    let cp = common::fleet::control_plane(dir.path(), &stop).await;
+    let admin = common::fleet::admin(&cp);
+    let token = || common::fleet::enrol_token(&cp, &[("board", "pi5")]);
     // The canary answers only when the test lets it.
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let canary = fake_agent_gated(

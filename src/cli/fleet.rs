@@ -1383,7 +1383,6 @@ pub fn describe_device(v: &Value, now: i64) -> String {
         "false".into()
     };
     let _ = writeln!(o, "  {:<14}{taint}", "Tainted:");
-    let _ = writeln!(o, "Conditions:");
     let rows: Vec<Vec<String>> = v["conditions"]
         .as_array()
         .into_iter()
@@ -1398,13 +1397,11 @@ pub fn describe_device(v: &Value, now: i64) -> String {
             ]
         })
         .collect();
-    indent(
+    section(
         &mut o,
-        &table(
-            &["TYPE", "STATUS", "REASON", "VERSION", "MESSAGE"],
-            &rows,
-            true,
-        ),
+        "Conditions",
+        &["TYPE", "STATUS", "REASON", "VERSION", "MESSAGE"],
+        &rows,
     );
     let t = &v["telemetry"];
     let series: Vec<&Value> = t["series"].as_array().into_iter().flatten().collect();
@@ -1462,25 +1459,12 @@ pub fn describe_device(v: &Value, now: i64) -> String {
             ]
         })
         .collect();
-    let _ = writeln!(
-        o,
-        "Alerts:{}",
-        if alerts.is_empty() {
-            "         <none>"
-        } else {
-            ""
-        }
+    section(
+        &mut o,
+        "Alerts",
+        &["ID", "RULE", "SEVERITY", "STATE", "ACKED", "SUMMARY"],
+        &alerts,
     );
-    if !alerts.is_empty() {
-        indent(
-            &mut o,
-            &table(
-                &["ID", "RULE", "SEVERITY", "STATE", "ACKED", "SUMMARY"],
-                &alerts,
-                true,
-            ),
-        );
-    }
     let events: Vec<Vec<String>> = v["events"]
         .as_array()
         .into_iter()
@@ -1494,22 +1478,23 @@ pub fn describe_device(v: &Value, now: i64) -> String {
             ]
         })
         .collect();
-    let _ = writeln!(
-        o,
-        "Events:{}",
-        if events.is_empty() {
-            "         <none>"
-        } else {
-            ""
-        }
+    section(
+        &mut o,
+        "Events",
+        &["AGE", "TYPE", "REASON", "MESSAGE"],
+        &events,
     );
-    if !events.is_empty() {
-        indent(
-            &mut o,
-            &table(&["AGE", "TYPE", "REASON", "MESSAGE"], &events, true),
-        );
-    }
     o
+}
+
+/// `Title:` and an indented table, or `<none>`.
+fn section(o: &mut String, title: &str, headers: &[&str], rows: &[Vec<String>]) {
+    if rows.is_empty() {
+        let _ = writeln!(o, "{:<16}<none>", format!("{title}:"));
+    } else {
+        let _ = writeln!(o, "{title}:");
+        indent(o, &table(headers, rows, true));
+    }
 }
 
 fn indent(o: &mut String, block: &str) {
