@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::fleet::{start_agent, until};
+use common::fleet::{bundle_record, start_agent, until};
 use onprem::controlplane;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -54,14 +54,11 @@ async fn expect(config: &Path, args: &[&str], code: i32) -> Run {
 
 /// The `pi5-fan-curve` example as a Bundle record for `board=pi5`.
 fn bundle(period: &str) -> String {
-    let text = onprem::bundle::examples::get("pi5-fan-curve").unwrap();
-    text.replacen("name: pi5-fan-curve", "name: fans", 1)
-        .replacen(
-            "spec:\n",
-            "spec:\n  selector: {matchLabels: {board: pi5}}\n",
-            1,
-        )
-        .replacen("period: 1s", &format!("period: {period}"), 1)
+    bundle_record("fans", "{matchLabels: {board: pi5}}", "").replacen(
+        "period: 1s",
+        &format!("period: {period}"),
+        1,
+    )
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

@@ -9,23 +9,9 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::fleet::{admin, control_plane, enrol_token, start_agent, until};
+use common::fleet::{admin, bundle_record, control_plane, enrol_token, start_agent, until};
 use onprem::proto::v1 as pb;
 use tokio_util::sync::CancellationToken;
-
-fn bundle_record(name: &str, selector: &str, extra: &str) -> String {
-    let text = onprem::bundle::examples::EXAMPLES
-        .iter()
-        .find(|(n, _)| *n == "pi5-fan-curve")
-        .map(|(_, t)| *t)
-        .unwrap();
-    let text = text.replacen("name: pi5-fan-curve", &format!("name: {name}"), 1);
-    text.replacen(
-        "spec:\n",
-        &format!("spec:\n  selector: {selector}\n{extra}"),
-        1,
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enrol_apply_and_every_node_converges() {

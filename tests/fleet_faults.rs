@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::Agent;
+use common::fleet::bundle_record;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -405,22 +406,6 @@ impl Drop for Cp {
 }
 
 // ---- agents --------------------------------------------------------------
-
-/// A Bundle record for the control plane: the pi5-fan-curve example under
-/// `name`, selecting `selector`, with `extra` lines added to its spec.
-fn bundle_record(name: &str, selector: &str, extra: &str) -> String {
-    let text = onprem::bundle::examples::EXAMPLES
-        .iter()
-        .find(|(n, _)| *n == "pi5-fan-curve")
-        .map(|(_, t)| *t)
-        .unwrap();
-    let text = text.replacen("name: pi5-fan-curve", &format!("name: {name}"), 1);
-    text.replacen(
-        "spec:\n",
-        &format!("spec:\n  selector: {selector}\n{extra}"),
-        1,
-    )
-}
 
 /// The flags of an agent on a simulated node dialling home to `cp`.
 fn agent_args(url: &str, fingerprint: &str, state: &Path, name: &str, token: &str) -> Vec<String> {

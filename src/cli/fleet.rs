@@ -1049,6 +1049,11 @@ fn columns(kind: &str, wide: bool, names: &BTreeMap<String, String>, now: i64) -
     let ago = |p: &'static str| -> Box<dyn Fn(&Value) -> String> {
         Box::new(move |v: &Value| since(v.pointer(p).unwrap_or(&Value::Null), now))
     };
+    let ago_ms = |p: &'static str| -> Box<dyn Fn(&Value) -> String> {
+        Box::new(move |v: &Value| {
+            age(now - v.pointer(p).and_then(Value::as_i64).unwrap_or(0) / 1000)
+        })
+    };
     let dev = {
         let names = names.clone();
         move |v: &Value| {
@@ -1122,10 +1127,7 @@ fn columns(kind: &str, wide: bool, names: &BTreeMap<String, String>, now: i64) -
             ("DESCRIPTION", f("/description")),
         ],
         "events" => vec![
-            (
-                "AGE",
-                Box::new(move |v: &Value| age(now - v["tsMs"].as_i64().unwrap_or(0) / 1000)),
-            ),
+            ("AGE", ago_ms("/tsMs")),
             ("DEVICE", Box::new(dev)),
             ("TYPE", f("/type")),
             ("REASON", f("/reason")),
@@ -1145,10 +1147,7 @@ fn columns(kind: &str, wide: bool, names: &BTreeMap<String, String>, now: i64) -
         ],
         "audit" => vec![
             ("SEQ", f("/seq")),
-            (
-                "AGE",
-                Box::new(move |v: &Value| age(now - v["tsMs"].as_i64().unwrap_or(0) / 1000)),
-            ),
+            ("AGE", ago_ms("/tsMs")),
             ("ACTOR", f("/actor")),
             ("ACTION", f("/action")),
             ("TARGET", f("/target")),

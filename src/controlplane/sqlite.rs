@@ -130,6 +130,31 @@ impl Sqlite {
         }
         Ok(out)
     }
+
+    /// The newest documents of a `(seq, doc, …)` table (`sql` selects
+    /// `seq, doc` newest first), oldest first, each given its `seq`.
+    fn seq_docs<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        sql: &str,
+        p: impl rusqlite::Params,
+        set_seq: fn(&mut T, u64),
+    ) -> Result<Vec<T>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(sql).map_err(db)?;
+        let rows = st
+            .query_map(p, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (seq, doc) = r.map_err(db)?;
+            let mut e: T = from_json(what, &doc)?;
+            set_seq(&mut e, seq as u64);
+            out.push(e);
+        }
+        out.reverse();
+        Ok(out)
+    }
 }
 
 /// Inserts or replaces the document of `key` in a `(key, doc)` table
@@ -194,53 +219,30 @@ impl Store for Sqlite {
     }
 
     fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>> {
-        let mut v: Vec<AuditEntry> = Vec::new();
-        let conn = self.conn();
-        let mut st = conn
-            .prepare_cached("SELECT seq, doc FROM audit ORDER BY seq DESC LIMIT ?1")
-            .map_err(db)?;
-        let rows = st
-            .query_map(params![limit as i64], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-            })
-            .map_err(db)?;
-        for r in rows {
-            let (seq, doc) = r.map_err(db)?;
-            let mut e: AuditEntry = from_json("audit entry", &doc)?;
-            e.seq = seq as u64;
-            v.push(e);
-        }
-        v.reverse();
-        Ok(v)
+        self.seq_docs(
+            "audit entry",
+            "SELECT seq, doc FROM audit ORDER BY seq DESC LIMIT ?1",
+            params![limit as i64],
+            |e: &mut AuditEntry, seq| e.seq = seq,
+        )
     }
 
     fn events(&self, device: Option<&str>, limit: usize) -> Result<Vec<Event>> {
-        let conn = self.conn();
-        let (sql, dev) = match device {
-            Some(d) => (
+        let set = |e: &mut Event, seq| e.seq = seq;
+        match device {
+            Some(d) => self.seq_docs(
+                "event",
                 "SELECT seq, doc FROM events WHERE device = ?2 ORDER BY seq DESC LIMIT ?1",
-                d,
+                params![limit as i64, d],
+                set,
             ),
-            None => (
-                "SELECT seq, doc FROM events WHERE ?2 = ?2 ORDER BY seq DESC LIMIT ?1",
-                "",
+            None => self.seq_docs(
+                "event",
+                "SELECT seq, doc FROM events ORDER BY seq DESC LIMIT ?1",
+                params![limit as i64],
+                set,
             ),
-        };
-        let mut st = conn.prepare_cached(sql).map_err(db)?;
-        let rows = st
-            .query_map(params![limit as i64, dev], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-            })
-            .map_err(db)?;
-        let mut v = Vec::new();
-        for r in rows {
-            let (seq, doc) = r.map_err(db)?;
-            let mut e: Event = from_json("event", &doc)?;
-            e.seq = seq as u64;
-            v.push(e);
         }
-        v.reverse();
-        Ok(v)
     }
 
     fn alerts(&self) -> Result<Vec<Alert>> {

@@ -46,6 +46,22 @@ pub fn enrol_token(cp: &Handle, labels: &[(&str, &str)]) -> String {
         .token
 }
 
+/// A Bundle record for the control plane: the pi5-fan-curve example under
+/// `name`, selecting `selector`, with `extra` lines added to its spec.
+pub fn bundle_record(name: &str, selector: &str, extra: &str) -> String {
+    let text = onprem::bundle::examples::EXAMPLES
+        .iter()
+        .find(|(n, _)| *n == "pi5-fan-curve")
+        .map(|(_, t)| *t)
+        .unwrap();
+    let text = text.replacen("name: pi5-fan-curve", &format!("name: {name}"), 1);
+    text.replacen(
+        "spec:\n",
+        &format!("spec:\n  selector: {selector}\n{extra}"),
+        1,
+    )
+}
+
 /// A whole agent on simulated hardware in this process, state in
 /// `dir/name`, enrolling with `token`; its `/metrics` address.
 pub async fn start_agent(
