@@ -130,14 +130,16 @@ for _ in $(seq 1 600); do
 done
 [ -n "$addr" ] || { cat "$log"; echo "agent did not start under qemu"; exit 1; }
 body=$(curl -fsS "http://$addr/metrics")
-echo "$body" | grep -q '^node_cpu_seconds_total{cpu="0",mode="user"} 6402.11$'
-echo "$body" | grep -q '^onprem_build_info{arch="aarch64"'
-echo "$body" | grep -q '^node_scrape_collector_success{collector="hwmon"} 1$'
+# Here-strings, not `echo | grep -q`: grep -q stops reading at its first
+# match, and under pipefail the echo's SIGPIPE (exit 141) failed the run.
+grep -q '^node_cpu_seconds_total{cpu="0",mode="user"} 6402.11$' <<<"$body"
+grep -q '^onprem_build_info{arch="aarch64"' <<<"$body"
+grep -q '^node_scrape_collector_success{collector="hwmon"} 1$' <<<"$body"
 # The hardware layer built for aarch64: the Pi 5 fan and CPU zone of the
 # simulated world, read through the real sysfs drivers.
-echo "$body" | grep -q '^onprem_device_up{device="fan",driver="pi5-fan",kind="fan"} 1$'
-echo "$body" | grep -q '^onprem_temperature_celsius{device="cpu"} '
-echo "scraped $(echo "$body" | grep -c '^# TYPE') families from the aarch64 agent at $addr"
+grep -q '^onprem_device_up{device="fan",driver="pi5-fan",kind="fan"} 1$' <<<"$body"
+grep -q '^onprem_temperature_celsius{device="cpu"} ' <<<"$body"
+echo "scraped $(grep -c '^# TYPE' <<<"$body") families from the aarch64 agent at $addr"
 kill "$pid"
 wait "$pid" || true
 echo "ARM builds OK"
