@@ -24,6 +24,7 @@ pub mod exporter;
 pub mod httpc;
 pub mod hw;
 pub mod proto;
+pub mod redfish;
 pub mod validate;
 
 /// This build's version.

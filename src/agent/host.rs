@@ -23,6 +23,11 @@ pub enum RequestKind {
     Reboot,
     /// Power the host off.
     Shutdown,
+    /// Reboot at once: services are killed rather than stopped in order
+    /// (`systemctl reboot --force`; file systems are still unmounted).
+    ForceReboot,
+    /// Power off at once (`systemctl poweroff --force`).
+    ForceShutdown,
 }
 
 impl RequestKind {
@@ -31,8 +36,50 @@ impl RequestKind {
         match self {
             RequestKind::Reboot => "reboot",
             RequestKind::Shutdown => "shutdown",
+            RequestKind::ForceReboot => "force-reboot",
+            RequestKind::ForceShutdown => "force-shutdown",
         }
     }
+
+    /// Whether it reboots (else it powers off).
+    pub fn reboots(self) -> bool {
+        matches!(self, RequestKind::Reboot | RequestKind::ForceReboot)
+    }
+}
+
+/// What a request to a power switch asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SwitchAction {
+    /// Switch on.
+    On,
+    /// Switch off.
+    Off,
+    /// Off, then on again after [`crate::agent::power::SWITCH_CYCLE_OFF`].
+    Cycle,
+}
+
+impl SwitchAction {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SwitchAction::On => "on",
+            SwitchAction::Off => "off",
+            SwitchAction::Cycle => "power-cycle",
+        }
+    }
+}
+
+/// A request to switch one of the bundle's power switches
+/// (`spec.power.switches`), e.g. Redfish `Chassis.Reset` on a blade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SwitchRequest {
+    /// The switch's name in the bundle.
+    pub switch: String,
+    /// What is asked.
+    pub action: SwitchAction,
+    /// Who asked.
+    pub source: String,
 }
 
 /// A request to the power loop.
@@ -48,6 +95,7 @@ pub struct Request {
 #[derive(Clone, Default)]
 pub struct Requests {
     inner: Arc<Mutex<VecDeque<Request>>>,
+    switches: Arc<Mutex<VecDeque<SwitchRequest>>>,
 }
 
 impl Requests {
@@ -62,6 +110,23 @@ impl Requests {
     /// Takes every waiting request, oldest first.
     pub fn drain(&self) -> Vec<Request> {
         self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect()
+    }
+
+    /// Files a switch request.
+    pub fn push_switch(&self, r: SwitchRequest) {
+        self.switches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(r);
+    }
+
+    /// Takes every waiting switch request, oldest first.
+    pub fn drain_switches(&self) -> Vec<SwitchRequest> {
+        self.switches
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .drain(..)
@@ -118,13 +183,19 @@ impl Default for Systemd {
 
 impl Host for Systemd {
     fn act(&self, kind: RequestKind, why: &str) -> Result<(), String> {
-        let verb = match kind {
-            RequestKind::Reboot => "reboot",
-            RequestKind::Shutdown => "poweroff",
-        };
-        tracing::warn!(action = verb, why, "asking systemd to {verb} the host");
-        let out = std::process::Command::new("systemctl")
-            .arg(verb)
+        let verb = if kind.reboots() { "reboot" } else { "poweroff" };
+        let force = matches!(kind, RequestKind::ForceReboot | RequestKind::ForceShutdown);
+        tracing::warn!(
+            action = kind.as_str(),
+            why,
+            "asking systemd to {verb} the host"
+        );
+        let mut cmd = std::process::Command::new("systemctl");
+        cmd.arg(verb);
+        if force {
+            cmd.arg("--force");
+        }
+        let out = cmd
             .output()
             .map_err(|e| format!("running systemctl {verb}: {e}"))?;
         if !out.status.success() {

@@ -222,19 +222,7 @@ impl Agent {
         }
         let dial = match (identity, &node) {
             (Some((identity, offers, dial)), Some(n)) => {
-                let mut facts = crate::dialhome::identity::facts(std::path::Path::new("/"));
-                if config.sim {
-                    // A simulated node is not this machine: its own
-                    // serial and UUID, stable for its state directory.
-                    use sha2::Digest as _;
-                    let h =
-                        sha2::Sha256::digest(config.bundle.state_dir.to_string_lossy().as_bytes());
-                    let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
-                    facts.manufacturer = "onprem".into();
-                    facts.model = "simulated node".into();
-                    facts.serial = format!("SIM{}", &hex[..10]);
-                    facts.uuid = hex[..32].to_owned();
-                }
+                let facts = n.facts.clone();
                 Some(crate::dialhome::session::Parts {
                     identity,
                     status: n.status_source(),
@@ -418,6 +406,23 @@ async fn dial_identity(config: &Config) -> Result<crate::dialhome::identity::Ide
         .map_err(|e| dev(format!("saving the identity: {e}")))?;
     tracing::info!(device = %id.device_name, id = %id.device_id, "enrolled");
     Ok(id)
+}
+
+/// The node's identity: what the machine says, or, for a simulated node
+/// (which is not this machine), a serial and UUID of its own, stable for
+/// its state directory.
+pub fn node_facts(config: &Config) -> crate::proto::v1::HardwareFacts {
+    let mut facts = crate::dialhome::identity::facts(std::path::Path::new("/"));
+    if config.sim {
+        use sha2::Digest as _;
+        let h = sha2::Sha256::digest(config.bundle.state_dir.to_string_lossy().as_bytes());
+        let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+        facts.manufacturer = "onprem".into();
+        facts.model = "simulated node".into();
+        facts.serial = format!("SIM{}", &hex[..10]);
+        facts.uuid = hex[..32].to_owned();
+    }
+    facts
 }
 
 /// Loads, binds and serves: the whole agent in one call.

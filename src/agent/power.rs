@@ -60,7 +60,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::agent::host::RequestKind;
+use crate::agent::host::{RequestKind, SwitchAction};
 use crate::agent::reconcile::{Action, Ctx, LoopError, Reconciler};
 use crate::bundle::schema::{
     CriticalTemperature, GpuCap, HostAction, HostActions, Power, RestorePolicy, Ups,
@@ -79,6 +79,8 @@ pub const RUNTIME_WINDOW: Duration = Duration::from_secs(600);
 pub const RUNTIME_MIN_SPAN: Duration = Duration::from_secs(10);
 /// How long a failed host action waits before it is tried again.
 pub const HOST_RETRY: Duration = Duration::from_secs(30);
+/// How long a power cycle of a switch leaves it off.
+pub const SWITCH_CYCLE_OFF: Duration = Duration::from_secs(5);
 /// Host actions listed in [`PowerLoop::details`].
 const TAKEN_KEPT: usize = 20;
 
@@ -176,6 +178,10 @@ struct SwitchState {
     observed: BTreeMap<String, Option<bool>>,
     commanded: BTreeMap<String, bool>,
     pending_restore: BTreeMap<String, bool>,
+    /// Asked for by a request (Redfish `Chassis.Reset`): state and who.
+    requested: BTreeMap<String, (bool, String)>,
+    /// Power cycles in progress: when to switch back on, and who asked.
+    cycle_on: BTreeMap<String, (Instant, String)>,
     save_error: Option<String>,
 }
 
@@ -215,16 +221,18 @@ struct HostLog {
 type Problems = Vec<(&'static str, String)>;
 
 fn allowed(host: &HostActions, kind: RequestKind) -> bool {
-    match kind {
-        RequestKind::Reboot => host.allow_reboot,
-        RequestKind::Shutdown => host.allow_shutdown,
+    if kind.reboots() {
+        host.allow_reboot
+    } else {
+        host.allow_shutdown
     }
 }
 
 fn allow_field(kind: RequestKind) -> &'static str {
-    match kind {
-        RequestKind::Reboot => "allowReboot",
-        RequestKind::Shutdown => "allowShutdown",
+    if kind.reboots() {
+        "allowReboot"
+    } else {
+        "allowShutdown"
     }
 }
 
@@ -557,7 +565,11 @@ impl PowerLoop {
             .collect();
         if let Some(hub) = hub {
             for s in &want.switches {
-                let pending = sw.pending_restore.get(&s.name).copied();
+                let requested = sw.requested.get(&s.name).cloned();
+                let pending = requested
+                    .as_ref()
+                    .map(|r| r.0)
+                    .or_else(|| sw.pending_restore.get(&s.name).copied());
                 let r = hub.with(&s.name, |h| -> Result<(Option<bool>, bool), String> {
                     let Handle::Switch(d) = h else {
                         return Err(format!("a {}, not a switch", h.kind()));
@@ -579,7 +591,23 @@ impl PowerLoop {
                 };
                 match r {
                     Ok((state, wrote)) => {
-                        if let Some(t) = pending {
+                        if let Some((t, who)) = requested {
+                            sw.requested.remove(&s.name);
+                            // A request overrides a pending restore.
+                            sw.pending_restore.remove(&s.name);
+                            sw.commanded.insert(s.name.clone(), t);
+                            ctx.events.push(
+                                NAME,
+                                "info",
+                                "SwitchSet",
+                                format!(
+                                    "{} switched {} (requested by {who}){}",
+                                    s.name,
+                                    on_off(t),
+                                    if wrote { "" } else { "; it already was" }
+                                ),
+                            );
+                        } else if let Some(t) = pending {
                             sw.pending_restore.remove(&s.name);
                             if wrote {
                                 sw.commanded.insert(s.name.clone(), t);
@@ -645,7 +673,52 @@ impl PowerLoop {
     }
 
     /// Button presses and requests from elsewhere.
-    fn tick_requests(&mut self, want: &Power, ctx: &Ctx) {
+    fn tick_requests(&mut self, want: &Power, ctx: &Ctx, now: Instant) {
+        let sw = &mut self.switches;
+        for r in ctx.requests.drain_switches() {
+            if !want.switches.iter().any(|s| s.name == r.switch) {
+                ctx.events.push(
+                    NAME,
+                    "warning",
+                    "RequestRefused",
+                    format!(
+                        "{} of {} requested by {} refused: not a switch of spec.power.switches",
+                        r.action.as_str(),
+                        r.switch,
+                        r.source
+                    ),
+                );
+                continue;
+            }
+            match r.action {
+                SwitchAction::On => {
+                    sw.cycle_on.remove(&r.switch);
+                    sw.requested.insert(r.switch, (true, r.source));
+                }
+                SwitchAction::Off => {
+                    sw.cycle_on.remove(&r.switch);
+                    sw.requested.insert(r.switch, (false, r.source));
+                }
+                SwitchAction::Cycle => {
+                    sw.requested
+                        .insert(r.switch.clone(), (false, r.source.clone()));
+                    sw.cycle_on
+                        .insert(r.switch, (now + SWITCH_CYCLE_OFF, r.source));
+                }
+            }
+        }
+        let due: Vec<String> = sw
+            .cycle_on
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in due {
+            if let Some((_, who)) = sw.cycle_on.remove(&name) {
+                sw.requested
+                    .insert(name, (true, format!("{who}, power cycle")));
+            }
+        }
         if let Some(hub) = &ctx.hub {
             for (button, req) in hub.take_requests() {
                 let kind = match req {
@@ -1043,7 +1116,7 @@ impl Reconciler for PowerLoop {
             self.started = true;
             self.start_switches(want, ctx);
         }
-        self.tick_requests(want, ctx);
+        self.tick_requests(want, ctx, now);
         let hub = ctx.hub.as_ref();
         match hub {
             Some(hub) => {
@@ -1125,7 +1198,7 @@ impl Reconciler for PowerLoop {
                 },
             );
         }
-        for action in ["reboot", "shutdown"] {
+        for action in ["reboot", "shutdown", "force-reboot", "force-shutdown"] {
             let l = [("action", action)];
             out.counter(
                 "onprem_power_host_actions_total",

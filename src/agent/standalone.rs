@@ -64,6 +64,12 @@ pub struct Node {
     pub telemetry: Arc<Mutex<crate::bundle::schema::Telemetry>>,
     /// Dial-home state for `/metrics`, when the node dials home.
     pub dial: Option<crate::dialhome::Metrics>,
+    /// The node's Redfish service.
+    redfish: crate::redfish::Service,
+    /// The settings it last took.
+    redfish_settings: Option<crate::redfish::Settings>,
+    /// The node's identity (Redfish, enrolment).
+    pub facts: crate::proto::v1::HardwareFacts,
 }
 
 fn fingerprint(text: &str, sig: Option<&str>) -> String {
@@ -107,10 +113,24 @@ impl Node {
         let metrics_slot = Arc::clone(&shared_slot);
         let registry = Registry::default();
         let events = Events::default();
+        let requests = super::host::Requests::default();
+        let hub: Arc<Mutex<Option<Hub>>> = Arc::new(Mutex::new(None));
+        let facts = super::node_facts(config);
+        let redfish = crate::redfish::Service::new(
+            crate::redfish::Sources {
+                hub: Arc::clone(&hub),
+                events: events.clone(),
+                requests: requests.clone(),
+                registry: registry.clone(),
+                facts: facts.clone(),
+                state_dir: store.as_ref().map(|_| config.bundle.state_dir.clone()),
+            },
+            parent.child_token(),
+        );
         let lshared = loops::Shared {
             host: Arc::clone(&host),
             events: events.clone(),
-            requests: Default::default(),
+            requests,
             registry: registry.clone(),
             state_dir: store.as_ref().map(|_| config.bundle.state_dir.clone()),
             metrics: Some(Arc::new(move || {
@@ -134,7 +154,7 @@ impl Node {
             keys,
             loops: Loops::new(lshared, None, parent),
             devices: None,
-            hub: Arc::new(Mutex::new(None)),
+            hub,
             bundle: bundle_state,
             registry,
             events,
@@ -145,6 +165,9 @@ impl Node {
             offers: None,
             telemetry: Default::default(),
             dial: None,
+            redfish,
+            redfish_settings: None,
+            facts,
         };
         // The file's bundle, else the last one applied (with a control
         // plane: the last one it sent).
@@ -200,13 +223,16 @@ impl Node {
         let bundle = Arc::clone(&self.bundle);
         let events = self.events.clone();
         let host = Arc::clone(&self.host);
+        let redfish = self.redfish.addr_slot();
         Arc::new(move || {
             let b = bundle.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let rf = *redfish.lock().unwrap_or_else(|e| e.into_inner());
             serde_json::json!({
                 "bundle": b,
                 "loops": registry.reports(),
                 "events": events.since(0).into_iter().rev().take(50).collect::<Vec<_>>(),
                 "hostActions": host.taken(),
+                "redfish": { "address": rf.map(|a| a.to_string()) },
             })
         })
     }
@@ -396,6 +422,33 @@ impl Node {
             .current()
             .map(|c| c.bundle.spec.telemetry.clone())
             .unwrap_or_default();
+        self.follow_redfish().await;
+    }
+
+    /// Gives the Redfish service the running bundle's settings (when they
+    /// changed).
+    async fn follow_redfish(&mut self) {
+        let Some(want) = self
+            .loops
+            .current()
+            .map(|c| crate::redfish::Settings::of(&c.bundle))
+        else {
+            return;
+        };
+        if self.redfish_settings.as_ref() == Some(&want) {
+            return;
+        }
+        self.redfish_settings = Some(want.clone());
+        if let Err(e) = self.redfish.apply(want).await {
+            tracing::error!(error = %e, "the Redfish service cannot start");
+            self.events
+                .push("redfish", "critical", "RedfishNotServing", e);
+        }
+    }
+
+    /// Where the Redfish service listens.
+    pub fn redfish_addr(&self) -> Option<std::net::SocketAddr> {
+        self.redfish.addr()
     }
 
     /// Takes bundles from the control plane (dial-home): they must carry
@@ -590,6 +643,7 @@ impl Node {
                 }
             }
         }
+        self.redfish.stop();
         self.loops.stop_all(Stop::Shutdown).await;
         if let Some(hub) = self.hub.lock().unwrap_or_else(|e| e.into_inner()).clone() {
             let failsafe = self.loops.current().map_or(DEFAULT_FAILSAFE_PERCENT, |r| {

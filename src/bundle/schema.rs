@@ -715,20 +715,99 @@ impl Default for Telemetry {
 /// Default address of the Redfish service.
 pub const DEFAULT_REDFISH_LISTEN: &str = "127.0.0.1:8443";
 
-/// The `redfish` section.
+/// Default Redfish session timeout (idle time before a session ends).
+pub const DEFAULT_REDFISH_SESSION_TIMEOUT: Dur = Dur::secs(1800);
+/// Default number of failed logins that lock an account.
+pub const DEFAULT_REDFISH_LOCKOUT_THRESHOLD: u32 = 5;
+/// Default time a locked account stays locked.
+pub const DEFAULT_REDFISH_LOCKOUT_DURATION: Dur = Dur::secs(300);
+/// Default Redfish `ChassisType` of the node's own chassis.
+pub const DEFAULT_REDFISH_CHASSIS_TYPE: &str = "StandAlone";
+
+/// The `redfish` section: the node's own Redfish service (a software
+/// BMC), served over TLS.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Redfish {
     /// Whether the node serves Redfish.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Address and port (loopback unless set: the tunnel reaches it there).
+    /// Address and port (loopback unless set: the tunnel reaches it
+    /// there). Port 0 picks a free one (`onprem status` shows it).
     #[serde(default = "default_redfish_listen")]
     pub listen: String,
+    /// The TLS certificate and key, files on the node (PEM). Unset: a
+    /// self-signed certificate made at first start and kept in the state
+    /// directory.
+    #[serde(default)]
+    pub tls: Option<RedfishTls>,
+    /// Accounts that may log in (Redfish `AccountService`). None: the
+    /// service answers only its unauthenticated parts.
+    #[serde(default)]
+    pub accounts: Vec<RedfishAccount>,
+    /// A session ends after this long without a request
+    /// (`SessionService.SessionTimeout`, 30 s to 24 h).
+    #[serde(default = "default_redfish_session_timeout")]
+    pub session_timeout: Dur,
+    /// Failed logins in a row that lock an account (0: never).
+    #[serde(default = "default_redfish_lockout_threshold")]
+    pub lockout_threshold: u32,
+    /// How long a locked account stays locked; an administrator can
+    /// unlock it sooner with `PATCH {"Locked": false}`.
+    #[serde(default = "default_redfish_lockout_duration")]
+    pub lockout_duration: Dur,
+    /// Redfish `ChassisType` of the node's own chassis (`StandAlone`,
+    /// `Blade`, `Module`, `Card`, `RackMount`, `Sled`, `Enclosure`, …).
+    #[serde(default = "default_redfish_chassis_type")]
+    pub chassis_type: String,
+}
+
+/// TLS files of the Redfish service.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RedfishTls {
+    /// Certificate chain, PEM.
+    pub cert_file: std::path::PathBuf,
+    /// Private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: std::path::PathBuf,
+}
+
+/// A Redfish account.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RedfishAccount {
+    /// Login name.
+    pub user_name: String,
+    /// `Administrator`, `Operator` or `ReadOnly` (Redfish's predefined
+    /// roles and their privileges).
+    pub role: String,
+    /// The password's Argon2 hash in PHC format (`$argon2id$v=19$…`),
+    /// as `onprem hash-password` prints it. The password itself never
+    /// appears in a bundle.
+    pub password_hash: String,
+    /// Whether the account may log in.
+    #[serde(default = "yes")]
+    pub enabled: bool,
 }
 
 fn default_redfish_listen() -> String {
     DEFAULT_REDFISH_LISTEN.to_owned()
+}
+
+const fn default_redfish_session_timeout() -> Dur {
+    DEFAULT_REDFISH_SESSION_TIMEOUT
+}
+
+const fn default_redfish_lockout_threshold() -> u32 {
+    DEFAULT_REDFISH_LOCKOUT_THRESHOLD
+}
+
+const fn default_redfish_lockout_duration() -> Dur {
+    DEFAULT_REDFISH_LOCKOUT_DURATION
+}
+
+fn default_redfish_chassis_type() -> String {
+    DEFAULT_REDFISH_CHASSIS_TYPE.to_owned()
 }
 
 impl Default for Redfish {
@@ -736,6 +815,12 @@ impl Default for Redfish {
         Redfish {
             enabled: true,
             listen: default_redfish_listen(),
+            tls: None,
+            accounts: Vec::new(),
+            session_timeout: DEFAULT_REDFISH_SESSION_TIMEOUT,
+            lockout_threshold: DEFAULT_REDFISH_LOCKOUT_THRESHOLD,
+            lockout_duration: DEFAULT_REDFISH_LOCKOUT_DURATION,
+            chassis_type: default_redfish_chassis_type(),
         }
     }
 }

@@ -86,12 +86,7 @@ pub fn validate_in(
     signals(&mut v, &s.signals, &parts, &hardware);
     checks(&mut v, &s.checks);
     telemetry(&mut v, &s.telemetry);
-    if s.redfish.listen.parse::<std::net::SocketAddr>().is_err() {
-        v.err(
-            "spec.redfish.listen",
-            format!("{:?} is not an address:port", s.redfish.listen),
-        );
-    }
+    redfish(&mut v, &s.redfish);
     let mut ports = BTreeSet::new();
     for (i, p) in s.tunnel.allowed_ports.iter().enumerate() {
         let at = format!("spec.tunnel.allowedPorts[{i}]");
@@ -109,6 +104,104 @@ pub fn validate_in(
         })
     } else {
         Err(FieldErrors(v.errors))
+    }
+}
+
+/// Redfish `ChassisType` values a bundle may give the node's chassis.
+pub const CHASSIS_TYPES: &[&str] = &[
+    "Blade",
+    "Card",
+    "Cartridge",
+    "Component",
+    "Drawer",
+    "Enclosure",
+    "Expansion",
+    "IPBasedDrive",
+    "Module",
+    "Other",
+    "RackMount",
+    "Sidecar",
+    "Sled",
+    "StandAlone",
+    "StorageEnclosure",
+    "Zone",
+];
+
+fn redfish(v: &mut V, r: &crate::bundle::schema::Redfish) {
+    if r.listen.parse::<std::net::SocketAddr>().is_err() {
+        v.err(
+            "spec.redfish.listen",
+            format!("{:?} is not an address:port", r.listen),
+        );
+    }
+    if let Some(t) = &r.tls {
+        for (f, p) in [("certFile", &t.cert_file), ("keyFile", &t.key_file)] {
+            if !p.is_absolute() {
+                v.err(
+                    &format!("spec.redfish.tls.{f}"),
+                    format!("{} is not an absolute path on the node", p.display()),
+                );
+            }
+        }
+    }
+    let (lo, hi) = crate::redfish::auth::SESSION_TIMEOUT_RANGE;
+    let t = r.session_timeout.0.as_secs();
+    if t < lo || t > hi || r.session_timeout.0.subsec_nanos() != 0 {
+        v.err(
+            "spec.redfish.sessionTimeout",
+            format!(
+                "{} is outside {lo} s to {hi} s (whole seconds)",
+                r.session_timeout
+            ),
+        );
+    }
+    if r.lockout_threshold > 0 && r.lockout_duration.0.as_secs() == 0 {
+        v.err(
+            "spec.redfish.lockoutDuration",
+            "must be at least 1 s when lockoutThreshold is set",
+        );
+    }
+    if !CHASSIS_TYPES.contains(&r.chassis_type.as_str()) {
+        v.err(
+            "spec.redfish.chassisType",
+            format!(
+                "{:?} is not a Redfish ChassisType ({})",
+                r.chassis_type,
+                CHASSIS_TYPES.join(", ")
+            ),
+        );
+    }
+    let mut names = BTreeSet::new();
+    for (i, a) in r.accounts.iter().enumerate() {
+        let at = format!("spec.redfish.accounts[{i}]");
+        let ok_name = !a.user_name.is_empty()
+            && a.user_name.len() <= 64
+            && a.user_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !ok_name {
+            v.err(
+                &format!("{at}.userName"),
+                format!(
+                    "{:?} is not a user name (1 to 64 of A-Z a-z 0-9 . _ -)",
+                    a.user_name
+                ),
+            );
+        } else if !names.insert(a.user_name.clone()) {
+            v.err(
+                &format!("{at}.userName"),
+                format!("{:?} is listed twice", a.user_name),
+            );
+        }
+        if crate::redfish::auth::Role::parse(&a.role).is_none() {
+            v.err(
+                &format!("{at}.role"),
+                format!("{:?} is not Administrator, Operator or ReadOnly", a.role),
+            );
+        }
+        if let Err(e) = crate::redfish::auth::check_hash(&a.password_hash) {
+            v.err(&format!("{at}.passwordHash"), e);
+        }
     }
 }
 

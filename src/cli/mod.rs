@@ -78,6 +78,10 @@ pub enum Command {
     Token(fleet::TokenCommand),
     /// Acknowledge alerts.
     Ack(fleet::AckOptions),
+    /// Hash a Redfish account's password for a bundle
+    /// (`spec.redfish.accounts[].passwordHash`): reads it from standard
+    /// input (or `--password-file`), prints its Argon2id PHC string.
+    HashPassword(crate::redfish::HashPasswordOptions),
 }
 
 impl Command {
@@ -105,7 +109,8 @@ impl Command {
             | Command::Delete(_)
             | Command::Watch(_)
             | Command::Token(_)
-            | Command::Ack(_) => tracing::Level::WARN,
+            | Command::Ack(_)
+            | Command::HashPassword(_) => tracing::Level::WARN,
         }
     }
 }
@@ -170,5 +175,11 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         Command::Watch(o) => fleet::watch(o, shutdown).await,
         Command::Token(c) => fleet::token(c).await,
         Command::Ack(o) => fleet::ack(o).await,
+        Command::HashPassword(o) => {
+            let hash = tokio::task::spawn_blocking(move || crate::redfish::hash_password_cli(&o))
+                .await??;
+            println!("{hash}");
+            Ok(())
+        }
     }
 }

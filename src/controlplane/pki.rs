@@ -104,11 +104,11 @@ impl std::fmt::Debug for Pki {
     }
 }
 
-fn now() -> time::OffsetDateTime {
+pub(crate) fn now() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc()
 }
 
-fn serial() -> Result<SerialNumber, Error> {
+pub(crate) fn serial() -> Result<SerialNumber, Error> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|e| Error::Cert {
         what: "serial number".into(),
@@ -194,7 +194,7 @@ fn ca_params() -> CertificateParams {
 
 /// The subject alternative names of a serving certificate: each is an IP
 /// address or a DNS name.
-fn sans(names: &[String]) -> Vec<SanType> {
+pub(crate) fn sans(names: &[String]) -> Vec<SanType> {
     names
         .iter()
         .filter_map(|n| match n.parse::<IpAddr>() {
