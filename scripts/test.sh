@@ -4,7 +4,9 @@
 #
 #   Debian: prometheus-node-exporter (node_exporter 1.5, the compatibility
 #           reference), prometheus (promtool), systemd (systemd-analyze)
-#   PyPI:   prometheus-client (an independent exposition parser)
+#   PyPI:   prometheus-client (an independent exposition parser);
+#           in target/redfish-venv: redfish-service-validator (DMTF),
+#           redfishtool and sushy (unmodified Redfish clients)
 #
 # A test whose peer is missing fails with a message naming the package; it
 # never skips.
@@ -16,6 +18,7 @@ command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporte
 command -v promtool >/dev/null || need+=(prometheus)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v mkfifo >/dev/null || need+=(coreutils)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "installing test peers: ${need[*]}"
     bash scripts/apt-install.sh "${need[@]}"
@@ -24,6 +27,18 @@ if ! python3 -c 'import prometheus_client' 2>/dev/null; then
     echo "installing prometheus-client (PyPI)"
     python3 -m pip install --quiet prometheus-client 2>/dev/null \
         || python3 -m pip install --quiet --break-system-packages prometheus-client
+fi
+
+# The Redfish peers, pinned (the validator's 3.x output is what the tests
+# read), in a venv of their own so that they never touch the system's
+# Python.
+venv=target/redfish-venv
+if ! "$venv/bin/python" -c 'import redfish_service_validator, redfishtoollib, sushy' 2>/dev/null; then
+    echo "installing redfish-service-validator, redfishtool, sushy (PyPI) into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        redfish-service-validator==3.1.8 redfishtool==1.1.8 sushy==5.14.0
 fi
 
 log=$(mktemp)

@@ -156,6 +156,20 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
     let mut nodes = Vec::new();
     let mut records = Vec::new();
     let mut node_bundles = Vec::new();
+    // One Redfish administrator on every node, with a password made for
+    // this run (only its hash goes into the bundles).
+    let redfish_password = {
+        let mut b = [0u8; 12];
+        getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    };
+    let redfish_hash = {
+        let pw = redfish_password.clone();
+        tokio::task::spawn_blocking(move || crate::redfish::auth::hash_password(&pw))
+            .await?
+            .map_err(|e| anyhow::anyhow!("hashing the Redfish password: {e}"))?
+    };
     for (i, name) in names.iter().enumerate() {
         let listen = if i == 0 {
             opts.listen.clone()
@@ -180,7 +194,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .token;
-        let (record, node_bundle, scenario) = bundle_record(name)?;
+        let (record, node_bundle, scenario) = bundle_record(name, &redfish_hash)?;
         node_bundles.push(node_bundle);
         records.push(pb::Document {
             source: format!("examples/{name}.yaml"),
@@ -217,6 +231,16 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         nodes.iter().all(|n| n.hub().is_some())
     })
     .await?;
+    let mut redfish: Vec<Option<String>> = vec![None; nodes.len()];
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while redfish.iter().any(Option::is_none) && tokio::time::Instant::now() < deadline {
+        for (n, slot) in nodes.iter().zip(redfish.iter_mut()) {
+            if slot.is_none() {
+                *slot = redfish_address(n.addr).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for (node, text) in nodes.iter_mut().zip(&node_bundles) {
         if let Some(world) = node.hub().as_ref().and_then(Hub::world) {
             let resolved = crate::bundle::validate(&crate::bundle::parse(text)?, None)
@@ -239,6 +263,9 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
             ""
         };
         println!("  {:<20} http://{}/metrics{extra}", n.name, n.addr);
+        if let Some(rf) = &redfish[i] {
+            println!("  {:<20} https://{rf}/redfish/v1 (Redfish)", "");
+        }
         for s in &n.scenario {
             println!("  {:<20}   scenario: {s}", "");
         }
@@ -267,6 +294,11 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         names.first().map_or("", String::as_str)
     );
     println!("  onprem watch devices");
+    if let Some(rf) = redfish.iter().flatten().next() {
+        println!(
+            "  redfishtool -r {rf} -u admin -p {redfish_password} -S Always Systems -1   (every node: admin / {redfish_password})"
+        );
+    }
     println!("  onprem get alerts; onprem get events");
     println!(
         "  onprem status --address {}",
@@ -366,7 +398,7 @@ fn node_names(asked: &[String]) -> anyhow::Result<Vec<String>> {
 /// with the demo's changes to its simulated world, selecting the devices
 /// labelled `example=<name>`; the bundle as the node will run it; and
 /// what the demo changed.
-fn bundle_record(name: &str) -> anyhow::Result<(String, String, Vec<String>)> {
+fn bundle_record(name: &str, redfish_hash: &str) -> anyhow::Result<(String, String, Vec<String>)> {
     let text = examples::get(name).ok_or_else(|| anyhow::anyhow!("no such example"))?;
     let mut scenario = Vec::new();
     let mut bundle: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)?;
@@ -395,6 +427,20 @@ fn bundle_record(name: &str) -> anyhow::Result<(String, String, Vec<String>)> {
             spec.insert("telemetry".into(), t);
         }
     }
+    // Redfish on a free loopback port, with the demo's administrator.
+    let mut rf = serde_yaml_ng::Mapping::new();
+    rf.insert("listen".into(), "127.0.0.1:0".into());
+    let mut account = serde_yaml_ng::Mapping::new();
+    account.insert("userName".into(), "admin".into());
+    account.insert("role".into(), "Administrator".into());
+    account.insert("passwordHash".into(), redfish_hash.into());
+    rf.insert(
+        "accounts".into(),
+        serde_yaml_ng::Value::Sequence(vec![account.into()]),
+    );
+    if let Some(spec) = bundle["spec"].as_mapping_mut() {
+        spec.insert("redfish".into(), rf.into());
+    }
     let node_bundle = serde_yaml_ng::to_string(&bundle)?;
     let selector: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&format!("{{matchLabels: {{example: {name}}}}}"))?;
@@ -402,6 +448,18 @@ fn bundle_record(name: &str) -> anyhow::Result<(String, String, Vec<String>)> {
         spec.insert("selector".into(), selector);
     }
     Ok((serde_yaml_ng::to_string(&bundle)?, node_bundle, scenario))
+}
+
+/// Where a node's Redfish service listens, from its `/-/status`.
+async fn redfish_address(agent: SocketAddr) -> Option<String> {
+    tokio::task::spawn_blocking(move || {
+        let r = Client::new(agent).get("/-/status", &[]).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&r.text()).ok()?;
+        v["redfish"]["address"].as_str().map(str::to_owned)
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Starts a node's agent: it enrols with `enrol` and dials the control

@@ -132,6 +132,36 @@ fn demo_runs_simulated_nodes_with_the_example_bundles_then_stops() {
     assert_eq!(table.lines().count(), 2, "{table}");
     assert!(table.contains("cm4-adc-signals"), "{table}");
 
+    // Every node serves Redfish; the printed redfishtool line works as is.
+    let redfish = lines
+        .iter()
+        .filter(|l| l.trim().starts_with("https://127.0.0.1:") && l.ends_with("(Redfish)"))
+        .count();
+    assert_eq!(redfish, NODES.len(), "{lines:#?}");
+    let rt_line = lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("redfishtool "))
+        .expect("a redfishtool line");
+    let args: Vec<&str> = rt_line
+        .split("   (")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let rt = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/redfish-venv/bin/redfishtool");
+    assert!(
+        rt.is_file(),
+        "{} is missing: run `bash scripts/test.sh`",
+        rt.display()
+    );
+    let out = Command::new(rt).args(&args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "redfishtool {args:?}: {text}");
+    let system: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(system["@odata.id"], "/redfish/v1/Systems/1", "{text}");
+    assert_eq!(system["Model"], "simulated node", "{text}");
+
     for l in rx.iter() {
         lines.push(l);
     }

@@ -67,6 +67,9 @@ pub fn render(v: &Value) -> String {
             .map(|m| format!(": {m}"))
             .unwrap_or_default()
     );
+    if let Some(a) = v["redfish"]["address"].as_str() {
+        let _ = writeln!(out, "REDFISH https://{a}/redfish/v1");
+    }
     let _ = writeln!(
         out,
         "\nLOOP      READY  REASON          VERSION  RUNS    ERRORS  MESSAGE"

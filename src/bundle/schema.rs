@@ -742,7 +742,7 @@ pub struct Redfish {
     #[serde(default)]
     pub tls: Option<RedfishTls>,
     /// Accounts that may log in (Redfish `AccountService`). None: the
-    /// service answers only its unauthenticated parts.
+    /// service does not start (nobody could use it).
     #[serde(default)]
     pub accounts: Vec<RedfishAccount>,
     /// A session ends after this long without a request

@@ -258,7 +258,10 @@ impl Service {
     pub async fn apply(&mut self, s: Settings) -> Result<(), String> {
         self.inner.auth.configure(&s.redfish);
         let same_listener = self.running.as_ref().is_some_and(|r| {
-            r.listen == s.redfish.listen && r.tls == s.redfish.tls && s.redfish.enabled
+            r.listen == s.redfish.listen
+                && r.tls == s.redfish.tls
+                && s.redfish.enabled
+                && !s.redfish.accounts.is_empty()
         });
         *self
             .inner
@@ -270,6 +273,14 @@ impl Service {
         }
         self.stop();
         if !s.redfish.enabled {
+            return Ok(());
+        }
+        if s.redfish.accounts.is_empty() {
+            // Nobody could log in: nothing to serve, and no port taken
+            // on nodes that do not use Redfish.
+            tracing::info!(
+                "Redfish service not started: spec.redfish.accounts is empty (add an account with a hash from `onprem hash-password`)"
+            );
             return Ok(());
         }
         let want: SocketAddr = s
@@ -313,7 +324,7 @@ impl Service {
             app,
             stop.clone(),
         ));
-        tracing::info!(address = %addr, "Redfish service listening (TLS)");
+        tracing::info!(redfish = %addr, "Redfish service up (TLS)");
         *self.addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
         self.running = Some(Running {
             addr,
@@ -387,6 +398,15 @@ impl Inner {
             ..Default::default()
         };
         s.read_devices(&readings, &settings.switches);
+        // The power loop observes its switches every period (the poller
+        // only every few seconds): its view is the fresher one.
+        if let Some(power) = self.sources.registry.get("power") {
+            for b in &mut s.blades {
+                if let Some(on) = power.details["switches"][&b.name]["on"].as_bool() {
+                    b.on = Some(on);
+                }
+            }
+        }
         s
     }
 }
