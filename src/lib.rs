@@ -25,6 +25,7 @@ pub mod httpc;
 pub mod hw;
 pub mod proto;
 pub mod redfish;
+pub mod tunnel;
 pub mod validate;
 
 /// This build's version.

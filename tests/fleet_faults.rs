@@ -1086,6 +1086,19 @@ impl pb::agent_service_server::AgentService for FakeCp {
         }))
     }
 
+    type TunnelStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<pb::TunnelFrame, tonic::Status>> + Send>,
+    >;
+
+    async fn tunnel(
+        &self,
+        _: tonic::Request<tonic::Streaming<pb::TunnelFrame>>,
+    ) -> Result<tonic::Response<Self::TunnelStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "this fake control plane has no tunnels",
+        ))
+    }
+
     type SessionStream = ControlStream;
 
     async fn session(

@@ -230,6 +230,7 @@ impl Agent {
                     telemetry: dial.telemetry.clone(),
                     facts,
                     connected: Arc::clone(&dial.connected),
+                    tunnel_target: n.tunnel_target(),
                 })
             }
             _ => None,

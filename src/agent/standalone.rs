@@ -70,6 +70,8 @@ pub struct Node {
     redfish_settings: Option<crate::redfish::Settings>,
     /// The node's identity (Redfish, enrolment).
     pub facts: crate::proto::v1::HardwareFacts,
+    /// The running bundle's tunnel ports and the Redfish address.
+    tunnel: Arc<Mutex<(Vec<u16>, Option<std::net::SocketAddr>)>>,
 }
 
 fn fingerprint(text: &str, sig: Option<&str>) -> String {
@@ -168,6 +170,7 @@ impl Node {
             redfish,
             redfish_settings: None,
             facts,
+            tunnel: Default::default(),
         };
         // The file's bundle, else the last one applied (with a control
         // plane: the last one it sent).
@@ -435,15 +438,30 @@ impl Node {
         else {
             return;
         };
-        if self.redfish_settings.as_ref() == Some(&want) {
-            return;
+        let ports = self
+            .loops
+            .current()
+            .map(|c| c.bundle.spec.tunnel.allowed_ports.clone())
+            .unwrap_or_default();
+        if self.redfish_settings.as_ref() != Some(&want) {
+            self.redfish_settings = Some(want.clone());
+            if let Err(e) = self.redfish.apply(want).await {
+                tracing::error!(error = %e, "the Redfish service cannot start");
+                self.events
+                    .push("redfish", "critical", "RedfishNotServing", e);
+            }
         }
-        self.redfish_settings = Some(want.clone());
-        if let Err(e) = self.redfish.apply(want).await {
-            tracing::error!(error = %e, "the Redfish service cannot start");
-            self.events
-                .push("redfish", "critical", "RedfishNotServing", e);
-        }
+        *self.tunnel.lock().unwrap_or_else(|e| e.into_inner()) = (ports, self.redfish.addr());
+    }
+
+    /// Where tunnels to a port connect on this node (the running bundle
+    /// decides which ports).
+    pub fn tunnel_target(&self) -> crate::dialhome::tunnel::TargetFn {
+        let t = Arc::clone(&self.tunnel);
+        Arc::new(move |port| {
+            let (ports, redfish) = t.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            crate::dialhome::tunnel::target(&ports, redfish, port)
+        })
     }
 
     /// Where the Redfish service listens.

@@ -70,7 +70,7 @@ pub mod code {
     pub const INTERNAL: u8 = 8;
 }
 
-fn exit(code: u8, message: impl Into<String>) -> anyhow::Error {
+pub(crate) fn exit(code: u8, message: impl Into<String>) -> anyhow::Error {
     Exit {
         code,
         message: message.into(),
@@ -154,13 +154,13 @@ fn save_login(l: &Login) -> anyhow::Result<PathBuf> {
 }
 
 /// A connection to the control plane of a login.
-struct Conn {
-    login: Login,
-    client: FleetClient<tonic::transport::Channel>,
+pub(crate) struct Conn {
+    pub(crate) login: Login,
+    pub(crate) client: FleetClient<tonic::transport::Channel>,
 }
 
 impl Conn {
-    fn open() -> anyhow::Result<Conn> {
+    pub(crate) fn open() -> anyhow::Result<Conn> {
         let login = load_login()?;
         let tls = pki::client_config(&login.ca_pem, None).map_err(|e| {
             exit(
@@ -181,11 +181,11 @@ impl Conn {
         })
     }
 
-    fn req<T>(&self, msg: T) -> tonic::Request<T> {
+    pub(crate) fn req<T>(&self, msg: T) -> tonic::Request<T> {
         authed(&self.login.token, msg)
     }
 
-    fn err(&self, s: &tonic::Status) -> anyhow::Error {
+    pub(crate) fn err(&self, s: &tonic::Status) -> anyhow::Error {
         status_err(s, &self.login.url)
     }
 

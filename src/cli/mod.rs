@@ -11,6 +11,7 @@
 //! subsystem's `run(options, shutdown)`.
 
 pub mod fleet;
+pub mod tunnel;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -78,6 +79,9 @@ pub enum Command {
     Token(fleet::TokenCommand),
     /// Acknowledge alerts.
     Ack(fleet::AckOptions),
+    /// Forward local ports to ports on a device, through the control
+    /// plane (`onprem port-forward device/NAME 8443`).
+    PortForward(tunnel::PortForwardOptions),
     /// Hash a Redfish account's password for a bundle
     /// (`spec.redfish.accounts[].passwordHash`): reads it from standard
     /// input (or `--password-file`), prints its Argon2id PHC string.
@@ -110,6 +114,7 @@ impl Command {
             | Command::Watch(_)
             | Command::Token(_)
             | Command::Ack(_)
+            | Command::PortForward(_)
             | Command::HashPassword(_) => tracing::Level::WARN,
         }
     }
@@ -175,6 +180,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         Command::Watch(o) => fleet::watch(o, shutdown).await,
         Command::Token(c) => fleet::token(c).await,
         Command::Ack(o) => fleet::ack(o).await,
+        Command::PortForward(o) => tunnel::port_forward(o, shutdown).await,
         Command::HashPassword(o) => {
             let hash = tokio::task::spawn_blocking(move || crate::redfish::hash_password_cli(&o))
                 .await??;

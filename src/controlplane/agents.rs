@@ -44,9 +44,38 @@ impl Agents {
 }
 
 type SessionStream = Pin<Box<dyn Stream<Item = Result<pb::ControlMessage, Status>> + Send>>;
+type SessionTunnel = Pin<Box<dyn Stream<Item = Result<pb::TunnelFrame, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl AgentService for Agents {
+    type TunnelStream = SessionTunnel;
+
+    async fn tunnel(
+        &self,
+        req: Request<Streaming<pb::TunnelFrame>>,
+    ) -> Result<Response<Self::TunnelStream>, Status> {
+        let (id, _) = self.device(&req)?;
+        let md = |k: &str| {
+            req.metadata()
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let tunnel = md(crate::tunnel::TUNNEL_ID).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "{}: the tunnel id is missing",
+                crate::tunnel::TUNNEL_ID
+            ))
+        })?;
+        let refused = md(crate::tunnel::REFUSED);
+        let rx = self
+            .core
+            .tunnel_attach(&id, &tunnel, refused, req.into_inner())?;
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
     async fn enrol(
         &self,
         req: Request<pb::EnrolRequest>,

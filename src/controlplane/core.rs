@@ -35,6 +35,8 @@ pub struct Settings {
     pub enrol_ttl: Duration,
     /// A bundle not applied this long after delivery is sent again.
     pub redeliver_after: Duration,
+    /// Tunnel idle and total limits.
+    pub tunnel: crate::tunnel::Limits,
 }
 
 impl Default for Settings {
@@ -45,6 +47,7 @@ impl Default for Settings {
             telemetry_window: 360,
             enrol_ttl: Duration::from_secs(24 * 3600),
             redeliver_after: Duration::from_secs(30),
+            tunnel: crate::tunnel::Limits::default(),
         }
     }
 }
@@ -70,6 +73,9 @@ pub enum ApiError {
     /// Our fault (500 / INTERNAL).
     #[error("{0}")]
     Internal(String),
+    /// Not reachable now (503 / UNAVAILABLE): a device offline.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<super::store::Error> for ApiError {
@@ -90,6 +96,7 @@ impl From<ApiError> for tonic::Status {
             ApiError::NotFound(m) => tonic::Status::not_found(m),
             ApiError::Conflict(m) => tonic::Status::failed_precondition(m),
             ApiError::Internal(m) => tonic::Status::internal(m),
+            ApiError::Unavailable(m) => tonic::Status::unavailable(m),
         }
     }
 }
@@ -189,6 +196,8 @@ pub struct Core {
     live: broadcast::Sender<Live>,
     /// Remote-write forwarding, when configured.
     pub remote_write: Option<super::remote_write::Forwarder>,
+    /// Tunnels waiting for their agent, and those open.
+    pub tunnels: super::tunnel::Broker,
 }
 
 impl std::fmt::Debug for Core {
@@ -227,6 +236,7 @@ impl Core {
             state: Mutex::new(st),
             live,
             remote_write: None,
+            tunnels: super::tunnel::Broker::default(),
         })
     }
 
@@ -637,6 +647,15 @@ impl Core {
             drop(st);
             self.publish_device(id);
         }
+    }
+
+    /// Sends a message on a device's session; false when it has none
+    /// (or its queue is full).
+    pub fn send_to_agent(&self, id: &str, m: pb::ControlMessage) -> bool {
+        let st = self.st();
+        st.sessions
+            .get(id)
+            .is_some_and(|s| s.tx.try_send(Ok(m)).is_ok())
     }
 
     /// Whether a device has a session now.

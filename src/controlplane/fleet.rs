@@ -46,8 +46,46 @@ fn json(v: &serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
+type TunnelStream =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::TunnelFrame, Status>> + Send>>;
+
+fn metadata<T>(req: &Request<T>, key: &str) -> Option<String> {
+    req.metadata()
+        .get(key)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 #[tonic::async_trait]
 impl FleetApi for Fleet {
+    type TunnelStream = TunnelStream;
+
+    async fn tunnel(
+        &self,
+        req: Request<tonic::Streaming<pb::TunnelFrame>>,
+    ) -> Result<Response<Self::TunnelStream>, Status> {
+        let p = self.who(&req)?;
+        let device = metadata(&req, crate::tunnel::DEVICE).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "{}: the device name is missing",
+                crate::tunnel::DEVICE
+            ))
+        })?;
+        let port = metadata(&req, crate::tunnel::PORT)
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|p| *p != 0)
+            .ok_or_else(|| {
+                Status::invalid_argument(format!("{}: not a port (1-65535)", crate::tunnel::PORT))
+            })?;
+        let rx = self
+            .core
+            .tunnel_open(p, device, port, req.into_inner())
+            .await?;
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
     async fn who_am_i(
         &self,
         req: Request<pb::WhoAmIRequest>,

@@ -33,6 +33,7 @@ pub mod rollout;
 pub mod server;
 pub mod sqlite;
 pub mod store;
+pub mod tunnel;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,6 +74,13 @@ pub struct Options {
     /// Let `/metrics` be scraped without a token.
     #[arg(long)]
     pub public_metrics: bool,
+    /// A tunnel (`onprem port-forward`) with no byte either way this
+    /// long is closed, seconds.
+    #[arg(long, default_value_t = crate::tunnel::DEFAULT_IDLE.as_secs())]
+    pub tunnel_idle_seconds: u64,
+    /// A tunnel is closed this long after it opened, seconds.
+    #[arg(long, default_value_t = crate::tunnel::DEFAULT_TOTAL.as_secs())]
+    pub tunnel_max_seconds: u64,
 }
 
 impl Options {
@@ -85,6 +93,8 @@ impl Options {
             remote_write_url: None,
             heartbeat_seconds: 10,
             public_metrics: false,
+            tunnel_idle_seconds: crate::tunnel::DEFAULT_IDLE.as_secs(),
+            tunnel_max_seconds: crate::tunnel::DEFAULT_TOTAL.as_secs(),
         }
     }
 }
@@ -188,6 +198,10 @@ pub async fn start(opts: Options, shutdown: CancellationToken) -> anyhow::Result
     let settings = Settings {
         heartbeat: Duration::from_secs(opts.heartbeat_seconds.max(1)),
         session_timeout: Duration::from_secs(opts.heartbeat_seconds.max(1) * 3 + 5),
+        tunnel: crate::tunnel::Limits {
+            idle: Duration::from_secs(opts.tunnel_idle_seconds.max(1)),
+            total: Duration::from_secs(opts.tunnel_max_seconds.max(1)),
+        },
         ..Settings::default()
     };
     let mut core = Core::new(Arc::new(store), pki, settings)?;

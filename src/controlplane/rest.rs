@@ -38,6 +38,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
         };
         let body = serde_json::json!({"error": {"code": code.as_u16(), "status": status, "message": self.to_string()}});
         (code, Json(body)).into_response()
@@ -389,6 +390,7 @@ pub fn render_metrics(core: &Core) -> String {
         "Samples the device's agent dropped from its full buffer.",
         &|d| d.device.telemetry_dropped.to_string(),
     );
+    core.tunnel_metrics(&mut out);
     // Devices' own series, grouped per metric name.
     let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (device, facility, latest) in core.latest() {

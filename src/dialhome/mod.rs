@@ -23,6 +23,7 @@ pub mod connect;
 pub mod identity;
 pub mod session;
 pub mod telemetry;
+pub mod tunnel;
 
 use std::sync::Arc;
 

@@ -33,6 +33,8 @@ pub struct Parts {
     pub facts: pb::HardwareFacts,
     /// Whether the session is up (for `/metrics` and status).
     pub connected: Arc<std::sync::atomic::AtomicBool>,
+    /// Where tunnels to a port connect, or why they may not.
+    pub tunnel_target: super::tunnel::TargetFn,
 }
 
 impl std::fmt::Debug for Parts {
@@ -193,6 +195,14 @@ async fn once(
                             other => (false, format!("unknown command {other:?}")),
                         };
                         let _ = tx.send(msg(pb::agent_message::Msg::CommandResult(pb::CommandResult { id: c.id, ok, message }))).await;
+                    }
+                    Some(pb::control_message::Msg::TunnelOpen(t)) => {
+                        tokio::spawn(super::tunnel::open(
+                            client.clone(),
+                            t,
+                            Arc::clone(&parts.tunnel_target),
+                            crate::tunnel::Limits::default(),
+                        ));
                     }
                     Some(pb::control_message::Msg::Welcome(_)) | None => {}
                 }

@@ -1,0 +1,319 @@
+//! The tunnel broker: `Fleet/Tunnel` (a user's forwarded connection) meets
+//! `AgentService/Tunnel` (the agent's end, opened over its own outbound
+//! connection when asked on its session), and the two streams are
+//! spliced ([`crate::tunnel::splice`]).
+//!
+//! A tunnel opens only for a user whose role is operator or admin, to a
+//! device online, to a port the device's running bundle (as this control
+//! plane delivered it) lists in `spec.tunnel.allowedPorts`; the agent
+//! checks its own bundle again. Every open, refusal and close (with bytes
+//! each way, duration and how it ended) is written to the audit log.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tonic::{Status, Streaming};
+
+use super::auth::{Principal, Role};
+use super::core::{ApiError, Core, audit};
+use crate::proto::v1 as pb;
+use crate::tunnel::{FRAMES_IN_FLIGHT, Out, TunnelFrame};
+
+/// How long the agent has to open its end.
+pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the agent answered.
+pub enum Attach {
+    /// Its end: frames from it, and where frames to it go.
+    Stream(Box<Streaming<TunnelFrame>>, Out),
+    /// Why it will not.
+    Refused(String),
+}
+
+struct Pending {
+    device_id: String,
+    tx: oneshot::Sender<Attach>,
+}
+
+/// Tunnels waiting for their agent; counters for `/metrics`.
+#[derive(Default)]
+pub struct Broker {
+    pending: Mutex<HashMap<String, Pending>>,
+    /// Tunnels open now.
+    pub open: AtomicU64,
+    /// Tunnels opened since start.
+    pub opened_total: AtomicU64,
+    /// Tunnels refused since start.
+    pub refused_total: AtomicU64,
+    /// Bytes from users to devices.
+    pub bytes_to_devices: AtomicU64,
+    /// Bytes from devices to users.
+    pub bytes_from_devices: AtomicU64,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("open", &self.open.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The ports a bundle revision allows.
+fn allowed_ports(text: &str) -> Vec<u16> {
+    crate::bundle::parse(text)
+        .map(|b| b.spec.tunnel.allowed_ports)
+        .unwrap_or_default()
+}
+
+impl Core {
+    fn audit_now(&self, who: &Principal, action: &str, target: &str, detail: &str) {
+        if let Err(e) = self.store.commit(vec![audit(who, action, target, detail)]) {
+            tracing::error!(error = %e, "cannot write the audit log");
+        }
+    }
+
+    /// Checks that `who` may open a tunnel to `port` on `device`; returns
+    /// the device's id. Refusals are audited.
+    pub fn tunnel_check(
+        &self,
+        who: &Principal,
+        device: &str,
+        port: u16,
+    ) -> Result<String, ApiError> {
+        let target = format!("Device/{device}:{port}");
+        let refuse = |e: ApiError| {
+            self.tunnels.refused_total.fetch_add(1, Ordering::Relaxed);
+            self.audit_now(who, "tunnel.refused", &target, &e.to_string());
+            tracing::warn!(user = %who.user, device, port, error = %e, "tunnel refused");
+            e
+        };
+        if let Err(why) = who.require(Role::Operator, "opening tunnels") {
+            return Err(refuse(ApiError::Forbidden(why)));
+        }
+        let Some(d) = self.device(device) else {
+            return Err(refuse(ApiError::NotFound(format!("no device {device:?}"))));
+        };
+        let running = &d.device.current;
+        if running.version == 0 || running.source != "control-plane" {
+            return Err(refuse(ApiError::Forbidden(format!(
+                "device {device} runs no bundle from this control plane, so no port is allowed (spec.tunnel.allowedPorts)"
+            ))));
+        }
+        let allowed = match self.revision(running.version)? {
+            Some(r) => allowed_ports(&r.text),
+            None => Vec::new(),
+        };
+        if !allowed.contains(&port) {
+            return Err(refuse(ApiError::Forbidden(format!(
+                "port {port} is not in spec.tunnel.allowedPorts of device {device}'s bundle {}@{} ({})",
+                running.name,
+                running.version,
+                if allowed.is_empty() {
+                    "none allowed".to_owned()
+                } else {
+                    allowed
+                        .iter()
+                        .map(u16::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ))));
+        }
+        if !d.online {
+            return Err(refuse(ApiError::Unavailable(format!(
+                "device {device} is offline"
+            ))));
+        }
+        Ok(d.device.id.clone())
+    }
+
+    /// `Fleet/Tunnel`: asks the agent to open its end, waits for it,
+    /// splices; returns the stream towards the user.
+    pub async fn tunnel_open(
+        self: &std::sync::Arc<Self>,
+        who: Principal,
+        device: String,
+        port: u16,
+        from_user: Streaming<TunnelFrame>,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<TunnelFrame, Status>>, Status> {
+        let core = std::sync::Arc::clone(self);
+        let (w, d) = (who.clone(), device.clone());
+        let device_id = tokio::task::spawn_blocking(move || core.tunnel_check(&w, &d, port))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+        let id = format!("tun-{}", super::id::new());
+        let (tx, rx) = oneshot::channel();
+        self.tunnels.lock().insert(
+            id.clone(),
+            Pending {
+                device_id: device_id.clone(),
+                tx,
+            },
+        );
+        let target = format!("Device/{device}:{port}");
+        let ask = pb::ControlMessage {
+            msg: Some(pb::control_message::Msg::TunnelOpen(pb::TunnelOpen {
+                id: id.clone(),
+                port: u32::from(port),
+            })),
+        };
+        if !self.send_to_agent(&device_id, ask) {
+            self.tunnels.lock().remove(&id);
+            return Err(Status::unavailable(format!(
+                "device {device} is offline (or its session is busy)"
+            )));
+        }
+        let attach = match tokio::time::timeout(ATTACH_TIMEOUT, rx).await {
+            Ok(Ok(a)) => a,
+            _ => {
+                self.tunnels.lock().remove(&id);
+                self.tunnels.refused_total.fetch_add(1, Ordering::Relaxed);
+                self.audit_now(
+                    &who,
+                    "tunnel.refused",
+                    &target,
+                    "the agent did not open its end",
+                );
+                return Err(Status::unavailable(format!(
+                    "device {device} did not open its end of the tunnel within {} s",
+                    ATTACH_TIMEOUT.as_secs()
+                )));
+            }
+        };
+        let (from_agent, to_agent) = match attach {
+            Attach::Stream(s, o) => (s, o),
+            Attach::Refused(why) => {
+                self.tunnels.refused_total.fetch_add(1, Ordering::Relaxed);
+                self.audit_now(
+                    &who,
+                    "tunnel.refused",
+                    &target,
+                    &format!("the agent: {why}"),
+                );
+                return Err(Status::failed_precondition(format!(
+                    "device {device} refused the tunnel: {why}"
+                )));
+            }
+        };
+        let (to_user, user_rx) = tokio::sync::mpsc::channel(FRAMES_IN_FLIGHT);
+        self.tunnels.opened_total.fetch_add(1, Ordering::Relaxed);
+        self.tunnels.open.fetch_add(1, Ordering::Relaxed);
+        self.audit_now(&who, "tunnel.open", &target, &format!("tunnel {id}"));
+        tracing::info!(user = %who.user, device = %device, port, tunnel = %id, "tunnel open");
+        let core = std::sync::Arc::clone(self);
+        let limits = self.settings.tunnel;
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let stats =
+                crate::tunnel::splice(from_user, to_user, from_agent, to_agent, limits).await;
+            let t = &core.tunnels;
+            t.open.fetch_sub(1, Ordering::Relaxed);
+            t.bytes_to_devices.fetch_add(stats.sent, Ordering::Relaxed);
+            t.bytes_from_devices
+                .fetch_add(stats.received, Ordering::Relaxed);
+            let detail = format!(
+                "tunnel {id}: {}; {} bytes to the device, {} from it, {:.1} s",
+                stats.end,
+                stats.sent,
+                stats.received,
+                started.elapsed().as_secs_f64()
+            );
+            tracing::info!(user = %who.user, device = %device, port, "{detail}");
+            let c = std::sync::Arc::clone(&core);
+            let _ = tokio::task::spawn_blocking(move || {
+                c.audit_now(&who, "tunnel.close", &target, &detail)
+            })
+            .await;
+        });
+        Ok(user_rx)
+    }
+
+    /// `AgentService/Tunnel`: the agent `device_id` opens (or refuses)
+    /// tunnel `id`; returns the stream towards the agent.
+    pub fn tunnel_attach(
+        &self,
+        device_id: &str,
+        id: &str,
+        refused: Option<String>,
+        from_agent: Streaming<TunnelFrame>,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<TunnelFrame, Status>>, Status> {
+        let p = {
+            let mut pending = self.tunnels.lock();
+            match pending.get(id) {
+                None => {
+                    return Err(Status::not_found(format!(
+                        "no tunnel {id} is waiting (timed out?)"
+                    )));
+                }
+                Some(p) if p.device_id != device_id => {
+                    return Err(Status::permission_denied(format!(
+                        "tunnel {id} is not this device's"
+                    )));
+                }
+                Some(_) => pending.remove(id),
+            }
+        };
+        let Some(p) = p else {
+            return Err(Status::not_found(format!("no tunnel {id} is waiting")));
+        };
+        let (to_agent, rx) = tokio::sync::mpsc::channel(FRAMES_IN_FLIGHT);
+        let attach = match refused {
+            Some(why) => Attach::Refused(why),
+            None => Attach::Stream(Box::new(from_agent), to_agent),
+        };
+        if p.tx.send(attach).is_err() {
+            return Err(Status::cancelled("the user's end went away"));
+        }
+        Ok(rx)
+    }
+
+    /// Tunnel series for the fleet `/metrics` (Prometheus text).
+    pub fn tunnel_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let t = &self.tunnels;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP onprem_cp_tunnels_open Tunnels (forwarded connections) open now.\n# TYPE onprem_cp_tunnels_open gauge\nonprem_cp_tunnels_open {}",
+            load(&t.open)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP onprem_cp_tunnels_opened_total Tunnels opened.\n# TYPE onprem_cp_tunnels_opened_total counter\nonprem_cp_tunnels_opened_total {}",
+            load(&t.opened_total)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP onprem_cp_tunnels_refused_total Tunnels refused (role, port not allowed, device offline or refusing).\n# TYPE onprem_cp_tunnels_refused_total counter\nonprem_cp_tunnels_refused_total {}",
+            load(&t.refused_total)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP onprem_cp_tunnel_bytes_total Bytes through tunnels.\n# TYPE onprem_cp_tunnel_bytes_total counter\nonprem_cp_tunnel_bytes_total{{direction=\"to_device\"}} {}\nonprem_cp_tunnel_bytes_total{{direction=\"from_device\"}} {}",
+            load(&t.bytes_to_devices),
+            load(&t.bytes_from_devices)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_ports_come_from_the_bundle() {
+        let text = "apiVersion: onprem/v1\nkind: Bundle\nmetadata: { name: x }\nspec:\n  tunnel: { allowedPorts: [8443, 22] }\n";
+        assert_eq!(allowed_ports(text), vec![8443, 22]);
+        assert!(allowed_ports("not: [a bundle").is_empty());
+    }
+}

@@ -1,0 +1,482 @@
+//! # Tunnel: byte pumping between TCP and gRPC streams
+//!
+//! `onprem port-forward` reaches a port on a node that has no inbound
+//! port: each accepted TCP connection becomes one `Fleet/Tunnel` stream
+//! from the CLI to the control plane, which asks the agent (on its
+//! session) to open the other half, an `AgentService/Tunnel` stream over
+//! the agent's own outbound connection, and splices the two. The agent
+//! connects the stream to the local port.
+//!
+//! ```text
+//! client ─TCP─ onprem port-forward ═gRPC═ control plane ═gRPC═ agent ─TCP─ local service
+//!               [pump]                      [splice]            [pump]
+//! ```
+//!
+//! - [`pump`] (both ends): TCP reads become [`TunnelFrame`]s, frames
+//!   become TCP writes. A TCP read of end-of-file sends `eof` (the other
+//!   end shuts down its write side: half-close); an `eof` received shuts
+//!   down ours. The tunnel ends when both directions have seen `eof`. A
+//!   stream that ends *without* `eof`, or fails, aborts: the TCP
+//!   connection is closed at once.
+//! - [`splice`] (control plane): frames from one stream to the other,
+//!   errors to both.
+//! - **Backpressure**: a pump reads from TCP only when the outgoing
+//!   channel ([`FRAMES_IN_FLIGHT`] frames of at most [`CHUNK`] bytes) has
+//!   room, and the channel drains only as fast as HTTP/2 flow control lets
+//!   the stream send; the splice forwards a frame only when the other
+//!   stream takes it. A slow reader therefore stops the writer at the far
+//!   end, and memory per tunnel stays bounded by the windows.
+//! - **Timeouts** ([`Limits`]): no byte either way for `idle`, or
+//!   `total` since it opened, ends the tunnel.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::{Stream, StreamExt as _};
+
+pub use crate::proto::v1::TunnelFrame;
+
+/// Largest frame: one TCP read.
+pub const CHUNK: usize = 32 * 1024;
+/// Frames queued towards a stream before a pump stops reading its TCP.
+pub const FRAMES_IN_FLIGHT: usize = 4;
+/// Default: a tunnel with no byte either way this long ends.
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(30 * 60);
+/// Default: a tunnel ends this long after it opened.
+pub const DEFAULT_TOTAL: Duration = Duration::from_secs(24 * 3600);
+
+/// Metadata key naming a tunnel on the agent's stream.
+pub const TUNNEL_ID: &str = "x-onprem-tunnel";
+/// Metadata key with the agent's reason for refusing a tunnel.
+pub const REFUSED: &str = "x-onprem-refused";
+/// Metadata key: the device a CLI tunnel goes to.
+pub const DEVICE: &str = "x-onprem-device";
+/// Metadata key: the port on the device.
+pub const PORT: &str = "x-onprem-port";
+
+/// How long a tunnel may live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// No byte either way for this long ends it.
+    pub idle: Duration,
+    /// It ends this long after it opened.
+    pub total: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            idle: DEFAULT_IDLE,
+            total: DEFAULT_TOTAL,
+        }
+    }
+}
+
+/// How a tunnel ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// Both directions closed (`eof` each way).
+    Closed,
+    /// No byte for the idle limit.
+    Idle,
+    /// The total limit.
+    Expired,
+    /// One side failed or went away (why).
+    Aborted(String),
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Closed => write!(f, "closed"),
+            End::Idle => write!(f, "idle timeout"),
+            End::Expired => write!(f, "total time limit"),
+            End::Aborted(why) => write!(f, "aborted: {why}"),
+        }
+    }
+}
+
+/// What went through a tunnel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes from this end's TCP into the tunnel (or, for a splice, from
+    /// the first stream to the second).
+    pub sent: u64,
+    /// Bytes out of the tunnel (from the second to the first).
+    pub received: u64,
+    /// How it ended.
+    pub end: End,
+}
+
+/// The last time a byte moved, shared by both directions.
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        self.last_ms
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Why the tunnel must end now, if it must.
+    fn expired(&self, limits: Limits) -> Option<End> {
+        let now = self.start.elapsed();
+        if now >= limits.total {
+            return Some(End::Expired);
+        }
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        (now.saturating_sub(last) >= limits.idle).then_some(End::Idle)
+    }
+}
+
+fn tick_for(limits: Limits) -> Duration {
+    (limits.idle.min(limits.total) / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+/// Pumps between `tcp` and a tunnel: TCP reads go out as frames on
+/// `outbound`, frames from `inbound` are written to TCP. Returns when
+/// both directions closed, on a failure of either side, or at a limit;
+/// the TCP connection is closed on return.
+pub async fn pump<S>(
+    tcp: TcpStream,
+    mut inbound: S,
+    outbound: mpsc::Sender<TunnelFrame>,
+    limits: Limits,
+) -> Stats
+where
+    S: Stream<Item = Result<TunnelFrame, tonic::Status>> + Unpin,
+{
+    let _ = tcp.set_nodelay(true);
+    let (mut rd, mut wr) = tcp.into_split();
+    let act = Activity::new();
+    let act2 = Arc::clone(&act);
+    let sent = &AtomicU64::new(0);
+    let received = AtomicU64::new(0);
+    // `outbound` moves into the sending direction: it is dropped (the
+    // stream's end) right after `eof`, so the far side sees the end of
+    // this direction without waiting for the other.
+    let up = async move {
+        let outbound = outbound;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            // Wait for room first: no byte is read that cannot be sent.
+            let permit = outbound
+                .reserve()
+                .await
+                .map_err(|_| "the tunnel stream closed".to_owned())?;
+            let n = rd
+                .read(&mut buf)
+                .await
+                .map_err(|e| format!("reading the local connection: {e}"))?;
+            if n == 0 {
+                permit.send(TunnelFrame {
+                    data: Vec::new(),
+                    eof: true,
+                });
+                return Ok::<(), String>(());
+            }
+            permit.send(TunnelFrame {
+                data: buf[..n].to_vec(),
+                eof: false,
+            });
+            sent.fetch_add(n as u64, Ordering::Relaxed);
+            act2.touch();
+        }
+    };
+    let down = async {
+        while let Some(f) = inbound.next().await {
+            let f = f.map_err(|s| format!("{}: {}", code_name(s.code()), s.message()))?;
+            if !f.data.is_empty() {
+                wr.write_all(&f.data)
+                    .await
+                    .map_err(|e| format!("writing the local connection: {e}"))?;
+                received.fetch_add(f.data.len() as u64, Ordering::Relaxed);
+                act.touch();
+            }
+            if f.eof {
+                let _ = wr.shutdown().await;
+                // Wait for the stream's own end: dropping it earlier
+                // would reset the call and lose what is still in flight
+                // the other way.
+                while let Some(f) = inbound.next().await {
+                    let f = f.map_err(|s| format!("{}: {}", code_name(s.code()), s.message()))?;
+                    if !f.data.is_empty() || f.eof {
+                        return Err("data after the end of the stream".into());
+                    }
+                }
+                return Ok::<(), String>(());
+            }
+        }
+        Err("the other end went away".to_owned())
+    };
+    let end = run_both(up, down, &act, limits).await;
+    Stats {
+        sent: sent.load(Ordering::Relaxed),
+        received: received.load(Ordering::Relaxed),
+        end,
+    }
+}
+
+/// Runs two directions until both finish, either fails, or a limit.
+async fn run_both(
+    a: impl std::future::Future<Output = Result<(), String>>,
+    b: impl std::future::Future<Output = Result<(), String>>,
+    act: &Activity,
+    limits: Limits,
+) -> End {
+    tokio::pin!(a, b);
+    let (mut a_done, mut b_done) = (false, false);
+    let mut tick = tokio::time::interval(tick_for(limits));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !(a_done && b_done) {
+        tokio::select! {
+            r = &mut a, if !a_done => match r {
+                Ok(()) => a_done = true,
+                Err(e) => return End::Aborted(e),
+            },
+            r = &mut b, if !b_done => match r {
+                Ok(()) => b_done = true,
+                Err(e) => return End::Aborted(e),
+            },
+            _ = tick.tick() => {
+                if let Some(end) = act.expired(limits) {
+                    return end;
+                }
+            }
+        }
+    }
+    End::Closed
+}
+
+/// A gRPC code's name, for messages.
+pub fn code_name(c: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match c {
+        Ok => "ok",
+        Cancelled => "cancelled",
+        Unknown => "unknown",
+        InvalidArgument => "invalid argument",
+        DeadlineExceeded => "deadline exceeded",
+        NotFound => "not found",
+        AlreadyExists => "already exists",
+        PermissionDenied => "permission denied",
+        ResourceExhausted => "resource exhausted",
+        FailedPrecondition => "failed precondition",
+        Aborted => "aborted",
+        OutOfRange => "out of range",
+        Unimplemented => "unimplemented",
+        Internal => "internal",
+        Unavailable => "unavailable",
+        DataLoss => "data loss",
+        Unauthenticated => "unauthenticated",
+    }
+}
+
+/// The sending half of a server's response stream.
+pub type Out = mpsc::Sender<Result<TunnelFrame, tonic::Status>>;
+
+/// Splices two tunnel streams (control plane): frames from `a_in` go to
+/// `b_out` and from `b_in` to `a_out`, one at a time (a frame is taken
+/// only when the other side has room). A failure or a limit ends both
+/// with an error status.
+pub async fn splice<A, B>(a_in: A, a_out: Out, b_in: B, b_out: Out, limits: Limits) -> Stats
+where
+    A: Stream<Item = Result<TunnelFrame, tonic::Status>> + Unpin,
+    B: Stream<Item = Result<TunnelFrame, tonic::Status>> + Unpin,
+{
+    let act = Activity::new();
+    let ab = AtomicU64::new(0);
+    let ba = AtomicU64::new(0);
+    let end = run_both(
+        forward(a_in, &b_out, &ab, &act, "the user's"),
+        forward(b_in, &a_out, &ba, &act, "the device's"),
+        &act,
+        limits,
+    )
+    .await;
+    if end != End::Closed {
+        let status = match &end {
+            End::Idle | End::Expired => tonic::Status::deadline_exceeded(format!("tunnel {end}")),
+            _ => tonic::Status::aborted(format!("tunnel {end}")),
+        };
+        let _ = a_out.try_send(Err(status.clone()));
+        let _ = b_out.try_send(Err(status));
+    }
+    Stats {
+        sent: ab.load(Ordering::Relaxed),
+        received: ba.load(Ordering::Relaxed),
+        end,
+    }
+}
+
+async fn forward<S>(
+    mut from: S,
+    to: &Out,
+    count: &AtomicU64,
+    act: &Activity,
+    side: &str,
+) -> Result<(), String>
+where
+    S: Stream<Item = Result<TunnelFrame, tonic::Status>> + Unpin,
+{
+    let mut eof = false;
+    while let Some(f) = from.next().await {
+        let f = f.map_err(|s| format!("{side} end: {}: {}", code_name(s.code()), s.message()))?;
+        if eof {
+            return Err(format!("{side} end sent data after closing"));
+        }
+        eof = f.eof;
+        let n = f.data.len() as u64;
+        to.send(Ok(f))
+            .await
+            .map_err(|_| format!("the end facing {side} end went away"))?;
+        if n > 0 {
+            count.fetch_add(n, Ordering::Relaxed);
+            act.touch();
+        }
+    }
+    if eof {
+        Ok(())
+    } else {
+        Err(format!("{side} end went away without closing"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use tokio::net::TcpListener;
+    use tokio_stream::wrappers::ReceiverStream;
+
+    /// A pump on each end of a socket pair, their frames crossed over
+    /// (as the control plane's splice would do).
+    async fn pair(
+        limits: Limits,
+    ) -> (
+        TcpStream,
+        TcpStream,
+        tokio::task::JoinHandle<(Stats, Stats)>,
+    ) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a_addr = l.local_addr().unwrap();
+        let l2 = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let b_addr = l2.local_addr().unwrap();
+        let client_a = TcpStream::connect(a_addr).await.unwrap();
+        let (end_a, _) = l.accept().await.unwrap();
+        let client_b = TcpStream::connect(b_addr).await.unwrap();
+        let (end_b, _) = l2.accept().await.unwrap();
+        let (a_tx, a_rx) = mpsc::channel(FRAMES_IN_FLIGHT);
+        let (b_tx, b_rx) = mpsc::channel(FRAMES_IN_FLIGHT);
+        let a_in = ReceiverStream::new(b_rx).map(Ok);
+        let b_in = ReceiverStream::new(a_rx).map(Ok);
+        let task = tokio::spawn(async move {
+            tokio::join!(
+                pump(end_a, a_in, a_tx, limits),
+                pump(end_b, b_in, b_tx, limits)
+            )
+        });
+        (client_a, client_b, task)
+    }
+
+    #[tokio::test]
+    async fn bytes_and_half_closes_cross() {
+        let (mut a, mut b, task) = pair(Limits::default()).await;
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        a.write_all(&data).await.unwrap();
+        a.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, data, "bytes in = bytes out, then EOF");
+        // The other direction still works after the half-close.
+        b.write_all(b"reply").await.unwrap();
+        b.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        a.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, b"reply");
+        let (sa, sb) = task.await.unwrap();
+        assert_eq!(sa.end, End::Closed);
+        assert_eq!(sb.end, End::Closed);
+        assert_eq!((sa.sent, sa.received), (300_000, 5));
+        assert_eq!((sb.sent, sb.received), (5, 300_000));
+    }
+
+    #[tokio::test]
+    async fn idle_tunnels_end() {
+        let limits = Limits {
+            idle: Duration::from_millis(100),
+            total: Duration::from_secs(60),
+        };
+        let (mut a, _b, task) = pair(limits).await;
+        let (sa, _) = task.await.unwrap();
+        assert_eq!(sa.end, End::Idle);
+        let mut buf = [0u8; 1];
+        assert_eq!(a.read(&mut buf).await.unwrap_or(0), 0, "closed");
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_ends_without_eof_aborts() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (end, _) = l.accept().await.unwrap();
+        let (tx, _rx) = mpsc::channel(FRAMES_IN_FLIGHT);
+        let inbound = tokio_stream::iter(vec![Ok(TunnelFrame {
+            data: b"partial".to_vec(),
+            eof: false,
+        })]);
+        let s = pump(end, inbound, tx, Limits::default()).await;
+        assert!(matches!(s.end, End::Aborted(_)), "{:?}", s.end);
+        let mut got = Vec::new();
+        let _ = client.read_to_end(&mut got).await;
+        assert_eq!(got, b"partial");
+    }
+
+    #[tokio::test]
+    async fn splice_forwards_and_reports_failures_to_both() {
+        let (a_tx, a_rx) = mpsc::channel(4);
+        let (b_tx, b_rx) = mpsc::channel(4);
+        let (a_out, mut a_out_rx) = mpsc::channel(4);
+        let (b_out, mut b_out_rx) = mpsc::channel(4);
+        let t = tokio::spawn(splice(
+            ReceiverStream::new(a_rx),
+            a_out,
+            ReceiverStream::new(b_rx),
+            b_out,
+            Limits::default(),
+        ));
+        a_tx.send(Ok(TunnelFrame {
+            data: b"hi".to_vec(),
+            eof: false,
+        }))
+        .await
+        .unwrap();
+        assert_eq!(b_out_rx.recv().await.unwrap().unwrap().data, b"hi");
+        b_tx.send(Err(tonic::Status::unavailable("agent restarting")))
+            .await
+            .unwrap();
+        let s = t.await.unwrap();
+        assert!(
+            matches!(&s.end, End::Aborted(w) if w.contains("agent restarting")),
+            "{:?}",
+            s.end
+        );
+        assert_eq!(s.sent, 2);
+        let e = a_out_rx.recv().await.unwrap().unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Aborted);
+        drop(a_tx);
+    }
+}

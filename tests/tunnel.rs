@@ -1,0 +1,508 @@
+//! The reverse tunnel end to end: a control plane and an agent on
+//! simulated hardware in this process, `onprem port-forward` as a real
+//! CLI process, and TCP servers on the node's side. Bytes in equal bytes
+//! out (large transfers, many streams at once), half-closes, refusals
+//! (port not allowed, a viewer) in the audit log, and unmodified Redfish
+//! clients through the tunnel.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::fleet::{admin, bundle_record, control_plane, enrol_token, start_agent, until};
+use onprem::proto::v1 as pb;
+use sha2::Digest as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+const REDFISH_PW: &str = "tunnel-admin-pw";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Echoes every byte back, then closes after the client's EOF.
+async fn echo_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+/// Reads to EOF (the client's half-close), then answers with the byte
+/// count and SHA-256 of what it read, and closes.
+async fn digest_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut all = Vec::new();
+                let _ = s.read_to_end(&mut all).await;
+                let h = sha2::Sha256::digest(&all);
+                let reply = format!("{} {}", all.len(), hex(&h));
+                let _ = s.write_all(reply.as_bytes()).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn data(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+struct Forward {
+    child: Child,
+    locals: Vec<SocketAddr>,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn onprem(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_onprem"))
+        .args(args)
+        .env("ONPREM_CONFIG", config)
+        .env_remove("ONPREM_TOKEN")
+        .output()
+        .unwrap()
+}
+
+/// `onprem port-forward device/NAME PORTS…`, waiting for its
+/// "Forwarding from" lines.
+fn port_forward(config: &Path, device: &str, ports: &[String]) -> Forward {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onprem"))
+        .arg("port-forward")
+        .arg(format!("device/{device}"))
+        .args(ports)
+        .env("ONPREM_CONFIG", config)
+        .env_remove("ONPREM_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (etx, erx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[port-forward] {l}");
+            let _ = etx.send(l);
+        }
+    });
+    let mut locals = Vec::new();
+    let mut lines = BufReader::new(stdout).lines();
+    while locals.len() < ports.len() {
+        let l = lines.next().expect("port-forward exited").unwrap();
+        let addr = l
+            .strip_prefix("Forwarding from ")
+            .and_then(|r| r.split(" -> ").next())
+            .unwrap_or_else(|| panic!("unexpected line {l:?}"));
+        locals.push(addr.parse().unwrap());
+    }
+    Forward {
+        child,
+        locals,
+        stderr: erx,
+    }
+}
+
+struct Fleet {
+    cp: onprem::controlplane::Handle,
+    dir: tempfile::TempDir,
+    agent: SocketAddr,
+    config: PathBuf,
+    echo: u16,
+    digest: u16,
+    redfish: u16,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+/// A control plane, one agent (`node`) whose bundle allows the echo and
+/// digest servers' ports and its Redfish port, and a CLI logged in as
+/// admin.
+async fn fleet() -> Fleet {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let cp = control_plane(dir.path(), &stop).await;
+    let echo = echo_server().await;
+    let digest = digest_server().await;
+    let redfish = free_port();
+    let hash = onprem::redfish::auth::hash_password(REDFISH_PW).unwrap();
+    let extra = format!(
+        "  tunnel: {{ allowedPorts: [{echo}, {digest}, {redfish}] }}\n  redfish:\n    listen: 127.0.0.1:{redfish}\n    accounts: [{{ userName: admin, role: Administrator, passwordHash: '{hash}' }}]\n"
+    );
+    let record = bundle_record("tunnelled", "{matchLabels: {role: tunnel}}", &extra);
+    let r = cp
+        .core
+        .apply(
+            &admin(&cp),
+            &[pb::Document {
+                source: "t.yaml".into(),
+                text: record,
+            }],
+            false,
+        )
+        .unwrap();
+    assert!(r.applied, "{r:?}");
+    let token = enrol_token(&cp, &[("role", "tunnel")]);
+    let agent = start_agent(&cp, dir.path(), "node", &token, &stop).await;
+    until("the node converged", Duration::from_secs(30), || {
+        cp.core
+            .device("node")
+            .filter(|d| d.online && d.converged && d.device.current.version > 0)
+    })
+    .await;
+    let config = dir.path().join("cli.yaml");
+    let out = onprem(
+        &config,
+        &[
+            "login",
+            &cp.url(),
+            "--token",
+            cp.admin_token.as_deref().unwrap(),
+            "--ca-fingerprint",
+            &cp.ca_fingerprint,
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    Fleet {
+        cp,
+        dir,
+        agent,
+        config,
+        echo,
+        digest,
+        redfish,
+        _stop: stop.drop_guard(),
+    }
+}
+
+fn audit(f: &Fleet) -> Vec<String> {
+    f.cp.core
+        .get(
+            &admin(&f.cp),
+            &pb::GetRequest {
+                kind: "audit".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["action"].as_str().unwrap_or(""),
+                e["target"].as_str().unwrap_or(""),
+                e["detail"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_through_equal_bytes_out_with_half_closes_and_many_streams() {
+    let f = fleet().await;
+    let fwd = tokio::task::spawn_blocking({
+        let (config, e, d) = (f.config.clone(), f.echo, f.digest);
+        move || port_forward(&config, "node", &[format!(":{e}"), format!(":{d}")])
+    })
+    .await
+    .unwrap();
+    let (echo, digest) = (fwd.locals[0], fwd.locals[1]);
+
+    // A large transfer both ways at once through the echo server.
+    let big = data(16 << 20, 1);
+    let s = TcpStream::connect(echo).await.unwrap();
+    let (mut r, mut w) = s.into_split();
+    let sent = big.clone();
+    let writer = tokio::spawn(async move {
+        w.write_all(&sent).await.unwrap();
+        w.shutdown().await.unwrap();
+    });
+    let mut back = Vec::new();
+    r.read_to_end(&mut back).await.unwrap();
+    writer.await.unwrap();
+    assert_eq!(back.len(), big.len());
+    assert!(back == big, "16 MiB echoed with a difference");
+
+    // Half-close: the server answers only after our EOF.
+    let mut s = TcpStream::connect(digest).await.unwrap();
+    let payload = data(3 << 20, 2);
+    s.write_all(&payload).await.unwrap();
+    s.shutdown().await.unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).await.unwrap();
+    assert_eq!(
+        reply,
+        format!("{} {}", payload.len(), hex(&sha2::Sha256::digest(&payload)))
+    );
+
+    // Many streams at once, each its own bytes.
+    let mut tasks = Vec::new();
+    for i in 0..24u32 {
+        tasks.push(tokio::spawn(async move {
+            let payload = data(256 << 10, 100 + i);
+            let mut s = TcpStream::connect(digest).await.unwrap();
+            s.write_all(&payload).await.unwrap();
+            s.shutdown().await.unwrap();
+            let mut reply = String::new();
+            s.read_to_string(&mut reply).await.unwrap();
+            assert_eq!(
+                reply,
+                format!("{} {}", payload.len(), hex(&sha2::Sha256::digest(&payload))),
+                "stream {i}"
+            );
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    // Every tunnel opened and closed in the audit log, with its bytes.
+    let log = until("every close audited", Duration::from_secs(10), || {
+        let log = audit(&f);
+        (log.iter().filter(|l| l.starts_with("tunnel.close")).count() >= 26).then_some(log)
+    })
+    .await;
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("tunnel.open")).count(),
+        26
+    );
+    assert!(
+        log.iter().any(|l| l.starts_with("tunnel.close")
+            && l.contains(&format!("Device/node:{}", f.echo))
+            && l.contains("closed; 16777216 bytes to the device, 16777216 from it")),
+        "{log:#?}"
+    );
+    let m = onprem::controlplane::rest::render_metrics(&f.cp.core);
+    assert!(m.contains("onprem_cp_tunnels_opened_total 26\n"), "{m}");
+    assert!(m.contains("onprem_cp_tunnels_open 0\n"), "{m}");
+    drop(fwd);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_tunnels_close_at_once_and_are_audited() {
+    let f = fleet().await;
+    let not_allowed = f.echo.wrapping_add(1).max(1);
+    let fwd = tokio::task::spawn_blocking({
+        let config = f.config.clone();
+        move || port_forward(&config, "node", &[format!(":{not_allowed}")])
+    })
+    .await
+    .unwrap();
+    let mut s = TcpStream::connect(fwd.locals[0]).await.unwrap();
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("closed at once")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    let why = fwd.stderr.recv_timeout(Duration::from_secs(10)).unwrap();
+    let why = if why.starts_with("Handling") {
+        fwd.stderr.recv_timeout(Duration::from_secs(10)).unwrap()
+    } else {
+        why
+    };
+    assert!(why.contains("not in spec.tunnel.allowedPorts"), "{why}");
+    drop(fwd);
+
+    // A viewer may not open tunnels at all.
+    let viewer =
+        f.cp.core
+            .create_token(
+                &admin(&f.cp),
+                &pb::CreateTokenRequest {
+                    r#type: "api".into(),
+                    role: "viewer".into(),
+                    user: "vera".into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .token;
+    let vconfig = f.dir.path().join("viewer.yaml");
+    let out = onprem(
+        &vconfig,
+        &[
+            "login",
+            &f.cp.url(),
+            "--token",
+            &viewer,
+            "--ca-fingerprint",
+            &f.cp.ca_fingerprint,
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let fwd = tokio::task::spawn_blocking({
+        let e = f.echo;
+        move || port_forward(&vconfig, "node", &[format!(":{e}")])
+    })
+    .await
+    .unwrap();
+    let mut s = TcpStream::connect(fwd.locals[0]).await.unwrap();
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("closed at once")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    let log = until("the refusals audited", Duration::from_secs(10), || {
+        let log = audit(&f);
+        (log.iter()
+            .filter(|l| l.starts_with("tunnel.refused"))
+            .count()
+            >= 2)
+            .then_some(log)
+    })
+    .await;
+    assert!(
+        log.iter().any(
+            |l| l.contains(&format!("Device/node:{not_allowed}")) && l.contains("allowedPorts")
+        ),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("tunnel.refused") && l.contains("operator")),
+        "{log:#?}"
+    );
+    assert!(
+        !log.iter().any(|l| l.starts_with("tunnel.open")),
+        "{log:#?}"
+    );
+    // An unknown device: port-forward does not even listen (exit 6).
+    let out = onprem(&f.config, &["port-forward", "device/nope", "8443"]);
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redfish_clients_work_through_the_tunnel() {
+    let f = fleet().await;
+    let fwd = tokio::task::spawn_blocking({
+        let (config, rf) = (f.config.clone(), f.redfish);
+        move || port_forward(&config, "node", &[format!(":{rf}")])
+    })
+    .await
+    .unwrap();
+    let local = fwd.locals[0];
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/redfish-venv/bin");
+    assert!(
+        venv.join("redfishtool").is_file(),
+        "run `bash scripts/test.sh` (installs redfishtool and sushy)"
+    );
+    let out = tokio::task::spawn_blocking({
+        let venv = venv.clone();
+        move || {
+            Command::new(venv.join("redfishtool"))
+                .args([
+                    "-r",
+                    &local.to_string(),
+                    "-u",
+                    "admin",
+                    "-p",
+                    REDFISH_PW,
+                    "-S",
+                    "Always",
+                ])
+                .args(["Chassis", "-1", "Thermal"])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let thermal: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        thermal["Temperatures"][0]["ReadingCelsius"]
+            .as_f64()
+            .unwrap()
+            > 0.0,
+        "{text}"
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(venv.join("python"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/redfish/sushy_check.py"))
+            .args([
+                &format!("https://{local}"),
+                "admin",
+                REDFISH_PW,
+                "GracefulRestart",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "sushy: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The reset reached the node's power loop.
+    let agent = f.agent;
+    let taken = until("the reset recorded", Duration::from_secs(10), || {
+        let r = onprem::httpc::Client::new(agent)
+            .get("/-/status", &[])
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_str(&r.text()).ok()?;
+        let a = v["hostActions"].as_array()?.clone();
+        (!a.is_empty()).then_some(a)
+    })
+    .await;
+    assert_eq!(taken[0]["kind"], "reboot");
+    assert_eq!(taken[0]["why"], "redfish:admin");
+    drop(fwd);
+}
