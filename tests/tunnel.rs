@@ -505,4 +505,78 @@ async fn redfish_clients_work_through_the_tunnel() {
     assert_eq!(taken[0]["kind"], "reboot");
     assert_eq!(taken[0]["why"], "redfish:admin");
     drop(fwd);
+
+    // The same through the CLI alone: curl, reset, describe.
+    let rf = f.redfish.to_string();
+    let cli = |args: Vec<String>, password: &'static str| {
+        let config = f.config.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_onprem"))
+                .args(&args)
+                .env("ONPREM_CONFIG", &config)
+                .env("ONPREM_REDFISH_PASSWORD", password)
+                .env_remove("ONPREM_TOKEN")
+                .output()
+                .unwrap()
+        })
+    };
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    let out = cli(
+        s(&["curl", "--device", "node", "--port", &rf, "/redfish/v1/Systems/1", "-u", "admin"]),
+        REDFISH_PW,
+    )
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let sys: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sys["@odata.id"], "/redfish/v1/Systems/1");
+    let out = cli(
+        s(&["curl", "--device", "node", "--port", &rf, "-f", "/redfish/v1/Systems/1"]),
+        REDFISH_PW,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(22), "no credentials: 401, -f exits 22");
+    let out = cli(
+        s(&["reset", "device/node", "--type", "ForceRestart", "--redfish-port", &rf]),
+        REDFISH_PW,
+    )
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ForceRestart requested"));
+    let out = cli(
+        s(&["reset", "device/node", "--type", "Explode", "--redfish-port", &rf]),
+        REDFISH_PW,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Explode"), "{out:?}");
+    let out = cli(
+        s(&["reset", "device/node", "--type", "On", "--redfish-port", &rf]),
+        "wrong-password",
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let out = cli(
+        s(&["describe", "device", "node", "--redfish", "--redfish-port", &rf]),
+        REDFISH_PW,
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains(&format!("Redfish (device/node:{rf}")), "{text}");
+    assert!(text.contains("Resets:        On, ForceOff"), "{text}");
+    assert!(text.contains("Temperatures:  cpu temp "), "{text}");
+    let taken = until("the CLI's reset recorded", Duration::from_secs(10), || {
+        let r = onprem::httpc::Client::new(agent).get("/-/status", &[]).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&r.text()).ok()?;
+        let a = v["hostActions"].as_array()?.clone();
+        (a.len() >= 2).then_some(a)
+    })
+    .await;
+    assert_eq!(taken[1]["kind"], "forceReboot");
 }

@@ -288,6 +288,13 @@ pub struct DescribeOptions {
     /// Output format (table: for people).
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// A device: also read its Redfish service through the tunnel
+    /// (system, resets it allows, temperatures, fans, supplies).
+    #[arg(long)]
+    pub redfish: bool,
+    /// The node's Redfish account.
+    #[command(flatten)]
+    pub redfish_login: super::nodehttp::RedfishLogin,
 }
 
 /// `onprem apply` and `onprem diff`.
@@ -528,7 +535,15 @@ pub async fn describe(o: DescribeOptions) -> anyhow::Result<()> {
         ),
         Output::Table | Output::Wide => {
             if canonical_kind(&o.kind) == "devices" {
-                describe_device(&v, now())
+                let mut t = describe_device(&v, now());
+                if o.redfish {
+                    let name = text(&v["name"]);
+                    t.push('\n');
+                    t.push_str(
+                        &super::nodehttp::describe_section(&c, &name, &o.redfish_login).await,
+                    );
+                }
+                t
             } else {
                 serde_yaml_ng::to_string(&v)?
             }

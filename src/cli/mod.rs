@@ -11,6 +11,7 @@
 //! subsystem's `run(options, shutdown)`.
 
 pub mod fleet;
+pub mod nodehttp;
 pub mod tunnel;
 
 use clap::{Parser, Subcommand};
@@ -82,6 +83,12 @@ pub enum Command {
     /// Forward local ports to ports on a device, through the control
     /// plane (`onprem port-forward device/NAME 8443`).
     PortForward(tunnel::PortForwardOptions),
+    /// One HTTP(S) request to a port on a device, through the control
+    /// plane (`onprem curl --device NAME /redfish/v1/Systems/1 -u admin`).
+    Curl(nodehttp::CurlOptions),
+    /// Reset a device through its Redfish service, through the control
+    /// plane (`onprem reset device/NAME --type GracefulRestart`).
+    Reset(nodehttp::ResetOptions),
     /// Hash a Redfish account's password for a bundle
     /// (`spec.redfish.accounts[].passwordHash`): reads it from standard
     /// input (or `--password-file`), prints its Argon2id PHC string.
@@ -115,6 +122,8 @@ impl Command {
             | Command::Token(_)
             | Command::Ack(_)
             | Command::PortForward(_)
+            | Command::Curl(_)
+            | Command::Reset(_)
             | Command::HashPassword(_) => tracing::Level::WARN,
         }
     }
@@ -181,6 +190,8 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         Command::Token(c) => fleet::token(c).await,
         Command::Ack(o) => fleet::ack(o).await,
         Command::PortForward(o) => tunnel::port_forward(o, shutdown).await,
+        Command::Curl(o) => nodehttp::curl(o).await,
+        Command::Reset(o) => nodehttp::reset(o).await,
         Command::HashPassword(o) => {
             let hash = tokio::task::spawn_blocking(move || crate::redfish::hash_password_cli(&o))
                 .await??;

@@ -153,7 +153,7 @@ fn tick_for(limits: Limits) -> Duration {
 /// the TCP connection is closed on return.
 pub async fn pump<S>(
     tcp: TcpStream,
-    mut inbound: S,
+    inbound: S,
     outbound: mpsc::Sender<TunnelFrame>,
     limits: Limits,
 ) -> Stats
@@ -161,7 +161,24 @@ where
     S: Stream<Item = Result<TunnelFrame, tonic::Status>> + Unpin,
 {
     let _ = tcp.set_nodelay(true);
-    let (mut rd, mut wr) = tcp.into_split();
+    let (rd, wr) = tcp.into_split();
+    pump_io(rd, wr, inbound, outbound, limits).await
+}
+
+/// [`pump`] over any byte stream's two halves (an in-process pipe for
+/// `onprem curl`).
+pub async fn pump_io<R, W, S>(
+    mut rd: R,
+    mut wr: W,
+    mut inbound: S,
+    outbound: mpsc::Sender<TunnelFrame>,
+    limits: Limits,
+) -> Stats
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+    S: Stream<Item = Result<TunnelFrame, tonic::Status>> + Unpin,
+{
     let act = Activity::new();
     let act2 = Arc::clone(&act);
     let sent = &AtomicU64::new(0);
