@@ -1670,3 +1670,153 @@ async fn malformed_requests_get_client_errors_and_the_control_plane_serves_on() 
     let log = cp.log_text();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+// ---- tunnels across restarts ----------------------------------------------
+
+/// Echoes every byte back.
+async fn echo_server() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    port
+}
+
+/// One round trip through the forwarded port, on a new connection.
+async fn echo_once(
+    local: std::net::SocketAddr,
+    msg: &[u8],
+) -> Result<tokio::net::TcpStream, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(local)
+        .await
+        .map_err(|e| e.to_string())?;
+    s.write_all(msg).await.map_err(|e| e.to_string())?;
+    let mut got = vec![0u8; msg.len()];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut got))
+        .await
+        .map_err(|_| "no echo".to_owned())?
+        .map_err(|e| e.to_string())?;
+    if got != msg {
+        return Err("a different echo".into());
+    }
+    Ok(s)
+}
+
+/// The connection ends (EOF or an error), without hanging.
+async fn closes(mut s: tokio::net::TcpStream, what: &str) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    let r = tokio::time::timeout(Duration::from_secs(15), s.read(&mut buf)).await;
+    match r {
+        Ok(Ok(0)) | Ok(Err(_)) => {}
+        Ok(Ok(n)) => panic!("{what}: {n} unexpected bytes"),
+        Err(_) => panic!("{what}: the forwarded connection stayed open"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_connection_closes_when_either_end_restarts_and_new_ones_work_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = echo_server().await;
+    let mut cp = Cp::start(dir.path()).await;
+    cp.apply(&bundle_record(
+        "tunnelled",
+        "{matchLabels: {fleet: tunnel}}",
+        &format!("  tunnel: {{ allowedPorts: [{echo}] }}\n"),
+    ))
+    .await;
+    let token = cp
+        .token(serde_json::json!({"type": "enrol", "labels": {"fleet": "tunnel"}}))
+        .await;
+    let args = agent_args(
+        &cp.url(),
+        &cp.fingerprint,
+        &dir.path().join("node"),
+        "node",
+        &token,
+    );
+    let agent = start_agent(args.clone()).await;
+    poll("the node converged", LIMIT, || async {
+        let d = cp.device("node").await;
+        (d["online"] == true && d["current"]["version"].as_u64() > Some(0)).then_some(())
+    })
+    .await;
+    let config = dir.path().join("cli.yaml");
+    let login = Command::new(env!("CARGO_BIN_EXE_onprem"))
+        .args([
+            "login",
+            &cp.url(),
+            "--token",
+            &cp.admin,
+            "--ca-fingerprint",
+            &cp.fingerprint,
+        ])
+        .env("ONPREM_CONFIG", &config)
+        .env_remove("ONPREM_TOKEN")
+        .output()
+        .unwrap();
+    assert!(login.status.success(), "{login:?}");
+    let mut fwd = Command::new(env!("CARGO_BIN_EXE_onprem"))
+        .args(["port-forward", "device/node", &format!(":{echo}")])
+        .env("ONPREM_CONFIG", &config)
+        .env_remove("ONPREM_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let local: std::net::SocketAddr = {
+        use std::io::BufRead as _;
+        let out = fwd.stdout.take().unwrap();
+        let line = tokio::task::spawn_blocking(move || {
+            std::io::BufReader::new(out)
+                .lines()
+                .next()
+                .unwrap()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        line.strip_prefix("Forwarding from ")
+            .and_then(|r| r.split(" -> ").next())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let works = |tag: &'static str| async move {
+        poll(
+            &format!("a new forwarded connection ({tag})"),
+            LIMIT,
+            || async { echo_once(local, tag.as_bytes()).await.ok() },
+        )
+        .await
+    };
+
+    // The agent restarts: the open connection closes, a new one works
+    // once the node is back.
+    let c1 = works("before").await;
+    stop_agent(agent).await;
+    closes(c1, "agent stopped").await;
+    assert!(
+        echo_once(local, b"while away").await.is_err(),
+        "no node, no tunnel"
+    );
+    let agent = start_agent(args.clone()).await;
+    let c2 = works("agent back").await;
+
+    // The control plane restarts: the same.
+    cp.term();
+    closes(c2, "control plane stopped").await;
+    cp.restart().await;
+    let c3 = works("control plane back").await;
+    drop(c3);
+    let _ = fwd.kill();
+    let _ = fwd.wait();
+    stop_agent(agent).await;
+}

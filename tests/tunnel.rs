@@ -89,6 +89,37 @@ fn data(n: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
+/// Writes as fast as the connection takes, up to 1 GiB, counting.
+async fn firehose_server(written: std::sync::Arc<std::sync::atomic::AtomicU64>) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let written = std::sync::Arc::clone(&written);
+            tokio::spawn(async move {
+                let chunk = vec![0x5au8; 64 * 1024];
+                for _ in 0..(1 << 14) {
+                    if s.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                    written.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    port
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap()
+        * 1024
+}
+
 struct Forward {
     child: Child,
     locals: Vec<SocketAddr>,
@@ -151,6 +182,8 @@ fn port_forward(config: &Path, device: &str, ports: &[String]) -> Forward {
 }
 
 struct Fleet {
+    firehose: u16,
+    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
     cp: onprem::controlplane::Handle,
     dir: tempfile::TempDir,
     agent: SocketAddr,
@@ -170,10 +203,12 @@ async fn fleet() -> Fleet {
     let cp = control_plane(dir.path(), &stop).await;
     let echo = echo_server().await;
     let digest = digest_server().await;
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let firehose = firehose_server(std::sync::Arc::clone(&written)).await;
     let redfish = free_port();
     let hash = onprem::redfish::auth::hash_password(REDFISH_PW).unwrap();
     let extra = format!(
-        "  tunnel: {{ allowedPorts: [{echo}, {digest}, {redfish}] }}\n  redfish:\n    listen: 127.0.0.1:{redfish}\n    accounts: [{{ userName: admin, role: Administrator, passwordHash: '{hash}' }}]\n"
+        "  tunnel: {{ allowedPorts: [{echo}, {digest}, {redfish}, {firehose}] }}\n  redfish:\n    listen: 127.0.0.1:{redfish}\n    accounts: [{{ userName: admin, role: Administrator, passwordHash: '{hash}' }}]\n"
     );
     let record = bundle_record("tunnelled", "{matchLabels: {role: tunnel}}", &extra);
     let r = cp
@@ -210,6 +245,8 @@ async fn fleet() -> Fleet {
     );
     assert!(out.status.success(), "{out:?}");
     Fleet {
+        firehose,
+        written,
         cp,
         dir,
         agent,
@@ -522,7 +559,16 @@ async fn redfish_clients_work_through_the_tunnel() {
     };
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
     let out = cli(
-        s(&["curl", "--device", "node", "--port", &rf, "/redfish/v1/Systems/1", "-u", "admin"]),
+        s(&[
+            "curl",
+            "--device",
+            "node",
+            "--port",
+            &rf,
+            "/redfish/v1/Systems/1",
+            "-u",
+            "admin",
+        ]),
         REDFISH_PW,
     )
     .await
@@ -531,14 +577,33 @@ async fn redfish_clients_work_through_the_tunnel() {
     let sys: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(sys["@odata.id"], "/redfish/v1/Systems/1");
     let out = cli(
-        s(&["curl", "--device", "node", "--port", &rf, "-f", "/redfish/v1/Systems/1"]),
+        s(&[
+            "curl",
+            "--device",
+            "node",
+            "--port",
+            &rf,
+            "-f",
+            "/redfish/v1/Systems/1",
+        ]),
         REDFISH_PW,
     )
     .await
     .unwrap();
-    assert_eq!(out.status.code(), Some(22), "no credentials: 401, -f exits 22");
+    assert_eq!(
+        out.status.code(),
+        Some(22),
+        "no credentials: 401, -f exits 22"
+    );
     let out = cli(
-        s(&["reset", "device/node", "--type", "ForceRestart", "--redfish-port", &rf]),
+        s(&[
+            "reset",
+            "device/node",
+            "--type",
+            "ForceRestart",
+            "--redfish-port",
+            &rf,
+        ]),
         REDFISH_PW,
     )
     .await
@@ -546,37 +611,118 @@ async fn redfish_clients_work_through_the_tunnel() {
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("ForceRestart requested"));
     let out = cli(
-        s(&["reset", "device/node", "--type", "Explode", "--redfish-port", &rf]),
+        s(&[
+            "reset",
+            "device/node",
+            "--type",
+            "Explode",
+            "--redfish-port",
+            &rf,
+        ]),
         REDFISH_PW,
     )
     .await
     .unwrap();
     assert_eq!(out.status.code(), Some(7), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Explode"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Explode"),
+        "{out:?}"
+    );
     let out = cli(
-        s(&["reset", "device/node", "--type", "On", "--redfish-port", &rf]),
+        s(&[
+            "reset",
+            "device/node",
+            "--type",
+            "On",
+            "--redfish-port",
+            &rf,
+        ]),
         "wrong-password",
     )
     .await
     .unwrap();
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     let out = cli(
-        s(&["describe", "device", "node", "--redfish", "--redfish-port", &rf]),
+        s(&[
+            "describe",
+            "device",
+            "node",
+            "--redfish",
+            "--redfish-port",
+            &rf,
+        ]),
         REDFISH_PW,
     )
     .await
     .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
-    assert!(text.contains(&format!("Redfish (device/node:{rf}")), "{text}");
+    assert!(
+        text.contains(&format!("Redfish (device/node:{rf}")),
+        "{text}"
+    );
     assert!(text.contains("Resets:        On, ForceOff"), "{text}");
     assert!(text.contains("Temperatures:  cpu temp "), "{text}");
     let taken = until("the CLI's reset recorded", Duration::from_secs(10), || {
-        let r = onprem::httpc::Client::new(agent).get("/-/status", &[]).ok()?;
+        let r = onprem::httpc::Client::new(agent)
+            .get("/-/status", &[])
+            .ok()?;
         let v: serde_json::Value = serde_json::from_str(&r.text()).ok()?;
         let a = v["hostActions"].as_array()?.clone();
         (a.len() >= 2).then_some(a)
     })
     .await;
     assert_eq!(taken[1]["kind"], "forceReboot");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_stops_the_writer_at_the_far_end_and_memory_stays_flat() {
+    use std::sync::atomic::Ordering;
+    let f = fleet().await;
+    let fwd = tokio::task::spawn_blocking({
+        let (config, p) = (f.config.clone(), f.firehose);
+        move || port_forward(&config, "node", &[format!(":{p}")])
+    })
+    .await
+    .unwrap();
+    let before = rss_bytes();
+    let mut s = TcpStream::connect(fwd.locals[0]).await.unwrap();
+    // Read nothing: the node's writer must stall once the windows fill.
+    let stalled = until("the writer to stall", Duration::from_secs(30), || {
+        let a = f.written.load(Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(500));
+        let b = f.written.load(Ordering::Relaxed);
+        (a == b && a > 0).then_some(a)
+    })
+    .await;
+    let grown = rss_bytes().saturating_sub(before);
+    eprintln!("stalled after {stalled} bytes written; this process grew by {grown} bytes");
+    // In flight at most: socket buffers on both ends, the HTTP/2 windows
+    // (256 KiB per stream at the control plane, 64 KiB at the clients)
+    // and 4 frames of 32 KiB per pump and splice: tens of MiB at the very
+    // most against the 1 GiB the writer would send.
+    assert!(
+        stalled < 48 << 20,
+        "{stalled} bytes left the writer with nobody reading"
+    );
+    assert!(
+        grown < 48 << 20,
+        "this process grew by {grown} bytes while stalled"
+    );
+    // Reading resumes the flow.
+    let mut buf = vec![0u8; 1 << 20];
+    let mut got = 0usize;
+    while got < 24 << 20 {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed early");
+        assert!(buf[..n].iter().all(|b| *b == 0x5a));
+        got += n;
+    }
+    let after = f.written.load(Ordering::Relaxed);
+    assert!(
+        after > stalled,
+        "the writer went on once read ({stalled} → {after})"
+    );
+    drop(s);
+    drop(fwd);
 }

@@ -104,7 +104,10 @@ impl Core {
             return Err(refuse(ApiError::NotFound(format!("no device {device:?}"))));
         };
         let running = &d.device.current;
-        if running.version == 0 || running.source != "control-plane" {
+        // What it runs from this control plane (also after an agent
+        // restart, from its last-known-good copy); a local file override
+        // is not a bundle this control plane vouches for.
+        if running.version == 0 || running.source.starts_with("file:") {
             return Err(refuse(ApiError::Forbidden(format!(
                 "device {device} runs no bundle from this control plane, so no port is allowed (spec.tunnel.allowedPorts)"
             ))));

@@ -202,6 +202,7 @@ async fn once(
                             t,
                             Arc::clone(&parts.tunnel_target),
                             crate::tunnel::Limits::default(),
+                            stop.child_token(),
                         ));
                     }
                     Some(pb::control_message::Msg::Welcome(_)) | None => {}

@@ -61,6 +61,20 @@ fn header(s: &str) -> tonic::metadata::MetadataValue<tonic::metadata::Ascii> {
 
 /// Opens (or refuses) one tunnel; returns when it ends.
 pub async fn open(
+    client: AgentServiceClient<Channel>,
+    t: pb::TunnelOpen,
+    target: TargetFn,
+    limits: Limits,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    // The agent stopping ends its tunnels (their connections close).
+    tokio::select! {
+        _ = stop.cancelled() => tracing::info!(tunnel = %t.id, "tunnel closed: the agent is stopping"),
+        _ = serve(client, t.clone(), target, limits) => {}
+    }
+}
+
+async fn serve(
     mut client: AgentServiceClient<Channel>,
     t: pb::TunnelOpen,
     target: TargetFn,
