@@ -183,6 +183,8 @@ struct State {
     firing: HashMap<String, Vec<Alert>>,
     /// Events published but not yet stored (written by [`Core::flush`]).
     events: Vec<Event>,
+    /// Audit entries written with the next flush (tunnels).
+    audits: Vec<Write>,
     epoch: u64,
 }
 
@@ -1103,6 +1105,13 @@ impl Core {
         self.publish(Live::Event { event: e });
     }
 
+    /// Queues an audit entry for the next [`flush`](Self::flush) (within
+    /// a second): for what must not wait on a disk write (a tunnel
+    /// opening).
+    pub(crate) fn queue_audit(&self, w: Write) {
+        self.st().audits.push(w);
+    }
+
     /// Stores and publishes an event.
     pub fn record_event(&self, device: &str, kind: &str, reason: &str, message: String) {
         let e = event(device, kind, reason, message);
@@ -1155,6 +1164,8 @@ impl Core {
                 .iter()
                 .filter_map(|id| st.devices.get(id).cloned().map(Write::PutDevice))
                 .collect();
+            let mut writes = writes;
+            writes.append(&mut st.audits);
             (writes, std::mem::take(&mut st.events))
         };
         let n = writes.len();

@@ -83,8 +83,8 @@ pub async fn serve(
             builder
                 .http2()
                 .max_concurrent_streams(1000)
-                .initial_stream_window_size(256 * 1024)
-                .initial_connection_window_size(1024 * 1024);
+                .initial_stream_window_size(crate::dialhome::connect::STREAM_WINDOW)
+                .initial_connection_window_size(crate::dialhome::connect::CONNECTION_WINDOW);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
             tokio::select! {
                 r = conn => {

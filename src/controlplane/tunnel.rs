@@ -76,10 +76,10 @@ fn allowed_ports(text: &str) -> Vec<u16> {
 }
 
 impl Core {
+    /// Audits a tunnel event: written with the next flush, within a
+    /// second, so that opening a tunnel never waits on a disk write.
     fn audit_now(&self, who: &Principal, action: &str, target: &str, detail: &str) {
-        if let Err(e) = self.store.commit(vec![audit(who, action, target, detail)]) {
-            tracing::error!(error = %e, "cannot write the audit log");
-        }
+        self.queue_audit(audit(who, action, target, detail));
     }
 
     /// Checks that `who` may open a tunnel to `port` on `device`; returns
@@ -232,11 +232,7 @@ impl Core {
                 started.elapsed().as_secs_f64()
             );
             tracing::info!(user = %who.user, device = %device, port, "{detail}");
-            let c = std::sync::Arc::clone(&core);
-            let _ = tokio::task::spawn_blocking(move || {
-                c.audit_now(&who, "tunnel.close", &target, &detail)
-            })
-            .await;
+            core.audit_now(&who, "tunnel.close", &target, &detail);
         });
         Ok(user_rx)
     }

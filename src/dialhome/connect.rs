@@ -48,6 +48,11 @@ pub fn host_port(url: &str) -> Result<(String, u16), Error> {
     Ok((host, port))
 }
 
+/// HTTP/2 receive window per stream.
+pub const STREAM_WINDOW: u32 = 256 << 10;
+/// HTTP/2 receive window per connection.
+pub const CONNECTION_WINDOW: u32 = 2 << 20;
+
 /// A channel to `url` that speaks HTTP/2 over TLS with `tls`. Connects
 /// lazily: the first call dials (within `timeout`).
 pub fn channel(
@@ -69,6 +74,10 @@ pub fn channel(
     ))
     .map_err(|_| Error::Url(url.to_owned()))?
     .connect_timeout(timeout)
+    // Room for a tunnel's bytes in flight (the windows are credit, not
+    // memory held per stream).
+    .initial_stream_window_size(Some(STREAM_WINDOW))
+    .initial_connection_window_size(Some(CONNECTION_WINDOW))
     .http2_keep_alive_interval(Duration::from_secs(30))
     .keep_alive_timeout(Duration::from_secs(20));
     let svc = tower::service_fn(move |_: Uri| {
