@@ -651,13 +651,18 @@ impl Core {
         }
     }
 
-    /// Sends a message on a device's session; false when it has none
-    /// (or its queue is full).
-    pub fn send_to_agent(&self, id: &str, m: pb::ControlMessage) -> bool {
-        let st = self.st();
-        st.sessions
-            .get(id)
-            .is_some_and(|s| s.tx.try_send(Ok(m)).is_ok())
+    /// Sends a message on a device's session, waiting up to `limit` for
+    /// room in its queue; false when it has no session (or the queue
+    /// stayed full).
+    pub async fn send_to_agent(&self, id: &str, m: pb::ControlMessage, limit: Duration) -> bool {
+        let tx = self.st().sessions.get(id).map(|s| s.tx.clone());
+        match tx {
+            Some(tx) => matches!(
+                tokio::time::timeout(limit, tx.send(Ok(m))).await,
+                Ok(Ok(()))
+            ),
+            None => false,
+        }
     }
 
     /// Whether a device has a session now.

@@ -42,6 +42,8 @@ struct Pending {
 #[derive(Default)]
 pub struct Broker {
     pending: Mutex<HashMap<String, Pending>>,
+    /// Allowed ports per bundle revision (parsed once).
+    ports: Mutex<HashMap<u64, Vec<u16>>>,
     /// Tunnels open now.
     pub open: AtomicU64,
     /// Tunnels opened since start.
@@ -112,9 +114,27 @@ impl Core {
                 "device {device} runs no bundle from this control plane, so no port is allowed (spec.tunnel.allowedPorts)"
             ))));
         }
-        let allowed = match self.revision(running.version)? {
-            Some(r) => allowed_ports(&r.text),
-            None => Vec::new(),
+        let cached = self
+            .tunnels
+            .ports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&running.version)
+            .cloned();
+        let allowed = match cached {
+            Some(p) => p,
+            None => {
+                let p = match self.revision(running.version)? {
+                    Some(r) => allowed_ports(&r.text),
+                    None => Vec::new(),
+                };
+                self.tunnels
+                    .ports
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(running.version, p.clone());
+                p
+            }
         };
         if !allowed.contains(&port) {
             return Err(refuse(ApiError::Forbidden(format!(
@@ -170,11 +190,9 @@ impl Core {
                 port: u32::from(port),
             })),
         };
-        if !self.send_to_agent(&device_id, ask) {
+        if !self.send_to_agent(&device_id, ask, ATTACH_TIMEOUT).await {
             self.tunnels.lock().remove(&id);
-            return Err(Status::unavailable(format!(
-                "device {device} is offline (or its session is busy)"
-            )));
+            return Err(Status::unavailable(format!("device {device} is offline")));
         }
         let attach = match tokio::time::timeout(ATTACH_TIMEOUT, rx).await {
             Ok(Ok(a)) => a,

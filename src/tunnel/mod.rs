@@ -495,6 +495,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn busy_tunnels_end_at_the_total_limit() {
+        let limits = Limits {
+            idle: Duration::from_secs(60),
+            total: Duration::from_millis(300),
+        };
+        let (mut a, mut b, task) = pair(limits).await;
+        // Keep bytes flowing: never idle.
+        let feeder = tokio::spawn(async move {
+            let mut sink = [0u8; 64];
+            while a.write_all(b"tick").await.is_ok() {
+                let _ = b.read(&mut sink).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let (sa, sb) = task.await.unwrap();
+        assert!(
+            sa.end == End::Expired || sb.end == End::Expired,
+            "{sa:?} {sb:?}"
+        );
+        assert!(sa.sent > 0);
+        feeder.abort();
+    }
+
+    #[tokio::test]
     async fn a_stream_that_ends_without_eof_aborts() {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
