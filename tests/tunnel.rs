@@ -363,6 +363,17 @@ async fn bytes_through_equal_bytes_out_with_half_closes_and_many_streams() {
     drop(fwd);
 }
 
+/// A connection to `local` is closed without a byte.
+async fn closed_at_once(local: SocketAddr) {
+    let mut s = TcpStream::connect(local).await.unwrap();
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("closed at once")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_tunnels_close_at_once_and_are_audited() {
     let f = fleet().await;
@@ -373,13 +384,7 @@ async fn refused_tunnels_close_at_once_and_are_audited() {
     })
     .await
     .unwrap();
-    let mut s = TcpStream::connect(fwd.locals[0]).await.unwrap();
-    let mut buf = Vec::new();
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
-        .await
-        .expect("closed at once")
-        .unwrap_or(0);
-    assert_eq!(n, 0);
+    closed_at_once(fwd.locals[0]).await;
     let why = fwd.stderr.recv_timeout(Duration::from_secs(10)).unwrap();
     let why = if why.starts_with("Handling") {
         fwd.stderr.recv_timeout(Duration::from_secs(10)).unwrap()
@@ -422,13 +427,7 @@ async fn refused_tunnels_close_at_once_and_are_audited() {
     })
     .await
     .unwrap();
-    let mut s = TcpStream::connect(fwd.locals[0]).await.unwrap();
-    let mut buf = Vec::new();
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
-        .await
-        .expect("closed at once")
-        .unwrap_or(0);
-    assert_eq!(n, 0);
+    closed_at_once(fwd.locals[0]).await;
     let log = until("the refusals audited", Duration::from_secs(10), || {
         let log = audit(&f);
         (log.iter()

@@ -68,12 +68,15 @@ impl AgentService for Agents {
             ))
         })?;
         let refused = md(crate::tunnel::REFUSED);
-        let rx = self
+        match self
             .core
-            .tunnel_attach(&id, &tunnel, refused, req.into_inner())?;
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+            .tunnel_attach(&id, &tunnel, refused, req.into_inner())
+            .await?
+        {
+            Some(to_agent) => Ok(Response::new(Box::pin(to_agent))),
+            // Refused: an empty answer (the user learns why).
+            None => Ok(Response::new(Box::pin(tokio_stream::empty()))),
+        }
     }
 
     async fn enrol(

@@ -77,13 +77,11 @@ impl FleetApi for Fleet {
             .ok_or_else(|| {
                 Status::invalid_argument(format!("{}: not a port (1-65535)", crate::tunnel::PORT))
             })?;
-        let rx = self
+        let to_user = self
             .core
             .tunnel_open(p, device, port, req.into_inner())
             .await?;
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+        Ok(Response::new(Box::pin(to_user)))
     }
 
     async fn who_am_i(

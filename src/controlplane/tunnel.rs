@@ -20,15 +20,19 @@ use tonic::{Status, Streaming};
 use super::auth::{Principal, Role};
 use super::core::{ApiError, Core, audit};
 use crate::proto::v1 as pb;
-use crate::tunnel::{FRAMES_IN_FLIGHT, Out, TunnelFrame};
+use crate::tunnel::{Spliced, TunnelFrame};
 
 /// How long the agent has to open its end.
 pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The stream the control plane answers the agent's call with.
+pub type ToAgent = crate::tunnel::Spliced<Streaming<TunnelFrame>>;
+
 /// What the agent answered.
 pub enum Attach {
-    /// Its end: frames from it, and where frames to it go.
-    Stream(Box<Streaming<TunnelFrame>>, Out),
+    /// Its end: frames from it, and where to hand the stream that answers
+    /// it.
+    Stream(Box<Streaming<TunnelFrame>>, oneshot::Sender<ToAgent>),
     /// Why it will not.
     Refused(String),
 }
@@ -168,7 +172,7 @@ impl Core {
         device: String,
         port: u16,
         from_user: Streaming<TunnelFrame>,
-    ) -> Result<tokio::sync::mpsc::Receiver<Result<TunnelFrame, Status>>, Status> {
+    ) -> Result<Spliced<Streaming<TunnelFrame>>, Status> {
         let core = std::sync::Arc::clone(self);
         let (w, d) = (who.clone(), device.clone());
         let device_id = tokio::task::spawn_blocking(move || core.tunnel_check(&w, &d, port))
@@ -211,7 +215,7 @@ impl Core {
                 )));
             }
         };
-        let (from_agent, to_agent) = match attach {
+        let (from_agent, answer) = match attach {
             Attach::Stream(s, o) => (s, o),
             Attach::Refused(why) => {
                 self.tunnels.refused_total.fetch_add(1, Ordering::Relaxed);
@@ -226,17 +230,21 @@ impl Core {
                 )));
             }
         };
-        let (to_user, user_rx) = tokio::sync::mpsc::channel(FRAMES_IN_FLIGHT);
+        let (to_user, to_agent, stats) =
+            crate::tunnel::splice(from_user, *from_agent, self.settings.tunnel);
+        if answer.send(to_agent).is_err() {
+            return Err(Status::unavailable(format!(
+                "device {device}'s end of the tunnel went away"
+            )));
+        }
         self.tunnels.opened_total.fetch_add(1, Ordering::Relaxed);
         self.tunnels.open.fetch_add(1, Ordering::Relaxed);
         self.audit_now(&who, "tunnel.open", &target, &format!("tunnel {id}"));
         tracing::info!(user = %who.user, device = %device, port, tunnel = %id, "tunnel open");
         let core = std::sync::Arc::clone(self);
-        let limits = self.settings.tunnel;
         tokio::spawn(async move {
             let started = Instant::now();
-            let stats =
-                crate::tunnel::splice(from_user, to_user, from_agent, to_agent, limits).await;
+            let Ok(stats) = stats.await else { return };
             let t = &core.tunnels;
             t.open.fetch_sub(1, Ordering::Relaxed);
             t.bytes_to_devices.fetch_add(stats.sent, Ordering::Relaxed);
@@ -252,18 +260,18 @@ impl Core {
             tracing::info!(user = %who.user, device = %device, port, "{detail}");
             core.audit_now(&who, "tunnel.close", &target, &detail);
         });
-        Ok(user_rx)
+        Ok(to_user)
     }
 
     /// `AgentService/Tunnel`: the agent `device_id` opens (or refuses)
     /// tunnel `id`; returns the stream towards the agent.
-    pub fn tunnel_attach(
+    pub async fn tunnel_attach(
         &self,
         device_id: &str,
         id: &str,
         refused: Option<String>,
         from_agent: Streaming<TunnelFrame>,
-    ) -> Result<tokio::sync::mpsc::Receiver<Result<TunnelFrame, Status>>, Status> {
+    ) -> Result<Option<ToAgent>, Status> {
         let p = {
             let mut pending = self.tunnels.lock();
             match pending.get(id) {
@@ -283,15 +291,20 @@ impl Core {
         let Some(p) = p else {
             return Err(Status::not_found(format!("no tunnel {id} is waiting")));
         };
-        let (to_agent, rx) = tokio::sync::mpsc::channel(FRAMES_IN_FLIGHT);
-        let attach = match refused {
-            Some(why) => Attach::Refused(why),
-            None => Attach::Stream(Box::new(from_agent), to_agent),
+        let Some(why) = refused else {
+            let (tx, rx) = oneshot::channel();
+            if p.tx.send(Attach::Stream(Box::new(from_agent), tx)).is_err() {
+                return Err(Status::cancelled("the user's end went away"));
+            }
+            return rx
+                .await
+                .map(Some)
+                .map_err(|_| Status::cancelled("the user's end went away"));
         };
-        if p.tx.send(attach).is_err() {
+        if p.tx.send(Attach::Refused(why)).is_err() {
             return Err(Status::cancelled("the user's end went away"));
         }
-        Ok(rx)
+        Ok(None)
     }
 
     /// Tunnel series for the fleet `/metrics` (Prometheus text).

@@ -313,16 +313,11 @@ pub fn action_parameter_type(value: &Value, p: &str, action: &str) -> Error {
 
 /// 400: an action parameter value outside its allowable values.
 pub fn action_parameter_not_in_list(value: &str, p: &str, action: &str, allowed: &[&str]) -> Error {
-    Error::new(
-        StatusCode::BAD_REQUEST,
-        Message::new(
-            "ActionParameterValueNotInList",
-            "Warning",
-            format!("The value '{value}' for the parameter {p} in the action {action} is not in the list of acceptable values."),
-            vec![q(value), q(p), q(action)],
-        )
-        .about(p)
-        .resolution(format!("Choose one of {}.", allowed.join(", "))),
+    action_refused(
+        action,
+        p,
+        value,
+        &format!("Choose one of {}.", allowed.join(", ")),
     )
 }
 
@@ -457,7 +452,8 @@ pub fn session_limit(max: usize) -> Error {
     )
 }
 
-/// 400: an action the node cannot carry out now (refused by its bundle).
+/// 400: an action parameter value the node does not take; `why` says
+/// what it takes, or which bundle setting refuses it.
 pub fn action_refused(action: &str, p: &str, value: &str, why: &str) -> Error {
     Error::new(
         StatusCode::BAD_REQUEST,

@@ -19,7 +19,7 @@
 //!   stream that ends *without* `eof`, or fails, aborts: the TCP
 //!   connection is closed at once.
 //! - [`splice`] (control plane): frames from one stream to the other,
-//!   errors to both.
+//!   errors to both, with no queue or task between the two calls.
 //! - **Backpressure**: a pump reads from TCP only when the outgoing
 //!   channel ([`FRAMES_IN_FLIGHT`] frames of at most [`CHUNK`] bytes) has
 //!   room, and the channel drains only as fast as HTTP/2 flow control lets
@@ -354,71 +354,257 @@ pub fn code_name(c: tonic::Code) -> &'static str {
 /// The sending half of a server's response stream.
 pub type Out = mpsc::Sender<Result<TunnelFrame, tonic::Status>>;
 
-/// Splices two tunnel streams (control plane): frames from `a_in` go to
-/// `b_out` and from `b_in` to `a_out`, one at a time (a frame is taken
-/// only when the other side has room). A failure or a limit ends both
-/// with an error status.
-pub async fn splice<A, B>(a_in: A, a_out: Out, b_in: B, b_out: Out, limits: Limits) -> Stats
+/// What both directions of a splice share.
+struct SpliceState {
+    act: Arc<Activity>,
+    counts: [AtomicU64; 2],
+    /// Set once: why the splice ends early (never `Closed`).
+    end: std::sync::Mutex<Option<End>>,
+    /// The directions that have seen their input end after `eof`.
+    done: [std::sync::atomic::AtomicBool; 2],
+    /// The directions whose stream was dropped.
+    dropped: [std::sync::atomic::AtomicBool; 2],
+    wakers: [std::sync::Mutex<Option<std::task::Waker>>; 2],
+    stats: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<Stats>>>,
+}
+
+impl SpliceState {
+    fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ended(&self) -> Option<End> {
+        Self::lock(&self.end).clone()
+    }
+
+    fn wake_all(&self) {
+        for w in &self.wakers {
+            if let Some(w) = Self::lock(w).take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Ends the splice early (the first reason stays) and wakes both
+    /// directions.
+    fn abort(&self, why: End) {
+        {
+            let mut e = Self::lock(&self.end);
+            if e.is_none() {
+                *e = Some(why);
+            }
+        }
+        self.wake_all();
+    }
+
+    fn both_done(&self) -> bool {
+        self.done.iter().all(|d| d.load(Ordering::Acquire))
+    }
+
+    /// Reports the stats once both directions are gone.
+    fn report(&self) {
+        if self.dropped.iter().all(|d| d.load(Ordering::Acquire)) {
+            if let Some(tx) = Self::lock(&self.stats).take() {
+                let _ = tx.send(Stats {
+                    sent: self.counts[0].load(Ordering::Relaxed),
+                    received: self.counts[1].load(Ordering::Relaxed),
+                    end: self.ended().unwrap_or(End::Closed),
+                });
+            }
+        }
+    }
+}
+
+fn end_status(end: &End) -> tonic::Status {
+    match end {
+        End::Idle | End::Expired => tonic::Status::deadline_exceeded(format!("tunnel {end}")),
+        _ => tonic::Status::aborted(format!("tunnel {end}")),
+    }
+}
+
+/// One direction of a splice: the other side's input stream, passed
+/// through as the response stream towards this side (no queue, no task
+/// between them: a frame is taken from one stream only when the other
+/// asks for one, which is HTTP/2 flow control end to end).
+pub struct Spliced<S> {
+    inner: S,
+    st: Arc<SpliceState>,
+    dir: usize,
+    side: &'static str,
+    eof: bool,
+    finished: bool,
+}
+
+impl<S> Stream for Spliced<S>
+where
+    S: Stream<Item = Result<TunnelFrame, tonic::Status>> + Unpin,
+{
+    type Item = Result<TunnelFrame, tonic::Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        *SpliceState::lock(&this.st.wakers[this.dir]) = Some(cx.waker().clone());
+        if let Some(end) = this.st.ended() {
+            this.finished = true;
+            return Poll::Ready(Some(Err(end_status(&end))));
+        }
+        if this.eof && this.st.done[this.dir].load(Ordering::Acquire) {
+            // This direction is through; its stream ends once the other
+            // is too (ending it earlier would reset the call and lose
+            // what is still in flight the other way).
+            if this.st.both_done() {
+                this.finished = true;
+                return Poll::Ready(None);
+            }
+            return Poll::Pending;
+        }
+        match std::pin::Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(f))) => {
+                if this.eof {
+                    this.st.abort(End::Aborted(format!(
+                        "{} end sent data after closing",
+                        this.side
+                    )));
+                    this.finished = true;
+                    return Poll::Ready(Some(Err(end_status(
+                        &this.st.ended().unwrap_or(End::Closed),
+                    ))));
+                }
+                this.eof = f.eof;
+                if !f.data.is_empty() {
+                    this.st.counts[this.dir].fetch_add(f.data.len() as u64, Ordering::Relaxed);
+                    this.st.act.touch();
+                }
+                Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Ready(Some(Err(s))) => {
+                this.st.abort(End::Aborted(format!(
+                    "{} end: {}: {}",
+                    this.side,
+                    code_name(s.code()),
+                    s.message()
+                )));
+                this.finished = true;
+                Poll::Ready(Some(Err(end_status(
+                    &this.st.ended().unwrap_or(End::Closed),
+                ))))
+            }
+            Poll::Ready(None) => {
+                if !this.eof {
+                    this.st.abort(End::Aborted(format!(
+                        "{} end went away without closing",
+                        this.side
+                    )));
+                    this.finished = true;
+                    return Poll::Ready(Some(Err(end_status(
+                        &this.st.ended().unwrap_or(End::Closed),
+                    ))));
+                }
+                this.st.done[this.dir].store(true, Ordering::Release);
+                this.st.wake_all();
+                if this.st.both_done() {
+                    this.finished = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<S> Drop for Spliced<S> {
+    fn drop(&mut self) {
+        if !(self.eof && self.st.done[self.dir].load(Ordering::Acquire))
+            && self.st.ended().is_none()
+        {
+            // The call this stream answers went away mid-tunnel.
+            self.st.abort(End::Aborted(format!(
+                "{} end went away",
+                if self.dir == 0 {
+                    "the device's"
+                } else {
+                    "the user's"
+                }
+            )));
+        }
+        self.st.dropped[self.dir].store(true, Ordering::Release);
+        self.st.report();
+    }
+}
+
+/// Splices two tunnel streams (control plane): returns the response
+/// stream towards `a` (carrying `b_in`), the one towards `b` (carrying
+/// `a_in`), and the stats once both are gone. A failure, a stream ending
+/// without `eof`, or a limit ends both with an error status.
+#[allow(clippy::type_complexity)]
+pub fn splice<A, B>(
+    a_in: A,
+    b_in: B,
+    limits: Limits,
+) -> (
+    Spliced<B>,
+    Spliced<A>,
+    tokio::sync::oneshot::Receiver<Stats>,
+)
 where
     A: Stream<Item = Result<TunnelFrame, tonic::Status>> + Unpin,
     B: Stream<Item = Result<TunnelFrame, tonic::Status>> + Unpin,
 {
-    let act = Activity::new();
-    let ab = AtomicU64::new(0);
-    let ba = AtomicU64::new(0);
-    let end = run_both(
-        forward(a_in, &b_out, &ab, &act, "the user's"),
-        forward(b_in, &a_out, &ba, &act, "the device's"),
-        &act,
-        limits,
-    )
-    .await;
-    if end != End::Closed {
-        let status = match &end {
-            End::Idle | End::Expired => tonic::Status::deadline_exceeded(format!("tunnel {end}")),
-            _ => tonic::Status::aborted(format!("tunnel {end}")),
-        };
-        let _ = a_out.try_send(Err(status.clone()));
-        let _ = b_out.try_send(Err(status));
-    }
-    Stats {
-        sent: ab.load(Ordering::Relaxed),
-        received: ba.load(Ordering::Relaxed),
-        end,
-    }
-}
-
-async fn forward<S>(
-    mut from: S,
-    to: &Out,
-    count: &AtomicU64,
-    act: &Activity,
-    side: &str,
-) -> Result<(), String>
-where
-    S: Stream<Item = Result<TunnelFrame, tonic::Status>> + Unpin,
-{
-    let mut eof = false;
-    while let Some(f) = from.next().await {
-        let f = f.map_err(|s| format!("{side} end: {}: {}", code_name(s.code()), s.message()))?;
-        if eof {
-            return Err(format!("{side} end sent data after closing"));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let st = Arc::new(SpliceState {
+        act: Activity::new(),
+        counts: [AtomicU64::new(0), AtomicU64::new(0)],
+        end: std::sync::Mutex::new(None),
+        done: Default::default(),
+        dropped: Default::default(),
+        wakers: Default::default(),
+        stats: std::sync::Mutex::new(Some(tx)),
+    });
+    // The limits: a watchdog ends the splice when one is reached.
+    let w = Arc::clone(&st);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(tick_for(limits));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if w.ended().is_some()
+                || w.both_done()
+                || w.dropped.iter().all(|d| d.load(Ordering::Acquire))
+            {
+                return;
+            }
+            if let Some(end) = w.act.expired(limits) {
+                w.abort(end);
+                return;
+            }
         }
-        eof = f.eof;
-        let n = f.data.len() as u64;
-        to.send(Ok(f))
-            .await
-            .map_err(|_| format!("the end facing {side} end went away"))?;
-        if n > 0 {
-            count.fetch_add(n, Ordering::Relaxed);
-            act.touch();
-        }
-    }
-    if eof {
-        Ok(())
-    } else {
-        Err(format!("{side} end went away without closing"))
-    }
+    });
+    // Direction 0 carries a's bytes to b ("sent"), 1 b's to a.
+    let to_b = Spliced {
+        inner: a_in,
+        st: Arc::clone(&st),
+        dir: 0,
+        side: "the user's",
+        eof: false,
+        finished: false,
+    };
+    let to_a = Spliced {
+        inner: b_in,
+        st,
+        dir: 1,
+        side: "the device's",
+        eof: false,
+        finished: false,
+    };
+    (to_a, to_b, rx)
 }
 
 #[cfg(test)]
@@ -539,34 +725,72 @@ mod tests {
     async fn splice_forwards_and_reports_failures_to_both() {
         let (a_tx, a_rx) = mpsc::channel(4);
         let (b_tx, b_rx) = mpsc::channel(4);
-        let (a_out, mut a_out_rx) = mpsc::channel(4);
-        let (b_out, mut b_out_rx) = mpsc::channel(4);
-        let t = tokio::spawn(splice(
+        let (mut to_a, mut to_b, stats) = splice(
             ReceiverStream::new(a_rx),
-            a_out,
             ReceiverStream::new(b_rx),
-            b_out,
             Limits::default(),
-        ));
+        );
         a_tx.send(Ok(TunnelFrame {
             data: b"hi".to_vec(),
             eof: false,
         }))
         .await
         .unwrap();
-        assert_eq!(b_out_rx.recv().await.unwrap().unwrap().data, b"hi");
+        assert_eq!(to_b.next().await.unwrap().unwrap().data, b"hi");
         b_tx.send(Err(tonic::Status::unavailable("agent restarting")))
             .await
             .unwrap();
-        let s = t.await.unwrap();
+        let e = to_a.next().await.unwrap().unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Aborted);
+        // The other direction learns it too, even while it waits.
+        let e = to_b.next().await.unwrap().unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Aborted);
+        drop((to_a, to_b));
+        let s = stats.await.unwrap();
         assert!(
             matches!(&s.end, End::Aborted(w) if w.contains("agent restarting")),
             "{:?}",
             s.end
         );
         assert_eq!(s.sent, 2);
-        let e = a_out_rx.recv().await.unwrap().unwrap_err();
-        assert_eq!(e.code(), tonic::Code::Aborted);
         drop(a_tx);
+    }
+
+    #[tokio::test]
+    async fn splice_ends_each_stream_only_when_both_directions_closed() {
+        let (a_tx, a_rx) = mpsc::channel(4);
+        let (b_tx, b_rx) = mpsc::channel(4);
+        let (mut to_a, mut to_b, stats) = splice(
+            ReceiverStream::new(a_rx),
+            ReceiverStream::new(b_rx),
+            Limits::default(),
+        );
+        a_tx.send(Ok(TunnelFrame {
+            data: b"req".to_vec(),
+            eof: true,
+        }))
+        .await
+        .unwrap();
+        drop(a_tx);
+        assert!(to_b.next().await.unwrap().unwrap().eof);
+        // a's direction is through, b's is not: to_b stays open.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), to_b.next())
+                .await
+                .is_err()
+        );
+        b_tx.send(Ok(TunnelFrame {
+            data: b"reply".to_vec(),
+            eof: true,
+        }))
+        .await
+        .unwrap();
+        drop(b_tx);
+        assert_eq!(to_a.next().await.unwrap().unwrap().data, b"reply");
+        assert!(to_a.next().await.is_none());
+        assert!(to_b.next().await.is_none());
+        drop((to_a, to_b));
+        let s = stats.await.unwrap();
+        assert_eq!((s.sent, s.received, s.end), (3, 5, End::Closed));
     }
 }
