@@ -23,8 +23,8 @@
 //! - **Backpressure**: a pump reads from TCP only when the outgoing
 //!   channel ([`FRAMES_IN_FLIGHT`] frames of at most [`CHUNK`] bytes) has
 //!   room, and the channel drains only as fast as HTTP/2 flow control lets
-//!   the stream send; the splice forwards a frame only when the other
-//!   stream takes it. A slow reader therefore stops the writer at the far
+//!   the stream send; the splice takes a frame from one call only when the
+//!   other call's stream asks for one. A slow reader therefore stops the writer at the far
 //!   end, and memory per tunnel stays bounded by the windows.
 //! - **Timeouts** ([`Limits`]): no byte either way for `idle`, or
 //!   `total` since it opened, ends the tunnel.
@@ -350,9 +350,6 @@ pub fn code_name(c: tonic::Code) -> &'static str {
         Unauthenticated => "unauthenticated",
     }
 }
-
-/// The sending half of a server's response stream.
-pub type Out = mpsc::Sender<Result<TunnelFrame, tonic::Status>>;
 
 /// What both directions of a splice share.
 struct SpliceState {
