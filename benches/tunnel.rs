@@ -16,7 +16,8 @@
 //! Figures:
 //!
 //! 1. bulk throughput: `iperf3 -c … -t $ONPREM_BENCH_SECONDS` (default
-//!    5) through each path, the receiver's rate, as a ratio to direct;
+//!    5; 0 skips it) through each path, the receiver's rate, as a ratio
+//!    to direct;
 //! 2. added latency of a small Redfish GET (`/redfish/v1/`, about 1 KiB)
 //!    over TLS to the agent's Redfish service: p50 and p99 on one
 //!    keep-alive connection (2,000 GETs per path, interleaved), and with a
@@ -82,6 +83,18 @@ fn rss_kib(pid: u32) -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap()
+}
+
+/// CPU time of every thread of `pid` so far, in nanoseconds.
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 struct Procs(Vec<Child>);
@@ -340,7 +353,11 @@ fn main() {
     let tls = Tls::new(&std::fs::read_to_string(d.join("node/redfish/tls.crt")).unwrap());
 
     // onprem port-forward.
-    let mut pf = Command::new(env!("CARGO_BIN_EXE_onprem"))
+    let mut pf = Command::new(env!("CARGO_BIN_EXE_onprem"));
+    if let Ok(w) = std::env::var("ONPREM_BENCH_PF_WORKERS") {
+        pf.env("ONPREM_WORKER_THREADS", w);
+    }
+    let mut pf = pf
         .args(["port-forward", "device/node"])
         .args([
             format!(":{iperf_port}"),
@@ -388,19 +405,19 @@ fn main() {
         .map(|p| (*p, free_port()))
         .collect();
     let mut server = format!(
-        "[server]\nbind_addr = \"127.0.0.1:{rh_port}\"\n[server.transport]\ntype = \"tls\"\n[server.transport.tls]\npkcs12 = \"{}\"\npkcs12_password = \"bench\"\n",
+        "[server]\nbind_addr = \"127.0.0.1:{rh_port}\"\n[server.transport]\ntype = \"tls\"\n[server.transport.tcp]\nnodelay = true\n[server.transport.tls]\npkcs12 = \"{}\"\npkcs12_password = \"bench\"\n",
         d.join("rh.pfx").display()
     );
     let mut client = format!(
-        "[client]\nremote_addr = \"localhost:{rh_port}\"\n[client.transport]\ntype = \"tls\"\n[client.transport.tls]\ntrusted_root = \"{}\"\nhostname = \"localhost\"\n",
+        "[client]\nremote_addr = \"localhost:{rh_port}\"\n[client.transport]\ntype = \"tls\"\n[client.transport.tcp]\nnodelay = true\n[client.transport.tls]\ntrusted_root = \"{}\"\nhostname = \"localhost\"\n",
         d.join("rh.crt").display()
     );
     for (node, user) in &rh {
         server.push_str(&format!(
-            "[server.services.s{node}]\ntoken = \"bench\"\nbind_addr = \"127.0.0.1:{user}\"\n"
+            "[server.services.s{node}]\ntoken = \"bench\"\nbind_addr = \"127.0.0.1:{user}\"\nnodelay = true\n"
         ));
         client.push_str(&format!(
-            "[client.services.s{node}]\ntoken = \"bench\"\nlocal_addr = \"127.0.0.1:{node}\"\n"
+            "[client.services.s{node}]\ntoken = \"bench\"\nlocal_addr = \"127.0.0.1:{node}\"\nnodelay = true\n"
         ));
     }
     std::fs::write(d.join("rh-server.toml"), server).unwrap();
@@ -453,12 +470,27 @@ fn main() {
     // 1. Throughput.
     let mut bps = Vec::new();
     for (name, a) in paths {
+        if seconds == 0 {
+            bps.push(f64::NAN);
+            continue;
+        }
         let r = iperf(&iperf3, a[0].port(), seconds);
         println!("throughput {name:<8} {:>9.1} Mbit/s", r / 1e6);
         bps.push(r);
     }
 
     // 2. Latency, interleaved.
+    println!(
+        "# pids: agent {agent_pid}, control plane {cp_pid}, port-forward {pf_pid}, rathole client {rc_pid}, rathole server {rs_pid}"
+    );
+    let cpu_pids = [
+        ("agent", agent_pid),
+        ("control plane", cp_pid),
+        ("port-forward", pf_pid),
+        ("rathole client", rc_pid),
+        ("rathole server", rs_pid),
+    ];
+    let cpu_before: Vec<u64> = cpu_pids.iter().map(|(_, p)| cpu_ns(*p)).collect();
     let mut keep: Vec<Vec<f64>> = vec![Vec::new(); 3];
     let mut conns: Vec<_> = paths.iter().map(|(_, a)| tls.connect(a[1])).collect();
     for c in &mut conns {
@@ -472,6 +504,11 @@ fn main() {
         }
     }
     drop(conns);
+    let cpu_per_get: Vec<(&str, f64)> = cpu_pids
+        .iter()
+        .zip(&cpu_before)
+        .map(|((n, p), b)| (*n, (cpu_ns(*p) - b) as f64 / 1e3 / KEEPALIVE_GETS as f64))
+        .collect();
     let mut fresh: Vec<Vec<f64>> = vec![Vec::new(); 3];
     for _ in 0..NEW_CONN_GETS {
         for (i, (_, a)) in paths.iter().enumerate() {
@@ -580,6 +617,10 @@ fn main() {
         oa[2] / 1024.0,
         ta[0] / 1024.0,
         ta[1] / 1024.0
+    );
+    println!(
+        "| CPU per keep-alive GET (µs) | | agent {:.0} (serves all three paths), control plane {:.0}, port-forward {:.0} | client {:.0}, server {:.0} | |",
+        cpu_per_get[0].1, cpu_per_get[1].1, cpu_per_get[2].1, cpu_per_get[3].1, cpu_per_get[4].1
     );
     drop(procs);
 }

@@ -13,12 +13,15 @@ fn main() -> std::process::ExitCode {
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(8)
-        .enable_all()
-        .build()
-    {
+    let workers = cli.command.worker_threads();
+    let mut b = if workers == 0 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    let rt = match b.max_blocking_threads(8).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("onprem: cannot start the runtime: {e}");

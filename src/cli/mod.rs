@@ -127,6 +127,31 @@ impl Command {
             | Command::HashPassword(_) => tracing::Level::WARN,
         }
     }
+
+    /// The runtime's worker threads: the daemons (agent, control plane,
+    /// demo) run two, so that a slow handler never stalls a loop; the
+    /// client commands run everything on their one thread (0), where a
+    /// relay such as `port-forward` hands each frame between its tasks
+    /// without waking another thread. `$ONPREM_WORKER_THREADS` overrides
+    /// both (0 = one thread).
+    pub fn worker_threads(&self) -> usize {
+        let default = match self {
+            Command::Agent(_) | Command::ControlPlane(_) | Command::Demo(_) => 2,
+            _ => 0,
+        };
+        workers(
+            default,
+            std::env::var("ONPREM_WORKER_THREADS").ok().as_deref(),
+        )
+    }
+}
+
+/// `$ONPREM_WORKER_THREADS` (a count up to 256; anything else is
+/// ignored) or `default`.
+fn workers(default: usize, env: Option<&str>) -> usize {
+    env.and_then(|v| v.trim().parse().ok())
+        .filter(|n| *n <= 256)
+        .unwrap_or(default)
 }
 
 /// Runs a parsed command until it ends or `shutdown` is cancelled.
@@ -197,6 +222,26 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
                 .await??;
             println!("{hash}");
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daemons_run_two_workers_and_clients_one_thread() {
+        let daemon = Cli::parse_from(["onprem", "control-plane"]);
+        let client = Cli::parse_from(["onprem", "port-forward", "device/n", "8443"]);
+        assert_eq!(workers(2, None), 2);
+        assert_eq!(workers(0, Some(" 4 ")), 4);
+        assert_eq!(workers(2, Some("0")), 0);
+        assert_eq!(workers(2, Some("many")), 2);
+        assert_eq!(workers(2, Some("100000")), 2);
+        if std::env::var_os("ONPREM_WORKER_THREADS").is_none() {
+            assert_eq!(daemon.command.worker_threads(), 2);
+            assert_eq!(client.command.worker_threads(), 0);
         }
     }
 }

@@ -83,6 +83,9 @@ pub async fn serve(
             builder
                 .http2()
                 .max_concurrent_streams(1000)
+                // A tunnel frame ([`crate::tunnel::CHUNK`]) arrives as one
+                // HTTP/2 frame, not four.
+                .max_frame_size(crate::tunnel::MAX_HTTP2_FRAME)
                 .initial_stream_window_size(crate::dialhome::connect::STREAM_WINDOW)
                 .initial_connection_window_size(crate::dialhome::connect::CONNECTION_WINDOW);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);

@@ -88,6 +88,19 @@ impl Core {
         self.queue_audit(audit(who, action, target, detail));
     }
 
+    /// Whether the allowed ports of the revision `device` runs are known
+    /// (so [`Core::tunnel_check`] needs no store read).
+    fn tunnel_ports_cached(&self, device: &str) -> bool {
+        let Some(d) = self.device(device) else {
+            return true;
+        };
+        self.tunnels
+            .ports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&d.device.current.version)
+    }
+
     /// Checks that `who` may open a tunnel to `port` on `device`; returns
     /// the device's id. Refusals are audited.
     pub fn tunnel_check(
@@ -173,11 +186,18 @@ impl Core {
         port: u16,
         from_user: Streaming<TunnelFrame>,
     ) -> Result<Spliced<Streaming<TunnelFrame>>, Status> {
-        let core = std::sync::Arc::clone(self);
-        let (w, d) = (who.clone(), device.clone());
-        let device_id = tokio::task::spawn_blocking(move || core.tunnel_check(&w, &d, port))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))??;
+        // The check reads the store only for a revision it has not seen
+        // yet; otherwise it runs here, without a hand-off to a blocking
+        // thread on the way of every new connection.
+        let device_id = if self.tunnel_ports_cached(&device) {
+            self.tunnel_check(&who, &device, port)?
+        } else {
+            let core = std::sync::Arc::clone(self);
+            let (w, d) = (who.clone(), device.clone());
+            tokio::task::spawn_blocking(move || core.tunnel_check(&w, &d, port))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))??
+        };
         let id = format!("tun-{}", super::id::new());
         let (tx, rx) = oneshot::channel();
         self.tunnels.lock().insert(

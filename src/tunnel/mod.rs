@@ -43,6 +43,9 @@ pub use crate::proto::v1::TunnelFrame;
 
 /// Largest frame: one TCP read.
 pub const CHUNK: usize = 64 * 1024;
+/// Largest HTTP/2 frame the control plane takes: a whole tunnel frame
+/// with its gRPC and protobuf headers.
+pub const MAX_HTTP2_FRAME: u32 = 2 * CHUNK as u32;
 /// Frames queued towards a stream before a pump stops reading its TCP.
 pub const FRAMES_IN_FLIGHT: usize = 4;
 /// Default: a tunnel with no byte either way this long ends.
@@ -173,20 +176,17 @@ trait Source {
 
 /// A TCP read half: waits for readiness before it allocates, so that an
 /// idle connection holds no buffer, and reads into the frame's own
-/// buffer (no copy).
+/// buffer (no copy). The read goes through `AsyncRead`, which takes a
+/// short read as "drained" and waits for the next readiness instead of
+/// asking the socket again (one `recvfrom` per chunk, not two).
 struct TcpSource(tokio::net::tcp::OwnedReadHalf);
 
 impl Source for TcpSource {
     async fn chunk(&mut self) -> std::io::Result<Vec<u8>> {
-        loop {
-            self.0.readable().await?;
-            let mut buf = Vec::with_capacity(CHUNK);
-            match self.0.try_read_buf(&mut buf) {
-                Ok(_) => return Ok(buf),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        self.0.readable().await?;
+        let mut buf = Vec::with_capacity(CHUNK);
+        self.0.read_buf(&mut buf).await?;
+        Ok(buf)
     }
 }
 
@@ -252,12 +252,15 @@ where
             let n = data.len();
             if n == 0 {
                 permit.send(TunnelFrame {
-                    data: Vec::new(),
+                    data: Default::default(),
                     eof: true,
                 });
                 return Ok::<(), String>(());
             }
-            permit.send(TunnelFrame { data, eof: false });
+            permit.send(TunnelFrame {
+                data: data.into(),
+                eof: false,
+            });
             sent.fetch_add(n as u64, Ordering::Relaxed);
             act2.touch();
         }
@@ -708,7 +711,7 @@ mod tests {
         let (end, _) = l.accept().await.unwrap();
         let (tx, _rx) = mpsc::channel(FRAMES_IN_FLIGHT);
         let inbound = tokio_stream::iter(vec![Ok(TunnelFrame {
-            data: b"partial".to_vec(),
+            data: b"partial"[..].into(),
             eof: false,
         })]);
         let s = pump(end, inbound, tx, Limits::default()).await;
@@ -728,12 +731,12 @@ mod tests {
             Limits::default(),
         );
         a_tx.send(Ok(TunnelFrame {
-            data: b"hi".to_vec(),
+            data: b"hi"[..].into(),
             eof: false,
         }))
         .await
         .unwrap();
-        assert_eq!(to_b.next().await.unwrap().unwrap().data, b"hi");
+        assert_eq!(to_b.next().await.unwrap().unwrap().data, &b"hi"[..]);
         b_tx.send(Err(tonic::Status::unavailable("agent restarting")))
             .await
             .unwrap();
@@ -763,7 +766,7 @@ mod tests {
             Limits::default(),
         );
         a_tx.send(Ok(TunnelFrame {
-            data: b"req".to_vec(),
+            data: b"req"[..].into(),
             eof: true,
         }))
         .await
@@ -777,13 +780,13 @@ mod tests {
                 .is_err()
         );
         b_tx.send(Ok(TunnelFrame {
-            data: b"reply".to_vec(),
+            data: b"reply"[..].into(),
             eof: true,
         }))
         .await
         .unwrap();
         drop(b_tx);
-        assert_eq!(to_a.next().await.unwrap().unwrap().data, b"reply");
+        assert_eq!(to_a.next().await.unwrap().unwrap().data, &b"reply"[..]);
         assert!(to_a.next().await.is_none());
         assert!(to_b.next().await.is_none());
         drop((to_a, to_b));
