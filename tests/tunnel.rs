@@ -575,6 +575,30 @@ async fn redfish_clients_work_through_the_tunnel() {
     assert!(out.status.success(), "{out:?}");
     let sys: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(sys["@odata.id"], "/redfish/v1/Systems/1");
+    // A tunnel to the Redfish port is handed to the service inside the
+    // agent (no loopback TCP connection): the service names its peer
+    // "tunnel" where a TCP client would be 127.0.0.1:PORT.
+    let out = cli(
+        s(&[
+            "curl",
+            "--device",
+            "node",
+            "--port",
+            &rf,
+            "/redfish/v1/Managers/1/LogServices/Log/Entries",
+            "-u",
+            "admin",
+        ]),
+        REDFISH_PW,
+    )
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let entries = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        entries.contains("requested by admin from tunnel"),
+        "{entries}"
+    );
     let out = cli(
         s(&[
             "curl",

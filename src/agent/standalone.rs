@@ -458,9 +458,19 @@ impl Node {
     /// decides which ports).
     pub fn tunnel_target(&self) -> crate::dialhome::tunnel::TargetFn {
         let t = Arc::clone(&self.tunnel);
+        let inlet = self.redfish.inlet();
         Arc::new(move |port| {
+            use crate::dialhome::tunnel::Target;
             let (ports, redfish) = t.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            crate::dialhome::tunnel::target(&ports, redfish, port)
+            let addr = crate::dialhome::tunnel::target(&ports, redfish, port)?;
+            // The Redfish service runs in this process: hand it the
+            // connection directly.
+            if redfish.is_some_and(|a| a.port() == port) {
+                if let Some(io) = inlet.connect(port, "tunnel") {
+                    return Ok(Target::InProcess(io));
+                }
+            }
+            Ok(Target::Tcp(addr))
         })
     }
 

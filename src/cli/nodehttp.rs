@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::fleet::{Conn, code, exit};
 use super::tunnel::device_name;
-use crate::tunnel::{DEVICE, FRAMES_IN_FLIGHT, Limits, PORT};
+use crate::tunnel::{DEVICE, Limits, PORT};
 
 /// The Redfish service's default port (`spec.redfish.listen`).
 pub const REDFISH_PORT: u16 = 8443;
@@ -145,8 +145,10 @@ pub(crate) async fn request(
     port: u16,
     r: Request,
 ) -> anyhow::Result<Response> {
-    let (tx, rx) = tokio::sync::mpsc::channel(FRAMES_IN_FLIGHT);
-    let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let (near, far) = tokio::io::duplex(256 * 1024);
+    let (frd, fwr) = tokio::io::split(far);
+    let (out, pump) = crate::tunnel::io(frd, fwr, Limits::default());
+    let mut req = tonic::Request::new(out);
     let md = req.metadata_mut();
     let bad = |_| {
         exit(
@@ -168,15 +170,7 @@ pub(crate) async fn request(
         .await
         .map_err(|s| tunnel_error(&s, device, port, &c.login.url))?
         .into_inner();
-    let (near, far) = tokio::io::duplex(256 * 1024);
-    let (frd, fwr) = tokio::io::split(far);
-    tokio::spawn(crate::tunnel::pump_io(
-        frd,
-        fwr,
-        inbound,
-        tx,
-        Limits::default(),
-    ));
+    tokio::spawn(pump.run(inbound));
     let send = async {
         if r.tls {
             let tls = tls_config(r.cacert.as_deref())?;

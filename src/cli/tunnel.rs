@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::fleet::{Conn, code, exit};
 use crate::proto::v1 as pb;
 use crate::proto::v1::fleet_client::FleetClient;
-use crate::tunnel::{DEVICE, FRAMES_IN_FLIGHT, Limits, PORT};
+use crate::tunnel::{DEVICE, Limits, PORT};
 
 /// `onprem port-forward` options.
 #[derive(Debug, clap::Args)]
@@ -84,8 +84,13 @@ pub async fn forward_one(
     remote: u16,
     tcp: TcpStream,
 ) -> Result<crate::tunnel::Stats, tonic::Status> {
-    let (tx, rx) = tokio::sync::mpsc::channel(FRAMES_IN_FLIGHT);
-    let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    // The control plane enforces the idle and total limits.
+    let limits = Limits {
+        idle: Duration::from_secs(u64::from(u32::MAX)),
+        total: Duration::from_secs(u64::from(u32::MAX)),
+    };
+    let (out, pump) = crate::tunnel::tcp(tcp, limits);
+    let mut req = tonic::Request::new(out);
     let md = req.metadata_mut();
     let bad = |_| tonic::Status::invalid_argument("the token or device name is not a valid header");
     md.insert(
@@ -95,12 +100,7 @@ pub async fn forward_one(
     md.insert(DEVICE, device.parse().map_err(bad)?);
     md.insert(PORT, remote.into());
     let inbound = client.tunnel(req).await?.into_inner();
-    // The control plane enforces the idle and total limits.
-    let limits = Limits {
-        idle: Duration::from_secs(u64::from(u32::MAX)),
-        total: Duration::from_secs(u64::from(u32::MAX)),
-    };
-    Ok(crate::tunnel::pump(tcp, inbound, tx, limits).await)
+    Ok(pump.run(inbound).await)
 }
 
 /// `onprem port-forward`.

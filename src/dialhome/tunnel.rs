@@ -15,10 +15,19 @@ use tonic::transport::Channel;
 
 use crate::proto::v1 as pb;
 use crate::proto::v1::agent_service_client::AgentServiceClient;
-use crate::tunnel::{FRAMES_IN_FLIGHT, Limits, REFUSED, TUNNEL_ID};
+use crate::tunnel::{Limits, REFUSED, TUNNEL_ID};
 
-/// Where a port's tunnel connects on this node, or why it may not.
-pub type TargetFn = Arc<dyn Fn(u16) -> Result<SocketAddr, String> + Send + Sync>;
+/// Where a port's tunnel goes on this node.
+pub enum Target {
+    /// A TCP connection to this address.
+    Tcp(SocketAddr),
+    /// A service inside the agent (its Redfish service), through an
+    /// in-memory pipe.
+    InProcess(tokio::io::DuplexStream),
+}
+
+/// Where a port's tunnel goes on this node, or why it may not.
+pub type TargetFn = Arc<dyn Fn(u16) -> Result<Target, String> + Send + Sync>;
 
 /// How long connecting to the local port may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,6 +83,12 @@ pub async fn open(
     }
 }
 
+/// The node's end of a tunnel.
+enum Local {
+    Tcp(TcpStream),
+    Pipe(tokio::io::DuplexStream),
+}
+
 async fn serve(
     mut client: AgentServiceClient<Channel>,
     t: pb::TunnelOpen,
@@ -85,29 +100,54 @@ async fn serve(
         None => Err(format!("{} is not a port", t.port)),
         Some(p) => match target(p) {
             Err(e) => Err(e),
-            Ok(addr) => match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
-            {
-                Ok(Ok(s)) => Ok(s),
-                Ok(Err(e)) => Err(format!("nothing answers on {addr}: {e}")),
-                Err(_) => Err(format!("connecting to {addr} timed out")),
-            },
+            Ok(Target::InProcess(io)) => Ok(Local::Pipe(io)),
+            Ok(Target::Tcp(addr)) => {
+                match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+                    Ok(Ok(s)) => Ok(Local::Tcp(s)),
+                    Ok(Err(e)) => Err(format!("nothing answers on {addr}: {e}")),
+                    Err(_) => Err(format!("connecting to {addr} timed out")),
+                }
+            }
         },
     };
-    let (tx, rx) = tokio::sync::mpsc::channel(FRAMES_IN_FLIGHT);
-    let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-    req.metadata_mut().insert(TUNNEL_ID, header(&t.id));
-    let tcp = match tcp {
+    let local = match tcp {
         Ok(s) => s,
         Err(why) => {
             tracing::warn!(tunnel = %t.id, port = t.port, reason = %why, "tunnel refused");
+            let mut req = tonic::Request::new(tokio_stream::empty());
+            req.metadata_mut().insert(TUNNEL_ID, header(&t.id));
             req.metadata_mut().insert(REFUSED, header(&why));
-            drop(tx);
             if let Err(s) = client.tunnel(req).await {
                 tracing::debug!(tunnel = %t.id, error = %s.message(), "refusing the tunnel failed");
             }
             return;
         }
     };
+    match local {
+        Local::Tcp(tcp) => {
+            let (out, pump) = crate::tunnel::tcp(tcp, limits);
+            carry(client, &t, out, pump).await;
+        }
+        Local::Pipe(io) => {
+            let (rd, wr) = tokio::io::split(io);
+            let (out, pump) = crate::tunnel::io(rd, wr, limits);
+            carry(client, &t, out, pump).await;
+        }
+    }
+}
+
+/// Opens the agent's stream with `out` as its body and pumps the answer.
+async fn carry<R, W>(
+    mut client: AgentServiceClient<Channel>,
+    t: &pb::TunnelOpen,
+    out: crate::tunnel::Outgoing<R>,
+    pump: crate::tunnel::Pump<W>,
+) where
+    R: crate::tunnel::Source + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut req = tonic::Request::new(out);
+    req.metadata_mut().insert(TUNNEL_ID, header(&t.id));
     let inbound = match client.tunnel(req).await {
         Ok(r) => r.into_inner(),
         Err(s) => {
@@ -116,7 +156,7 @@ async fn serve(
         }
     };
     tracing::info!(tunnel = %t.id, port = t.port, "tunnel open");
-    let stats = crate::tunnel::pump(tcp, inbound, tx, limits).await;
+    let stats = pump.run(inbound).await;
     tracing::info!(
         tunnel = %t.id,
         port = t.port,

@@ -192,7 +192,46 @@ pub struct Service {
     inner: Arc<Inner>,
     running: Option<Running>,
     addr: Arc<Mutex<Option<SocketAddr>>>,
+    inlet: Inlet,
     parent: CancellationToken,
+}
+
+/// Connections made inside the agent: a tunnel to the Redfish port is
+/// handed to the running service through an in-memory pipe, with no
+/// loopback TCP connection (no connect, no accept, no socket calls per
+/// request); TLS and everything above it are the same as on the port.
+#[derive(Clone, Default)]
+pub struct Inlet(Arc<Mutex<Option<(u16, Handovers)>>>);
+
+/// Where the running service takes handed-over connections.
+type Handovers = tokio::sync::mpsc::Sender<crate::controlplane::server::Handover>;
+
+/// Bytes an in-process connection buffers each way.
+pub const INLET_PIPE: usize = 64 * 1024;
+
+impl Inlet {
+    /// The caller's end of a new connection to the service, when it runs
+    /// on `port`; `peer` names the other end in its logs.
+    pub fn connect(&self, port: u16, peer: &str) -> Option<tokio::io::DuplexStream> {
+        let tx = {
+            let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            match g.as_ref() {
+                Some((p, tx)) if *p == port => tx.clone(),
+                _ => return None,
+            }
+        };
+        let (ours, theirs) = tokio::io::duplex(INLET_PIPE);
+        tx.try_send(crate::controlplane::server::Handover {
+            io: theirs,
+            peer: peer.to_owned(),
+        })
+        .ok()?;
+        Some(ours)
+    }
+
+    fn set(&self, v: Option<(u16, Handovers)>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    }
 }
 
 fn read_cpu_model() -> String {
@@ -237,6 +276,7 @@ impl Service {
             }),
             running: None,
             addr: Default::default(),
+            inlet: Inlet::default(),
             parent,
         }
     }
@@ -244,6 +284,11 @@ impl Service {
     /// Where it listens, shared (`None` while it does not).
     pub fn addr_slot(&self) -> Arc<Mutex<Option<SocketAddr>>> {
         Arc::clone(&self.addr)
+    }
+
+    /// Hands connections to it inside the process.
+    pub fn inlet(&self) -> Inlet {
+        self.inlet.clone()
     }
 
     /// Where it listens.
@@ -318,8 +363,11 @@ impl Service {
             let inner = Arc::clone(&inner);
             async move { handle(inner, req).await }
         });
-        tokio::spawn(crate::controlplane::server::serve(
+        let (handover, handed) = tokio::sync::mpsc::channel(64);
+        self.inlet.set(Some((addr.port(), handover)));
+        tokio::spawn(crate::controlplane::server::serve_with(
             listener,
+            Some(handed),
             config,
             app,
             stop.clone(),
@@ -340,6 +388,7 @@ impl Service {
         if let Some(r) = self.running.take() {
             r.stop.cancel();
         }
+        self.inlet.set(None);
         *self.addr.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
@@ -1034,4 +1083,31 @@ fn reset_chassis(
         source: format!("redfish:{}", who.user),
     });
     Ok(no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    #[tokio::test]
+    async fn the_inlet_hands_connections_to_the_running_service_only() {
+        let inlet = Inlet::default();
+        assert!(inlet.connect(8443, "tunnel").is_none(), "nothing runs");
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        inlet.set(Some((8443, tx)));
+        assert!(inlet.connect(22, "tunnel").is_none(), "another port");
+        let mut ours = inlet.connect(8443, "tunnel").expect("a pipe");
+        let mut h = rx.recv().await.expect("a handover");
+        assert_eq!(h.peer, "tunnel");
+        ours.write_all(b"ping").await.expect("write");
+        let mut b = [0u8; 4];
+        h.io.read_exact(&mut b).await.expect("read");
+        assert_eq!(&b, b"ping");
+        // A full queue (the service not taking them) refuses, never blocks.
+        assert!(inlet.connect(8443, "tunnel").is_some());
+        assert!(inlet.connect(8443, "tunnel").is_none());
+        inlet.set(None);
+        assert!(inlet.connect(8443, "tunnel").is_none(), "stopped");
+    }
 }

@@ -12,20 +12,22 @@
 //!               [pump]                      [splice]            [pump]
 //! ```
 //!
-//! - [`pump`] (both ends): TCP reads become [`TunnelFrame`]s, frames
-//!   become TCP writes. A TCP read of end-of-file sends `eof` (the other
-//!   end shuts down its write side: half-close); an `eof` received shuts
-//!   down ours. The tunnel ends when both directions have seen `eof`. A
-//!   stream that ends *without* `eof`, or fails, aborts: the TCP
-//!   connection is closed at once.
+//! - [`tcp`] / [`io`] (both ends): an [`Outgoing`] stream, sent as the
+//!   call's body, whose frames are the local connection's reads, and a
+//!   [`Pump`] that writes the call's answer to it. A read of end-of-file
+//!   sends `eof` (the other end shuts down its write side: half-close);
+//!   an `eof` received shuts down ours. The tunnel ends when both
+//!   directions have seen `eof`. A stream that ends *without* `eof`, or
+//!   fails, aborts: the local connection is closed at once.
 //! - [`splice`] (control plane): frames from one stream to the other,
 //!   errors to both, with no queue or task between the two calls.
-//! - **Backpressure**: a pump reads from TCP only when the outgoing
-//!   channel ([`FRAMES_IN_FLIGHT`] frames of at most [`CHUNK`] bytes) has
-//!   room, and the channel drains only as fast as HTTP/2 flow control lets
-//!   the stream send; the splice takes a frame from one call only when the
-//!   other call's stream asks for one. A slow reader therefore stops the writer at the far
-//!   end, and memory per tunnel stays bounded by the windows.
+//! - **Backpressure**: an end reads a chunk (at most [`CHUNK`] bytes)
+//!   from its local connection only when the HTTP/2 stream asks its body
+//!   for the next frame, which it does only with flow-control room; the
+//!   splice takes a frame from one call only when the other call's stream
+//!   asks for one. A slow reader therefore stops the writer at the far
+//!   end, and memory per tunnel stays bounded by the windows. No queue
+//!   and no task sit between the socket and the HTTP/2 stream.
 //! - **Timeouts** ([`Limits`]): no byte either way for `idle`, or
 //!   `total` since it opened, ends the tunnel.
 
@@ -33,11 +35,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::Instant;
 use tokio_stream::{Stream, StreamExt as _};
+use tokio_util::bytes::{Bytes, BytesMut};
 
 pub use crate::proto::v1::TunnelFrame;
 
@@ -46,8 +52,6 @@ pub const CHUNK: usize = 64 * 1024;
 /// Largest HTTP/2 frame the control plane takes: a whole tunnel frame
 /// with its gRPC and protobuf headers.
 pub const MAX_HTTP2_FRAME: u32 = 2 * CHUNK as u32;
-/// Frames queued towards a stream before a pump stops reading its TCP.
-pub const FRAMES_IN_FLIGHT: usize = 4;
 /// Default: a tunnel with no byte either way this long ends.
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(30 * 60);
 /// Default: a tunnel ends this long after it opened.
@@ -150,28 +154,53 @@ fn tick_for(limits: Limits) -> Duration {
     (limits.idle.min(limits.total) / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
-/// Pumps between `tcp` and a tunnel: TCP reads go out as frames on
-/// `outbound`, frames from `inbound` are written to TCP. Returns when
-/// both directions closed, on a failure of either side, or at a limit;
-/// the TCP connection is closed on return.
-pub async fn pump<S>(
-    tcp: TcpStream,
-    inbound: S,
-    outbound: mpsc::Sender<TunnelFrame>,
-    limits: Limits,
-) -> Stats
-where
-    S: Stream<Item = Result<TunnelFrame, tonic::Status>> + Unpin,
-{
+/// One end of a tunnel over `tcp`: the [`Outgoing`] stream of frames read
+/// from it (send it as the call's request), and the [`Pump`] that writes
+/// the call's answer to it ([`Pump::run`]). `nodelay` is set.
+pub fn tcp(tcp: TcpStream, limits: Limits) -> (Outgoing<TcpSource>, Pump<OwnedWriteHalf>) {
     let _ = tcp.set_nodelay(true);
     let (rd, wr) = tcp.into_split();
-    pump_with(TcpSource(rd), wr, inbound, outbound, limits).await
+    halves(TcpSource(rd), wr, limits)
+}
+
+/// [`tcp`] over any byte stream's two halves (an in-process pipe: `onprem
+/// curl`, the agent's own Redfish service).
+pub fn io<R, W>(rd: R, wr: W, limits: Limits) -> (Outgoing<ReadSource<R>>, Pump<W>)
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    halves(
+        ReadSource {
+            rd,
+            buf: BytesMut::new(),
+        },
+        wr,
+        limits,
+    )
+}
+
+fn halves<R, W>(src: R, wr: W, limits: Limits) -> (Outgoing<R>, Pump<W>) {
+    let shared = Arc::new(PumpShared {
+        act: Activity::new(),
+        sent: AtomicU64::new(0),
+        up: std::sync::Mutex::new(UpState::default()),
+    });
+    (
+        Outgoing {
+            src: Some(src),
+            shared: Arc::clone(&shared),
+            eof_sent: false,
+        },
+        Pump { wr, shared, limits },
+    )
 }
 
 /// Where a pump's outgoing bytes come from: one chunk per call, empty at
 /// end of file.
-trait Source {
-    async fn chunk(&mut self) -> std::io::Result<Vec<u8>>;
+pub trait Source {
+    /// The next chunk.
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<Bytes>>;
 }
 
 /// A TCP read half: waits for readiness before it allocates, so that an
@@ -179,123 +208,222 @@ trait Source {
 /// buffer (no copy). The read goes through `AsyncRead`, which takes a
 /// short read as "drained" and waits for the next readiness instead of
 /// asking the socket again (one `recvfrom` per chunk, not two).
-struct TcpSource(tokio::net::tcp::OwnedReadHalf);
+pub struct TcpSource(OwnedReadHalf);
 
 impl Source for TcpSource {
-    async fn chunk(&mut self) -> std::io::Result<Vec<u8>> {
-        self.0.readable().await?;
-        let mut buf = Vec::with_capacity(CHUNK);
-        self.0.read_buf(&mut buf).await?;
-        Ok(buf)
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<Bytes>> {
+        if let Err(e) = std::task::ready!(self.0.as_ref().poll_read_ready(cx)) {
+            return Poll::Ready(Err(e));
+        }
+        let mut buf = BytesMut::with_capacity(CHUNK);
+        // Pending: the readiness was stale, and the read waits for the
+        // next (the empty buffer is dropped).
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.0), cx, &mut buf).map_ok(|_| buf.freeze())
     }
 }
+
+/// Largest frame read from an in-process pipe: a reader cannot wait for
+/// readiness before it allocates, so an idle pipe holds this much (one
+/// TLS record).
+pub const PIPE_CHUNK: usize = 16 * 1024;
 
 /// Any reader (an in-process pipe).
-struct ReadSource<R>(R);
+pub struct ReadSource<R> {
+    rd: R,
+    buf: BytesMut,
+}
 
 impl<R: tokio::io::AsyncRead + Unpin> Source for ReadSource<R> {
-    async fn chunk(&mut self) -> std::io::Result<Vec<u8>> {
-        let mut buf = Vec::with_capacity(CHUNK);
-        self.0.read_buf(&mut buf).await?;
-        Ok(buf)
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<Bytes>> {
+        if self.buf.capacity() - self.buf.len() < PIPE_CHUNK / 4 {
+            self.buf.reserve(PIPE_CHUNK);
+        }
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.rd), cx, &mut self.buf)
+            .map_ok(|_| self.buf.split().freeze())
     }
 }
 
-/// [`pump`] over any byte stream's two halves (an in-process pipe for
-/// `onprem curl`).
-pub async fn pump_io<R, W, S>(
-    rd: R,
-    wr: W,
-    inbound: S,
-    outbound: mpsc::Sender<TunnelFrame>,
-    limits: Limits,
-) -> Stats
-where
-    R: tokio::io::AsyncRead + Unpin,
-    W: tokio::io::AsyncWrite + Unpin,
-    S: Stream<Item = Result<TunnelFrame, tonic::Status>> + Unpin,
-{
-    pump_with(ReadSource(rd), wr, inbound, outbound, limits).await
+/// What the two halves of one tunnel end share.
+struct PumpShared {
+    act: Arc<Activity>,
+    sent: AtomicU64,
+    up: std::sync::Mutex<UpState>,
 }
 
-async fn pump_with<R, W, S>(
-    mut rd: R,
-    mut wr: W,
-    mut inbound: S,
-    outbound: mpsc::Sender<TunnelFrame>,
-    limits: Limits,
-) -> Stats
-where
-    R: Source,
-    W: tokio::io::AsyncWrite + Unpin,
-    S: Stream<Item = Result<TunnelFrame, tonic::Status>> + Unpin,
-{
-    let act = Activity::new();
-    let act2 = Arc::clone(&act);
-    let sent = &AtomicU64::new(0);
-    let received = AtomicU64::new(0);
-    // `outbound` moves into the sending direction: it is dropped (the
-    // stream's end) right after `eof`, so the far side sees the end of
-    // this direction without waiting for the other.
-    let up = async move {
-        let outbound = outbound;
-        loop {
-            // Wait for room first: no byte is read that cannot be sent.
-            let permit = outbound
-                .reserve()
-                .await
-                .map_err(|_| "the tunnel stream closed".to_owned())?;
-            let data = rd
-                .chunk()
-                .await
-                .map_err(|e| format!("reading the local connection: {e}"))?;
-            let n = data.len();
-            if n == 0 {
-                permit.send(TunnelFrame {
-                    data: Default::default(),
+impl PumpShared {
+    fn up(&self) -> std::sync::MutexGuard<'_, UpState> {
+        self.up.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The outgoing half is through (`Ok`: it sent `eof`) or failed.
+    fn up_ended(&self, r: Result<(), String>) {
+        let mut st = self.up();
+        if st.result.is_none() {
+            st.result = Some(r);
+        }
+        if let Some(w) = st.pump_waker.take() {
+            w.wake();
+        }
+    }
+
+    /// The pump is over: the outgoing half ends (without `eof`, unless
+    /// it sent it already) and lets go of the connection.
+    fn close(&self) {
+        let mut st = self.up();
+        st.closed = true;
+        if let Some(w) = st.up_waker.take() {
+            w.wake();
+        }
+    }
+}
+
+#[derive(Default)]
+struct UpState {
+    /// How the outgoing half ended, once it has.
+    result: Option<Result<(), String>>,
+    /// The pump, waiting for `result`.
+    pump_waker: Option<Waker>,
+    /// The pump is over.
+    closed: bool,
+    /// The outgoing half, waiting for its source.
+    up_waker: Option<Waker>,
+}
+
+/// The outgoing half of a tunnel end: frames read from the local
+/// connection, polled directly by whoever sends the call's body (no
+/// queue, no task in between), so that a chunk is read only when HTTP/2
+/// flow control has room for it. After `eof` it ends, so the far side
+/// sees this direction's end without waiting for the other.
+pub struct Outgoing<R> {
+    src: Option<R>,
+    shared: Arc<PumpShared>,
+    eof_sent: bool,
+}
+
+impl<R: Source + Unpin> Stream for Outgoing<R> {
+    type Item = TunnelFrame;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<TunnelFrame>> {
+        let this = &mut *self;
+        if this.eof_sent {
+            return Poll::Ready(None);
+        }
+        {
+            let mut st = this.shared.up();
+            if st.closed {
+                this.src = None;
+                return Poll::Ready(None);
+            }
+            st.up_waker = Some(cx.waker().clone());
+        }
+        let Some(src) = this.src.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match std::task::ready!(src.poll_chunk(cx)) {
+            Ok(data) if data.is_empty() => {
+                this.eof_sent = true;
+                this.src = None;
+                this.shared.up_ended(Ok(()));
+                Poll::Ready(Some(TunnelFrame {
+                    data: Bytes::new(),
                     eof: true,
-                });
-                return Ok::<(), String>(());
+                }))
             }
-            permit.send(TunnelFrame {
-                data: data.into(),
-                eof: false,
-            });
-            sent.fetch_add(n as u64, Ordering::Relaxed);
-            act2.touch();
+            Ok(data) => {
+                this.shared
+                    .sent
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                this.shared.act.touch();
+                Poll::Ready(Some(TunnelFrame { data, eof: false }))
+            }
+            Err(e) => {
+                this.src = None;
+                this.shared
+                    .up_ended(Err(format!("reading the local connection: {e}")));
+                Poll::Ready(None)
+            }
         }
-    };
-    let down = async {
-        while let Some(f) = inbound.next().await {
-            let f = f.map_err(|s| format!("{}: {}", code_name(s.code()), s.message()))?;
-            if !f.data.is_empty() {
-                wr.write_all(&f.data)
-                    .await
-                    .map_err(|e| format!("writing the local connection: {e}"))?;
-                received.fetch_add(f.data.len() as u64, Ordering::Relaxed);
-                act.touch();
-            }
-            if f.eof {
-                let _ = wr.shutdown().await;
-                // Wait for the stream's own end: dropping it earlier
-                // would reset the call and lose what is still in flight
-                // the other way.
-                while let Some(f) = inbound.next().await {
-                    let f = f.map_err(|s| format!("{}: {}", code_name(s.code()), s.message()))?;
-                    if !f.data.is_empty() || f.eof {
-                        return Err("data after the end of the stream".into());
-                    }
+    }
+}
+
+impl<R> Drop for Outgoing<R> {
+    fn drop(&mut self) {
+        // Dropped by the call before its end: the stream is gone.
+        self.shared
+            .up_ended(Err("the tunnel stream closed".to_owned()));
+    }
+}
+
+/// The incoming half of a tunnel end, and its watch over both.
+pub struct Pump<W> {
+    wr: W,
+    shared: Arc<PumpShared>,
+    limits: Limits,
+}
+
+impl<W> Drop for Pump<W> {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> Pump<W> {
+    /// Writes frames from `inbound` to the local connection until both
+    /// directions closed, either side fails, or a limit; the local
+    /// connection is closed on return (its outgoing half ends too).
+    pub async fn run<S>(mut self, mut inbound: S) -> Stats
+    where
+        S: Stream<Item = Result<TunnelFrame, tonic::Status>> + Unpin,
+    {
+        let shared = Arc::clone(&self.shared);
+        let received = AtomicU64::new(0);
+        let up = std::future::poll_fn(|cx| {
+            let mut st = shared.up();
+            match st.result.clone() {
+                Some(r) => Poll::Ready(r),
+                None => {
+                    st.pump_waker = Some(cx.waker().clone());
+                    Poll::Pending
                 }
-                return Ok::<(), String>(());
             }
+        });
+        let wr = &mut self.wr;
+        let act = &shared.act;
+        let received_ref = &received;
+        let down = async move {
+            while let Some(f) = inbound.next().await {
+                let f = f.map_err(|s| format!("{}: {}", code_name(s.code()), s.message()))?;
+                if !f.data.is_empty() {
+                    wr.write_all(&f.data)
+                        .await
+                        .map_err(|e| format!("writing the local connection: {e}"))?;
+                    received_ref.fetch_add(f.data.len() as u64, Ordering::Relaxed);
+                    act.touch();
+                }
+                if f.eof {
+                    let _ = wr.shutdown().await;
+                    // Wait for the stream's own end: dropping it earlier
+                    // would reset the call and lose what is still in
+                    // flight the other way.
+                    while let Some(f) = inbound.next().await {
+                        let f =
+                            f.map_err(|s| format!("{}: {}", code_name(s.code()), s.message()))?;
+                        if !f.data.is_empty() || f.eof {
+                            return Err("data after the end of the stream".into());
+                        }
+                    }
+                    return Ok::<(), String>(());
+                }
+            }
+            Err("the other end went away".to_owned())
+        };
+        let end = run_both(up, down, act, self.limits).await;
+        shared.close();
+        Stats {
+            sent: shared.sent.load(Ordering::Relaxed),
+            received: received.load(Ordering::Relaxed),
+            end,
         }
-        Err("the other end went away".to_owned())
-    };
-    let end = run_both(up, down, &act, limits).await;
-    Stats {
-        sent: sent.load(Ordering::Relaxed),
-        received: received.load(Ordering::Relaxed),
-        end,
     }
 }
 
@@ -611,7 +739,9 @@ where
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use tokio::io::AsyncReadExt as _;
     use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
     use tokio_stream::wrappers::ReceiverStream;
 
     /// A pump on each end of a socket pair, their frames crossed over
@@ -631,15 +761,10 @@ mod tests {
         let (end_a, _) = l.accept().await.unwrap();
         let client_b = TcpStream::connect(b_addr).await.unwrap();
         let (end_b, _) = l2.accept().await.unwrap();
-        let (a_tx, a_rx) = mpsc::channel(FRAMES_IN_FLIGHT);
-        let (b_tx, b_rx) = mpsc::channel(FRAMES_IN_FLIGHT);
-        let a_in = ReceiverStream::new(b_rx).map(Ok);
-        let b_in = ReceiverStream::new(a_rx).map(Ok);
+        let (out_a, pump_a) = tcp(end_a, limits);
+        let (out_b, pump_b) = tcp(end_b, limits);
         let task = tokio::spawn(async move {
-            tokio::join!(
-                pump(end_a, a_in, a_tx, limits),
-                pump(end_b, b_in, b_tx, limits)
-            )
+            tokio::join!(pump_a.run(out_b.map(Ok)), pump_b.run(out_a.map(Ok)))
         });
         (client_a, client_b, task)
     }
@@ -709,16 +834,49 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
         let (end, _) = l.accept().await.unwrap();
-        let (tx, _rx) = mpsc::channel(FRAMES_IN_FLIGHT);
+        let (mut out, pump) = tcp(end, Limits::default());
         let inbound = tokio_stream::iter(vec![Ok(TunnelFrame {
             data: b"partial"[..].into(),
             eof: false,
         })]);
-        let s = pump(end, inbound, tx, Limits::default()).await;
+        let s = pump.run(inbound).await;
         assert!(matches!(s.end, End::Aborted(_)), "{:?}", s.end);
         let mut got = Vec::new();
         let _ = client.read_to_end(&mut got).await;
         assert_eq!(got, b"partial");
+        // The outgoing half ends with the pump, without `eof`.
+        assert!(out.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_outgoing_half_reads_only_when_polled_and_its_loss_aborts() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (end, _) = l.accept().await.unwrap();
+        let (mut out, pump) = tcp(end, Limits::default());
+        client.write_all(b"one").await.unwrap();
+        let f = out.next().await.unwrap();
+        assert_eq!((&f.data[..], f.eof), (&b"one"[..], false));
+        client.shutdown().await.unwrap();
+        let f = out.next().await.unwrap();
+        assert!(f.eof && f.data.is_empty(), "end of file: eof");
+        assert!(out.next().await.is_none(), "nothing after eof");
+        // The call dropping its body before the other way is through:
+        // the pump ends at once.
+        let (_in_tx, in_rx) = mpsc::channel::<Result<TunnelFrame, tonic::Status>>(1);
+        let (end2, _c2) = {
+            let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+            (l.accept().await.unwrap().0, c)
+        };
+        let (out2, pump2) = tcp(end2, Limits::default());
+        drop(out2);
+        let s = pump2.run(ReceiverStream::new(in_rx)).await;
+        assert_eq!(
+            s.end,
+            End::Aborted("the tunnel stream closed".into()),
+            "{s:?}"
+        );
+        drop(pump);
     }
 
     #[tokio::test]
