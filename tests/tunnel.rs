@@ -557,40 +557,26 @@ async fn redfish_clients_work_through_the_tunnel() {
         })
     };
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
-    let out = cli(
-        s(&[
-            "curl",
-            "--device",
-            "node",
-            "--port",
-            &rf,
-            "/redfish/v1/Systems/1",
-            "-u",
-            "admin",
-        ]),
-        REDFISH_PW,
-    )
-    .await
-    .unwrap();
+    // `onprem curl` to the node's Redfish port, then `rest`.
+    let curl = |rest: &[&str]| {
+        let mut args = s(&["curl", "--device", "node", "--port", &rf]);
+        args.extend(s(rest));
+        cli(args, REDFISH_PW)
+    };
+    let out = curl(&["/redfish/v1/Systems/1", "-u", "admin"])
+        .await
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     let sys: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(sys["@odata.id"], "/redfish/v1/Systems/1");
     // A tunnel to the Redfish port is handed to the service inside the
     // agent (no loopback TCP connection): the service names its peer
     // "tunnel" where a TCP client would be 127.0.0.1:PORT.
-    let out = cli(
-        s(&[
-            "curl",
-            "--device",
-            "node",
-            "--port",
-            &rf,
-            "/redfish/v1/Managers/1/LogServices/Log/Entries",
-            "-u",
-            "admin",
-        ]),
-        REDFISH_PW,
-    )
+    let out = curl(&[
+        "/redfish/v1/Managers/1/LogServices/Log/Entries",
+        "-u",
+        "admin",
+    ])
     .await
     .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -599,20 +585,7 @@ async fn redfish_clients_work_through_the_tunnel() {
         entries.contains("requested by admin from tunnel"),
         "{entries}"
     );
-    let out = cli(
-        s(&[
-            "curl",
-            "--device",
-            "node",
-            "--port",
-            &rf,
-            "-f",
-            "/redfish/v1/Systems/1",
-        ]),
-        REDFISH_PW,
-    )
-    .await
-    .unwrap();
+    let out = curl(&["-f", "/redfish/v1/Systems/1"]).await.unwrap();
     assert_eq!(
         out.status.code(),
         Some(22),

@@ -88,27 +88,18 @@ impl Core {
         self.queue_audit(audit(who, action, target, detail));
     }
 
-    /// Whether the allowed ports of the revision `device` runs are known
-    /// (so [`Core::tunnel_check`] needs no store read).
-    fn tunnel_ports_cached(&self, device: &str) -> bool {
-        let Some(d) = self.device(device) else {
-            return true;
-        };
-        self.tunnels
-            .ports
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&d.device.current.version)
-    }
-
     /// Checks that `who` may open a tunnel to `port` on `device`; returns
-    /// the device's id. Refusals are audited.
+    /// the device's id. Refusals are audited. The allowed ports of a
+    /// revision are read from the store once, and only with `read_store`
+    /// (a blocking read); without it, a revision not read yet gives
+    /// `Ok(None)`.
     pub fn tunnel_check(
         &self,
         who: &Principal,
         device: &str,
         port: u16,
-    ) -> Result<String, ApiError> {
+        read_store: bool,
+    ) -> Result<Option<String>, ApiError> {
         let target = format!("Device/{device}:{port}");
         let refuse = |e: ApiError| {
             self.tunnels.refused_total.fetch_add(1, Ordering::Relaxed);
@@ -140,6 +131,7 @@ impl Core {
             .cloned();
         let allowed = match cached {
             Some(p) => p,
+            None if !read_store => return Ok(None),
             None => {
                 let p = match self.revision(running.version)? {
                     Some(r) => allowed_ports(&r.text),
@@ -174,7 +166,7 @@ impl Core {
                 "device {device} is offline"
             ))));
         }
-        Ok(d.device.id.clone())
+        Ok(Some(d.device.id.clone()))
     }
 
     /// `Fleet/Tunnel`: asks the agent to open its end, waits for it,
@@ -189,14 +181,16 @@ impl Core {
         // The check reads the store only for a revision it has not seen
         // yet; otherwise it runs here, without a hand-off to a blocking
         // thread on the way of every new connection.
-        let device_id = if self.tunnel_ports_cached(&device) {
-            self.tunnel_check(&who, &device, port)?
-        } else {
-            let core = std::sync::Arc::clone(self);
-            let (w, d) = (who.clone(), device.clone());
-            tokio::task::spawn_blocking(move || core.tunnel_check(&w, &d, port))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))??
+        let device_id = match self.tunnel_check(&who, &device, port, false)? {
+            Some(id) => id,
+            None => {
+                let core = std::sync::Arc::clone(self);
+                let (w, d) = (who.clone(), device.clone());
+                tokio::task::spawn_blocking(move || core.tunnel_check(&w, &d, port, true))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))??
+                    .ok_or_else(|| Status::internal("the tunnel check read no revision"))?
+            }
         };
         let id = format!("tun-{}", super::id::new());
         let (tx, rx) = oneshot::channel();

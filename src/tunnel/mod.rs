@@ -879,15 +879,31 @@ mod tests {
         drop(pump);
     }
 
-    #[tokio::test]
-    async fn splice_forwards_and_reports_failures_to_both() {
+    type Frames = mpsc::Sender<Result<TunnelFrame, tonic::Status>>;
+    type ToSide = Spliced<ReceiverStream<Result<TunnelFrame, tonic::Status>>>;
+
+    /// A splice of two streams fed by hand: the senders into `a` and
+    /// `b`, the streams towards each, and the stats.
+    fn spliced() -> (
+        Frames,
+        Frames,
+        ToSide,
+        ToSide,
+        tokio::sync::oneshot::Receiver<Stats>,
+    ) {
         let (a_tx, a_rx) = mpsc::channel(4);
         let (b_tx, b_rx) = mpsc::channel(4);
-        let (mut to_a, mut to_b, stats) = splice(
+        let (to_a, to_b, stats) = splice(
             ReceiverStream::new(a_rx),
             ReceiverStream::new(b_rx),
             Limits::default(),
         );
+        (a_tx, b_tx, to_a, to_b, stats)
+    }
+
+    #[tokio::test]
+    async fn splice_forwards_and_reports_failures_to_both() {
+        let (a_tx, b_tx, mut to_a, mut to_b, stats) = spliced();
         a_tx.send(Ok(TunnelFrame {
             data: b"hi"[..].into(),
             eof: false,
@@ -916,13 +932,7 @@ mod tests {
 
     #[tokio::test]
     async fn splice_ends_each_stream_only_when_both_directions_closed() {
-        let (a_tx, a_rx) = mpsc::channel(4);
-        let (b_tx, b_rx) = mpsc::channel(4);
-        let (mut to_a, mut to_b, stats) = splice(
-            ReceiverStream::new(a_rx),
-            ReceiverStream::new(b_rx),
-            Limits::default(),
-        );
+        let (a_tx, b_tx, mut to_a, mut to_b, stats) = spliced();
         a_tx.send(Ok(TunnelFrame {
             data: b"req"[..].into(),
             eof: true,
