@@ -20,7 +20,7 @@
 //!    to direct;
 //! 2. added latency of a small Redfish GET (`/redfish/v1/`, about 1 KiB)
 //!    over TLS to the agent's Redfish service: p50 and p99 on one
-//!    keep-alive connection (2,000 GETs per path, interleaved), and with a
+//!    keep-alive connection (5,000 GETs per path, interleaved), and with a
 //!    new connection (TCP + the Redfish TLS handshake) each time (300 per
 //!    path, interleaved); "added" is the path's figure minus direct's;
 //! 3. memory per open tunnelled connection: 100 idle connections through
@@ -42,7 +42,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const KEEPALIVE_GETS: usize = 2000;
+const KEEPALIVE_GETS: usize = 5000;
 const NEW_CONN_GETS: usize = 300;
 const OPEN_CONNS: usize = 100;
 const PASSWORD: &str = "bench-redfish-pw";
@@ -117,6 +117,15 @@ fn onprem(config: &Path, args: &[&str]) -> String {
         .unwrap();
     assert!(out.status.success(), "onprem {args:?}: {out:?}");
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// `$ONPREM_BENCH_{who}_WORKERS`, when set, as the process's
+/// `ONPREM_WORKER_THREADS` (for comparing runtimes per relay).
+fn workers(mut c: Command, who: &str) -> Command {
+    if let Ok(w) = std::env::var(format!("ONPREM_BENCH_{who}_WORKERS")) {
+        c.env("ONPREM_WORKER_THREADS", w);
+    }
+    c
 }
 
 fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
@@ -271,7 +280,7 @@ fn main() {
 
     // The control plane, the CLI, the agent.
     let cp_port = free_port();
-    let cp = Command::new(env!("CARGO_BIN_EXE_onprem"))
+    let cp = workers(Command::new(env!("CARGO_BIN_EXE_onprem")), "CP")
         .args(["control-plane", "--listen", &format!("127.0.0.1:{cp_port}")])
         .arg("--state-dir")
         .arg(d.join("cp"))
@@ -321,7 +330,7 @@ fn main() {
         &config,
         &["token", "create", "--enrol", "--label", "bench=tunnel"],
     );
-    let agent = Command::new(env!("CARGO_BIN_EXE_onprem"))
+    let agent = workers(Command::new(env!("CARGO_BIN_EXE_onprem")), "AGENT")
         .args([
             "agent",
             "--hardware=sim",
@@ -353,11 +362,7 @@ fn main() {
     let tls = Tls::new(&std::fs::read_to_string(d.join("node/redfish/tls.crt")).unwrap());
 
     // onprem port-forward.
-    let mut pf = Command::new(env!("CARGO_BIN_EXE_onprem"));
-    if let Ok(w) = std::env::var("ONPREM_BENCH_PF_WORKERS") {
-        pf.env("ONPREM_WORKER_THREADS", w);
-    }
-    let mut pf = pf
+    let mut pf = workers(Command::new(env!("CARGO_BIN_EXE_onprem")), "PF")
         .args(["port-forward", "device/node"])
         .args([
             format!(":{iperf_port}"),

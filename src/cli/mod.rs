@@ -128,15 +128,17 @@ impl Command {
         }
     }
 
-    /// The runtime's worker threads: the daemons (agent, control plane,
-    /// demo) run two, so that a slow handler never stalls a loop; the
-    /// client commands run everything on their one thread (0), where a
-    /// relay such as `port-forward` hands each frame between its tasks
-    /// without waking another thread. `$ONPREM_WORKER_THREADS` overrides
-    /// both (0 = one thread).
+    /// The runtime's worker threads. Every command but the demo runs its
+    /// tasks on one thread (0): the agent and the control plane keep
+    /// their blocking work (loop ticks, logins, store writes, scrapes) on
+    /// the blocking pool, so their tasks only move bytes, and a relay
+    /// (the control plane's tunnels, `port-forward`, the agent's end)
+    /// hands each frame between its tasks without waking another thread.
+    /// The demo, a whole fleet in one process, runs two.
+    /// `$ONPREM_WORKER_THREADS` overrides both (0 = one thread).
     pub fn worker_threads(&self) -> usize {
         let default = match self {
-            Command::Agent(_) | Command::ControlPlane(_) | Command::Demo(_) => 2,
+            Command::Demo(_) => 2,
             _ => 0,
         };
         workers(
@@ -231,8 +233,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn daemons_run_two_workers_and_clients_one_thread() {
-        let daemon = Cli::parse_from(["onprem", "control-plane"]);
+    fn the_demo_runs_two_workers_and_every_other_command_one_thread() {
+        let demo = Cli::parse_from(["onprem", "demo"]);
+        let cp = Cli::parse_from(["onprem", "control-plane"]);
+        let agent = Cli::parse_from(["onprem", "agent"]);
         let client = Cli::parse_from(["onprem", "port-forward", "device/n", "8443"]);
         assert_eq!(workers(2, None), 2);
         assert_eq!(workers(0, Some(" 4 ")), 4);
@@ -240,7 +244,9 @@ mod tests {
         assert_eq!(workers(2, Some("many")), 2);
         assert_eq!(workers(2, Some("100000")), 2);
         if std::env::var_os("ONPREM_WORKER_THREADS").is_none() {
-            assert_eq!(daemon.command.worker_threads(), 2);
+            assert_eq!(demo.command.worker_threads(), 2);
+            assert_eq!(cp.command.worker_threads(), 0);
+            assert_eq!(agent.command.worker_threads(), 0);
             assert_eq!(client.command.worker_threads(), 0);
         }
     }
