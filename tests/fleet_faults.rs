@@ -1113,6 +1113,8 @@ impl pb::agent_service_server::AgentService for FakeCp {
             heartbeat_seconds: 1,
             telemetry_acked_seq: 0,
             bundle_keys: vec![self.pki.signing.public().to_string()],
+            // As an older control plane: no warm tunnel streams.
+            warm_tunnels: 0,
         });
         tx.send(Ok(pb::ControlMessage { msg: Some(welcome) }))
             .await

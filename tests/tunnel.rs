@@ -191,6 +191,8 @@ struct Fleet {
     echo: u16,
     digest: u16,
     redfish: u16,
+    /// Allowed, but nothing listens on it.
+    dead: u16,
     _stop: tokio_util::sync::DropGuard,
 }
 
@@ -206,9 +208,10 @@ async fn fleet() -> Fleet {
     let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let firehose = firehose_server(std::sync::Arc::clone(&written)).await;
     let redfish = free_port();
+    let dead = free_port();
     let hash = onprem::redfish::auth::hash_password(REDFISH_PW).unwrap();
     let extra = format!(
-        "  tunnel: {{ allowedPorts: [{echo}, {digest}, {redfish}, {firehose}] }}\n  redfish:\n    listen: 127.0.0.1:{redfish}\n    accounts: [{{ userName: admin, role: Administrator, passwordHash: '{hash}' }}]\n"
+        "  tunnel: {{ allowedPorts: [{echo}, {digest}, {redfish}, {firehose}, {dead}] }}\n  redfish:\n    listen: 127.0.0.1:{redfish}\n    accounts: [{{ userName: admin, role: Administrator, passwordHash: '{hash}' }}]\n"
     );
     let record = bundle_record("tunnelled", "{matchLabels: {role: tunnel}}", &extra);
     let r = cp
@@ -254,6 +257,7 @@ async fn fleet() -> Fleet {
         echo,
         digest,
         redfish,
+        dead,
         _stop: stop.drop_guard(),
     }
 }
@@ -360,7 +364,23 @@ async fn bytes_through_equal_bytes_out_with_half_closes_and_many_streams() {
     let m = onprem::controlplane::rest::render_metrics(&f.cp.core);
     assert!(m.contains("onprem_cp_tunnels_opened_total 26\n"), "{m}");
     assert!(m.contains("onprem_cp_tunnels_open 0\n"), "{m}");
+    // The agent keeps warm streams: the first connections take them, the
+    // rest of the 24 opened at once ask the agent on its session.
+    let warm: u64 = metric(&m, "onprem_cp_tunnels_opened_warm_total");
+    assert!((2..26).contains(&warm), "{warm} warm of 26:\n{m}");
+    until("the warm streams replaced", Duration::from_secs(10), || {
+        let m = onprem::controlplane::rest::render_metrics(&f.cp.core);
+        (metric(&m, "onprem_cp_tunnel_warm_streams") == 2).then_some(())
+    })
+    .await;
     drop(fwd);
+}
+
+/// The value of an unlabelled series in Prometheus text.
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
 
 /// A connection to `local` is closed without a byte.
@@ -393,6 +413,47 @@ async fn refused_tunnels_close_at_once_and_are_audited() {
     };
     assert!(why.contains("not in spec.tunnel.allowedPorts"), "{why}");
     drop(fwd);
+
+    // An allowed port where nothing listens: the agent refuses (on a warm
+    // stream, or when asked on its session), and the user learns why.
+    let fwd = tokio::task::spawn_blocking({
+        let config = f.config.clone();
+        let dead = f.dead;
+        move || port_forward(&config, "node", &[format!(":{dead}")])
+    })
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        closed_at_once(fwd.locals[0]).await;
+        let why = loop {
+            let l = fwd.stderr.recv_timeout(Duration::from_secs(10)).unwrap();
+            if !l.starts_with("Handling") {
+                break l;
+            }
+        };
+        assert!(
+            why.contains("refused the tunnel") && why.contains("nothing answers"),
+            "{why}"
+        );
+    }
+    drop(fwd);
+    let refusals = until(
+        "the agent's refusals audited",
+        Duration::from_secs(10),
+        || {
+            let n = audit(&f)
+                .iter()
+                .filter(|l| {
+                    l.starts_with("tunnel.refused")
+                        && l.contains(&format!("Device/node:{}", f.dead))
+                        && l.contains("the agent: nothing answers")
+                })
+                .count();
+            (n >= 3).then_some(n)
+        },
+    )
+    .await;
+    assert_eq!(refusals, 3);
 
     // A viewer may not open tunnels at all.
     let viewer =
@@ -433,7 +494,7 @@ async fn refused_tunnels_close_at_once_and_are_audited() {
         (log.iter()
             .filter(|l| l.starts_with("tunnel.refused"))
             .count()
-            >= 2)
+            >= 5)
             .then_some(log)
     })
     .await;

@@ -61,6 +61,10 @@ impl AgentService for Agents {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
+        if md(crate::tunnel::WARM).is_some() {
+            let warm = self.core.tunnel_warm(&id, req.into_inner());
+            return Ok(Response::new(Box::pin(warm)));
+        }
         let tunnel = md(crate::tunnel::TUNNEL_ID).ok_or_else(|| {
             Status::invalid_argument(format!(
                 "{}: the tunnel id is missing",

@@ -623,6 +623,7 @@ impl Core {
                 heartbeat_seconds: self.settings.heartbeat.as_secs().max(1) as u32,
                 telemetry_acked_seq: acked,
                 bundle_keys: vec![self.pki.signing.public().to_string()],
+                warm_tunnels: super::tunnel::WARM_TUNNELS,
             })),
         };
         st.sessions.insert(

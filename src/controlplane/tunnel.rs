@@ -28,6 +28,64 @@ pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The stream the control plane answers the agent's call with.
 pub type ToAgent = crate::tunnel::Spliced<Streaming<TunnelFrame>>;
 
+/// How many warm tunnel streams each agent keeps open ([`pb::Welcome`]):
+/// a new connection takes one and skips the round trip of asking the
+/// agent on its session; two cover a client that opens a pair at once
+/// while the agent replaces them.
+pub const WARM_TUNNELS: u32 = 2;
+/// At most this many warm streams are kept per device (an agent that
+/// opens more loses its oldest).
+const WARM_MAX: usize = 8;
+
+/// A warm stream: the agent's frames, and where to send the tunnel it
+/// is given (its `open` frame and the spliced frames from the user).
+struct Warm {
+    from_agent: Streaming<TunnelFrame>,
+    tx: oneshot::Sender<(pb::TunnelOpen, ToAgent)>,
+}
+
+/// The control plane's answer on a warm stream: nothing until a tunnel
+/// takes it, then the `open` frame, then the user's frames.
+pub enum WarmBody {
+    /// Waiting for a tunnel.
+    Waiting(oneshot::Receiver<(pb::TunnelOpen, ToAgent)>),
+    /// Carrying one.
+    Open(Box<ToAgent>),
+    /// Given up without a tunnel.
+    Done,
+}
+
+impl tokio_stream::Stream for WarmBody {
+    type Item = Result<TunnelFrame, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::future::Future as _;
+        use std::task::Poll;
+        let this = &mut *self;
+        match this {
+            WarmBody::Open(to) => std::pin::Pin::new(&mut **to).poll_next(cx),
+            WarmBody::Done => Poll::Ready(None),
+            WarmBody::Waiting(rx) => match std::pin::Pin::new(rx).poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Ok((open, to))) => {
+                    *this = WarmBody::Open(Box::new(to));
+                    Poll::Ready(Some(Ok(TunnelFrame {
+                        open: Some(open),
+                        ..TunnelFrame::default()
+                    })))
+                }
+                Poll::Ready(Err(_)) => {
+                    *this = WarmBody::Done;
+                    Poll::Ready(None)
+                }
+            },
+        }
+    }
+}
+
 /// What the agent answered.
 pub enum Attach {
     /// Its end: frames from it, and where to hand the stream that answers
@@ -48,6 +106,10 @@ pub struct Broker {
     pending: Mutex<HashMap<String, Pending>>,
     /// Allowed ports per bundle revision (parsed once).
     ports: Mutex<HashMap<u64, Vec<u16>>>,
+    /// Warm streams per device id, oldest first.
+    warm: Mutex<HashMap<String, Vec<Warm>>>,
+    /// Tunnels opened on a warm stream since start.
+    pub opened_warm_total: AtomicU64,
     /// Tunnels open now.
     pub open: AtomicU64,
     /// Tunnels opened since start.
@@ -71,6 +133,48 @@ impl std::fmt::Debug for Broker {
 impl Broker {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn warm_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Warm>>> {
+        self.warm.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps a warm stream of `device_id`'s; returns the answer to it.
+    fn add_warm(&self, device_id: &str, from_agent: Streaming<TunnelFrame>) -> WarmBody {
+        let (tx, rx) = oneshot::channel();
+        let mut pool = self.warm_lock();
+        let ends = pool.entry(device_id.to_owned()).or_default();
+        // A stream whose call went away (its answer was dropped) is gone.
+        ends.retain(|w| !w.tx.is_closed());
+        if ends.len() >= WARM_MAX {
+            ends.remove(0);
+        }
+        ends.push(Warm { from_agent, tx });
+        WarmBody::Waiting(rx)
+    }
+
+    /// The newest live warm stream of `device_id`'s, if any.
+    fn take_warm(&self, device_id: &str) -> Option<Warm> {
+        let mut pool = self.warm_lock();
+        let ends = pool.get_mut(device_id)?;
+        let taken = loop {
+            match ends.pop() {
+                Some(w) if w.tx.is_closed() => continue,
+                other => break other,
+            }
+        };
+        if ends.is_empty() {
+            pool.remove(device_id);
+        }
+        taken
+    }
+
+    /// Warm streams kept now, all devices.
+    pub fn warm_count(&self) -> usize {
+        self.warm_lock()
+            .values()
+            .map(|v| v.iter().filter(|w| !w.tx.is_closed()).count())
+            .sum()
     }
 }
 
@@ -193,6 +297,20 @@ impl Core {
             }
         };
         let id = format!("tun-{}", super::id::new());
+        let target = format!("Device/{device}:{port}");
+        if let Some(w) = self.tunnels.take_warm(&device_id) {
+            let open = pb::TunnelOpen {
+                id: id.clone(),
+                port: u32::from(port),
+            };
+            let (to_user, stats) = self
+                .open_warm(&who, &device, &target, open, from_user, w)
+                .await?;
+            self.tunnels
+                .opened_warm_total
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(self.opened(who, device, port, id, target, to_user, stats));
+        }
         let (tx, rx) = oneshot::channel();
         self.tunnels.lock().insert(
             id.clone(),
@@ -201,7 +319,6 @@ impl Core {
                 tx,
             },
         );
-        let target = format!("Device/{device}:{port}");
         let ask = pb::ControlMessage {
             msg: Some(pb::control_message::Msg::TunnelOpen(pb::TunnelOpen {
                 id: id.clone(),
@@ -251,10 +368,72 @@ impl Core {
                 "device {device}'s end of the tunnel went away"
             )));
         }
+        Ok(self.opened(who, device, port, id, target, to_user, stats))
+    }
+
+    /// Opens a tunnel on a warm stream: sends the agent the `open` frame
+    /// with the user's frames behind it at once, and waits for the
+    /// agent's first frame (connected, or why not) before answering the
+    /// user. The user's bytes are on their way meanwhile, so the open
+    /// costs no round trip of its own.
+    async fn open_warm(
+        &self,
+        who: &Principal,
+        device: &str,
+        target: &str,
+        open: pb::TunnelOpen,
+        from_user: Streaming<TunnelFrame>,
+        w: Warm,
+    ) -> Result<
+        (
+            Spliced<Streaming<TunnelFrame>>,
+            oneshot::Receiver<crate::tunnel::Stats>,
+        ),
+        Status,
+    > {
+        use tokio_stream::StreamExt as _;
+        let gone = |why: &str| {
+            Status::unavailable(format!(
+                "device {device}'s end of the tunnel went away{why}"
+            ))
+        };
+        let (mut to_user, to_agent, stats) =
+            crate::tunnel::splice(from_user, w.from_agent, self.settings.tunnel);
+        if w.tx.send((open, to_agent)).is_err() {
+            return Err(gone(""));
+        }
+        let why = match tokio::time::timeout(ATTACH_TIMEOUT, to_user.next()).await {
+            Ok(Some(Ok(f))) if f.open.is_some() => return Ok((to_user, stats)),
+            Ok(Some(Ok(f))) if !f.refused.is_empty() => f.refused,
+            Ok(Some(Ok(_))) => "its first frame neither opened nor refused the tunnel".to_owned(),
+            Ok(Some(Err(s))) => return Err(gone(&format!(": {}", s.message()))),
+            Ok(None) => return Err(gone("")),
+            Err(_) => "it did not open its end in time".to_owned(),
+        };
+        self.tunnels.refused_total.fetch_add(1, Ordering::Relaxed);
+        self.audit_now(who, "tunnel.refused", target, &format!("the agent: {why}"));
+        Err(Status::failed_precondition(format!(
+            "device {device} refused the tunnel: {why}"
+        )))
+    }
+
+    /// Counts, audits and logs an opened tunnel, and its close once its
+    /// stats arrive; returns the stream towards the user.
+    #[allow(clippy::too_many_arguments)]
+    fn opened(
+        self: &std::sync::Arc<Self>,
+        who: Principal,
+        device: String,
+        port: u16,
+        id: String,
+        target: String,
+        to_user: Spliced<Streaming<TunnelFrame>>,
+        stats: oneshot::Receiver<crate::tunnel::Stats>,
+    ) -> Spliced<Streaming<TunnelFrame>> {
         self.tunnels.opened_total.fetch_add(1, Ordering::Relaxed);
         self.tunnels.open.fetch_add(1, Ordering::Relaxed);
         self.audit_now(&who, "tunnel.open", &target, &format!("tunnel {id}"));
-        tracing::info!(user = %who.user, device = %device, port, tunnel = %id, "tunnel open");
+        tracing::debug!(user = %who.user, device = %device, port, tunnel = %id, "tunnel open");
         let core = std::sync::Arc::clone(self);
         tokio::spawn(async move {
             let started = Instant::now();
@@ -274,7 +453,13 @@ impl Core {
             tracing::info!(user = %who.user, device = %device, port, "{detail}");
             core.audit_now(&who, "tunnel.close", &target, &detail);
         });
-        Ok(to_user)
+        to_user
+    }
+
+    /// `AgentService/Tunnel` with `x-onprem-warm`: keeps the agent's
+    /// stream for the next tunnel to its device; returns the answer.
+    pub fn tunnel_warm(&self, device_id: &str, from_agent: Streaming<TunnelFrame>) -> WarmBody {
+        self.tunnels.add_warm(device_id, from_agent)
     }
 
     /// `AgentService/Tunnel`: the agent `device_id` opens (or refuses)
@@ -335,6 +520,16 @@ impl Core {
             out,
             "# HELP onprem_cp_tunnels_opened_total Tunnels opened.\n# TYPE onprem_cp_tunnels_opened_total counter\nonprem_cp_tunnels_opened_total {}",
             load(&t.opened_total)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP onprem_cp_tunnels_opened_warm_total Tunnels opened on a stream the agent kept warm (no round trip to ask it).\n# TYPE onprem_cp_tunnels_opened_warm_total counter\nonprem_cp_tunnels_opened_warm_total {}",
+            load(&t.opened_warm_total)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP onprem_cp_tunnel_warm_streams Warm tunnel streams the agents keep open now.\n# TYPE onprem_cp_tunnel_warm_streams gauge\nonprem_cp_tunnel_warm_streams {}",
+            t.warm_count()
         );
         let _ = writeln!(
             out,

@@ -120,6 +120,15 @@ async fn once(
 
     let session_stop = stop.child_token();
     let _guard = session_stop.clone().drop_guard();
+    for _ in 0..welcome.warm_tunnels.min(8) {
+        tokio::spawn(super::tunnel::warm(
+            client.clone(),
+            Arc::clone(&parts.tunnel_target),
+            crate::tunnel::Limits::default(),
+            session_stop.clone(),
+            stop.clone(),
+        ));
+    }
     let up = {
         let t = parts.telemetry.clone();
         let mut c = client.clone();

@@ -5,17 +5,29 @@
 //! `AgentService/Tunnel` stream over its existing connection to carry the
 //! bytes ([`crate::tunnel::pump`]). A refusal travels back as
 //! `x-onprem-refused`, so the user sees why.
+//!
+//! When the control plane asks for it ([`pb::Welcome`]`.warm_tunnels`),
+//! the agent also keeps streams open before any tunnel needs them
+//! ([`warm`]): the control plane names a tunnel in its first frame on
+//! one, and the user's bytes follow at once, so a new connection costs
+//! no round trip to the agent. The agent answers `open` once it has
+//! connected the port, or `refused` with why, and opens the next.
 
+use std::future::Future as _;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_stream::Stream;
 use tonic::transport::Channel;
 
 use crate::proto::v1 as pb;
 use crate::proto::v1::agent_service_client::AgentServiceClient;
-use crate::tunnel::{Limits, REFUSED, TUNNEL_ID};
+use crate::tunnel::{Limits, REFUSED, TUNNEL_ID, TunnelFrame};
 
 /// Where a port's tunnel goes on this node.
 pub enum Target {
@@ -89,14 +101,10 @@ enum Local {
     Pipe(tokio::io::DuplexStream),
 }
 
-async fn serve(
-    mut client: AgentServiceClient<Channel>,
-    t: pb::TunnelOpen,
-    target: TargetFn,
-    limits: Limits,
-) {
+/// Connects tunnel `t` to its port on this node, or says why not.
+async fn connect_local(t: &pb::TunnelOpen, target: &TargetFn) -> Result<Local, String> {
     let port = u16::try_from(t.port).ok().filter(|p| *p != 0);
-    let tcp = match port {
+    match port {
         None => Err(format!("{} is not a port", t.port)),
         Some(p) => match target(p) {
             Err(e) => Err(e),
@@ -109,8 +117,16 @@ async fn serve(
                 }
             }
         },
-    };
-    let local = match tcp {
+    }
+}
+
+async fn serve(
+    mut client: AgentServiceClient<Channel>,
+    t: pb::TunnelOpen,
+    target: TargetFn,
+    limits: Limits,
+) {
+    let local = match connect_local(&t, &target).await {
         Ok(s) => s,
         Err(why) => {
             tracing::warn!(tunnel = %t.id, port = t.port, reason = %why, "tunnel refused");
@@ -155,7 +171,16 @@ async fn carry<R, W>(
             return;
         }
     };
-    tracing::info!(tunnel = %t.id, port = t.port, "tunnel open");
+    pumped(t, pump, inbound).await;
+}
+
+/// Pumps an open tunnel's answer to its local end until it ends.
+async fn pumped<W, S>(t: &pb::TunnelOpen, pump: crate::tunnel::Pump<W>, inbound: S)
+where
+    W: tokio::io::AsyncWrite + Unpin,
+    S: Stream<Item = Result<TunnelFrame, tonic::Status>> + Unpin,
+{
+    tracing::debug!(tunnel = %t.id, port = t.port, "tunnel open");
     let stats = pump.run(inbound).await;
     tracing::info!(
         tunnel = %t.id,
@@ -165,6 +190,165 @@ async fn carry<R, W>(
         received = stats.received,
         "tunnel closed"
     );
+}
+
+/// The agent's outgoing frames on a warm stream, boxed once the local
+/// end is known.
+type Frames = Pin<Box<dyn Stream<Item = TunnelFrame> + Send>>;
+
+/// How a warm stream's tunnel starts on the agent's side.
+enum Start {
+    /// Connected to the port: the local end's frames.
+    Open(pb::TunnelOpen, Frames),
+    /// Why not.
+    Refused(String),
+}
+
+/// The body of a warm stream: nothing until the control plane names a
+/// tunnel and the agent has connected it, then `open` (or `refused`,
+/// and the end), then the local end's frames.
+struct WarmOut {
+    start: Option<oneshot::Receiver<Start>>,
+    frames: Option<Frames>,
+}
+
+impl Stream for WarmOut {
+    type Item = TunnelFrame;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<TunnelFrame>> {
+        let this = &mut *self;
+        if let Some(f) = this.frames.as_mut() {
+            return f.as_mut().poll_next(cx);
+        }
+        let Some(rx) = this.start.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let start = std::task::ready!(Pin::new(rx).poll(cx));
+        this.start = None;
+        match start {
+            Ok(Start::Open(open, frames)) => {
+                this.frames = Some(frames);
+                Poll::Ready(Some(TunnelFrame {
+                    open: Some(open),
+                    ..TunnelFrame::default()
+                }))
+            }
+            Ok(Start::Refused(why)) => Poll::Ready(Some(TunnelFrame {
+                refused: why,
+                ..TunnelFrame::default()
+            })),
+            Err(_) => Poll::Ready(None),
+        }
+    }
+}
+
+/// How long after a warm stream is taken the next is opened.
+const WARM_NEXT: Duration = Duration::from_millis(3);
+/// How long a warm stream that failed waits before the next.
+const WARM_RETRY: Duration = Duration::from_secs(5);
+
+/// Keeps one warm stream open for as long as the session lasts: opens
+/// it, waits for the control plane to name a tunnel on it, starts that
+/// tunnel (under `stop`, so it outlives neither the agent nor its
+/// connection) and opens the next.
+pub async fn warm(
+    client: AgentServiceClient<Channel>,
+    target: TargetFn,
+    limits: Limits,
+    session: tokio_util::sync::CancellationToken,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let (tx, rx) = oneshot::channel();
+        let mut req = tonic::Request::new(WarmOut {
+            start: Some(rx),
+            frames: None,
+        });
+        req.metadata_mut().insert(
+            crate::tunnel::WARM,
+            tonic::metadata::MetadataValue::from_static("1"),
+        );
+        let mut c = client.clone();
+        let call = tokio::select! {
+            _ = session.cancelled() => return,
+            r = c.tunnel(req) => r,
+        };
+        let first = match call {
+            Ok(r) => {
+                let mut inbound = r.into_inner();
+                tokio::select! {
+                    _ = session.cancelled() => return,
+                    m = inbound.message() => m.map(|f| f.and_then(|f| f.open).map(|o| (o, inbound))),
+                }
+            }
+            Err(s) => Err(s),
+        };
+        match first {
+            Ok(Some((open, inbound))) => {
+                let (target, stop) = (Arc::clone(&target), stop.child_token());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = stop.cancelled() => tracing::info!(tunnel = %open.id, "tunnel closed: the agent is stopping"),
+                        _ = serve_warm(open.clone(), inbound, tx, target, limits) => {}
+                    }
+                });
+                // The next warm stream a moment later, off the way of the
+                // new tunnel's first round trips (the control plane and
+                // the agent each run on one thread).
+                tokio::select! {
+                    _ = session.cancelled() => return,
+                    _ = tokio::time::sleep(WARM_NEXT) => {}
+                }
+            }
+            other => {
+                let why = match other {
+                    Err(s) => s.message().to_owned(),
+                    _ => "the control plane ended it without a tunnel".to_owned(),
+                };
+                tracing::debug!(reason = %why, "warm tunnel stream ended; the next in {WARM_RETRY:?}");
+                tokio::select! {
+                    _ = session.cancelled() => return,
+                    _ = tokio::time::sleep(WARM_RETRY) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The node's end of a tunnel named on a warm stream.
+async fn serve_warm(
+    t: pb::TunnelOpen,
+    inbound: tonic::Streaming<TunnelFrame>,
+    start: oneshot::Sender<Start>,
+    target: TargetFn,
+    limits: Limits,
+) {
+    match connect_local(&t, &target).await {
+        Err(why) => {
+            tracing::warn!(tunnel = %t.id, port = t.port, reason = %why, "tunnel refused");
+            let _ = start.send(Start::Refused(why));
+            // Keep the call until the control plane ends it, so that the
+            // refusal is sent before the stream closes.
+            let mut inbound = inbound;
+            let _ = tokio::time::timeout(CONNECT_TIMEOUT, async {
+                while let Ok(Some(_)) = inbound.message().await {}
+            })
+            .await;
+        }
+        Ok(Local::Tcp(tcp)) => {
+            let (out, pump) = crate::tunnel::tcp(tcp, limits);
+            if start.send(Start::Open(t.clone(), Box::pin(out))).is_ok() {
+                pumped(&t, pump, inbound).await;
+            }
+        }
+        Ok(Local::Pipe(io)) => {
+            let (rd, wr) = tokio::io::split(io);
+            let (out, pump) = crate::tunnel::io(rd, wr, limits);
+            if start.send(Start::Open(t.clone(), Box::pin(out))).is_ok() {
+                pumped(&t, pump, inbound).await;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -190,6 +374,57 @@ mod tests {
             target(&[8443], Some(any), 8443).map(|a| a.ip().is_loopback()),
             Ok(true)
         );
+    }
+
+    #[tokio::test]
+    async fn a_warm_stream_sends_open_then_the_local_frames_or_refused_then_ends() {
+        use tokio_stream::StreamExt as _;
+        let open = pb::TunnelOpen {
+            id: "tun-1".into(),
+            port: 8443,
+        };
+        let frame = |d: &'static [u8]| TunnelFrame {
+            data: d.into(),
+            ..TunnelFrame::default()
+        };
+        // Connected: `open`, then the local end's frames, then its end.
+        let (tx, rx) = oneshot::channel();
+        let mut out = WarmOut {
+            start: Some(rx),
+            frames: None,
+        };
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), out.next())
+                .await
+                .is_err(),
+            "nothing before a tunnel is named"
+        );
+        let local: Frames = Box::pin(tokio_stream::iter(vec![frame(b"a"), frame(b"b")]));
+        assert!(tx.send(Start::Open(open.clone(), local)).is_ok());
+        let first = out.next().await;
+        assert_eq!(first.and_then(|f| f.open), Some(open));
+        let rest: Vec<_> = out.collect().await;
+        assert_eq!(rest, vec![frame(b"a"), frame(b"b")]);
+
+        // Refused: the reason, then the end.
+        let (tx, rx) = oneshot::channel();
+        let mut out = WarmOut {
+            start: Some(rx),
+            frames: None,
+        };
+        assert!(tx.send(Start::Refused("nothing answers".into())).is_ok());
+        let f = out.next().await;
+        assert_eq!(f.map(|f| f.refused), Some("nothing answers".to_owned()));
+        assert_eq!(out.next().await, None);
+
+        // The agent gave the stream up: it ends.
+        let (tx, rx) = oneshot::channel::<Start>();
+        let mut out = WarmOut {
+            start: Some(rx),
+            frames: None,
+        };
+        drop(tx);
+        assert_eq!(out.next().await, None);
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub const DEFAULT_TOTAL: Duration = Duration::from_secs(24 * 3600);
 
 /// Metadata key naming a tunnel on the agent's stream.
 pub const TUNNEL_ID: &str = "x-onprem-tunnel";
+/// Metadata key marking the agent's stream as warm (opened before a
+/// tunnel needs it; the control plane's first frame names the tunnel).
+pub const WARM: &str = "x-onprem-warm";
 /// Metadata key with the agent's reason for refusing a tunnel.
 pub const REFUSED: &str = "x-onprem-refused";
 /// Metadata key: the device a CLI tunnel goes to.
@@ -325,8 +328,8 @@ impl<R: Source + Unpin> Stream for Outgoing<R> {
                 this.src = None;
                 this.shared.up_ended(Ok(()));
                 Poll::Ready(Some(TunnelFrame {
-                    data: Bytes::new(),
                     eof: true,
+                    ..TunnelFrame::default()
                 }))
             }
             Ok(data) => {
@@ -334,7 +337,10 @@ impl<R: Source + Unpin> Stream for Outgoing<R> {
                     .sent
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
                 this.shared.act.touch();
-                Poll::Ready(Some(TunnelFrame { data, eof: false }))
+                Poll::Ready(Some(TunnelFrame {
+                    data,
+                    ..TunnelFrame::default()
+                }))
             }
             Err(e) => {
                 this.src = None;
@@ -838,6 +844,7 @@ mod tests {
         let inbound = tokio_stream::iter(vec![Ok(TunnelFrame {
             data: b"partial"[..].into(),
             eof: false,
+            ..TunnelFrame::default()
         })]);
         let s = pump.run(inbound).await;
         assert!(matches!(s.end, End::Aborted(_)), "{:?}", s.end);
@@ -907,6 +914,7 @@ mod tests {
         a_tx.send(Ok(TunnelFrame {
             data: b"hi"[..].into(),
             eof: false,
+            ..TunnelFrame::default()
         }))
         .await
         .unwrap();
@@ -936,6 +944,7 @@ mod tests {
         a_tx.send(Ok(TunnelFrame {
             data: b"req"[..].into(),
             eof: true,
+            ..TunnelFrame::default()
         }))
         .await
         .unwrap();
@@ -950,6 +959,7 @@ mod tests {
         b_tx.send(Ok(TunnelFrame {
             data: b"reply"[..].into(),
             eof: true,
+            ..TunnelFrame::default()
         }))
         .await
         .unwrap();
