@@ -34,8 +34,8 @@ pub type ToAgent = crate::tunnel::Spliced<Streaming<TunnelFrame>>;
 /// while the agent replaces them.
 pub const WARM_TUNNELS: u32 = 2;
 /// At most this many warm streams are kept per device (an agent that
-/// opens more loses its oldest).
-const WARM_MAX: usize = 8;
+/// opens more loses its oldest), and an agent opens no more than this.
+pub const WARM_MAX: u32 = 8;
 
 /// A warm stream: the agent's frames, and where to send the tunnel it
 /// is given (its `open` frame and the spliced frames from the user).
@@ -146,7 +146,7 @@ impl Broker {
         let ends = pool.entry(device_id.to_owned()).or_default();
         // A stream whose call went away (its answer was dropped) is gone.
         ends.retain(|w| !w.tx.is_closed());
-        if ends.len() >= WARM_MAX {
+        if ends.len() >= WARM_MAX as usize {
             ends.remove(0);
         }
         ends.push(Warm { from_agent, tx });

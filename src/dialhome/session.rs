@@ -120,7 +120,10 @@ async fn once(
 
     let session_stop = stop.child_token();
     let _guard = session_stop.clone().drop_guard();
-    for _ in 0..welcome.warm_tunnels.min(8) {
+    for _ in 0..welcome
+        .warm_tunnels
+        .min(crate::controlplane::tunnel::WARM_MAX)
+    {
         tokio::spawn(super::tunnel::warm(
             client.clone(),
             Arc::clone(&parts.tunnel_target),

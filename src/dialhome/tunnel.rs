@@ -88,10 +88,20 @@ pub async fn open(
     limits: Limits,
     stop: tokio_util::sync::CancellationToken,
 ) {
-    // The agent stopping ends its tunnels (their connections close).
+    let id = t.id.clone();
+    until_stopped(&stop, &id, serve(client, t, target, limits)).await;
+}
+
+/// Runs a tunnel until it ends or the agent stops (which ends its
+/// tunnels: their connections close).
+async fn until_stopped(
+    stop: &tokio_util::sync::CancellationToken,
+    id: &str,
+    tunnel: impl std::future::Future<Output = ()>,
+) {
     tokio::select! {
-        _ = stop.cancelled() => tracing::info!(tunnel = %t.id, "tunnel closed: the agent is stopping"),
-        _ = serve(client, t.clone(), target, limits) => {}
+        _ = stop.cancelled() => tracing::info!(tunnel = %id, "tunnel closed: the agent is stopping"),
+        _ = tunnel => {}
     }
 }
 
@@ -287,10 +297,8 @@ pub async fn warm(
             Ok(Some((open, inbound))) => {
                 let (target, stop) = (Arc::clone(&target), stop.child_token());
                 tokio::spawn(async move {
-                    tokio::select! {
-                        _ = stop.cancelled() => tracing::info!(tunnel = %open.id, "tunnel closed: the agent is stopping"),
-                        _ = serve_warm(open.clone(), inbound, tx, target, limits) => {}
-                    }
+                    let id = open.id.clone();
+                    until_stopped(&stop, &id, serve_warm(open, inbound, tx, target, limits)).await;
                 });
                 // The next warm stream a moment later, off the way of the
                 // new tunnel's first round trips (the control plane and
