@@ -652,7 +652,10 @@ impl Node {
     /// leaves the fans at the fail-safe duty.
     pub async fn run(mut self, stop: CancellationToken, hup: Arc<Notify>) {
         let every = Duration::from_secs_f64(self.config.bundle.watch_interval);
-        let mut tick = tokio::time::interval(every);
+        // The bundle was read at start: the first look is one interval
+        // later (an immediate first tick would pick up a change made
+        // meanwhile without SIGHUP, whenever this task started late).
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut offers = self.offers.take();
         loop {
