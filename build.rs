@@ -10,6 +10,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Clients run over our own channel (`dialhome::connect`), not
+        // tonic's.
+        .build_transport(false)
         // A tunnel frame's bytes are a slice of the received buffer, not
         // a copy of it.
         .bytes(".onprem.v1.TunnelFrame.data")

@@ -37,12 +37,12 @@ use std::time::{Duration, Instant};
 
 use onprem::controlplane::pki;
 use onprem::dialhome::connect;
+use onprem::dialhome::connect::Channel;
 use onprem::proto::v1 as pb;
 use onprem::proto::v1::agent_service_client::AgentServiceClient;
 use onprem::proto::v1::fleet_client::FleetClient;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 const ENROL_IN_FLIGHT: usize = 64;
 const CONNECT_IN_FLIGHT: usize = 256;

@@ -17,7 +17,9 @@
 //!
 //! 1. bulk throughput: `iperf3 -c … -t $ONPREM_BENCH_SECONDS` (default
 //!    5; 0 skips it) through each path, the receiver's rate, as a ratio
-//!    to direct;
+//!    to direct; and the CPU time the path's relay processes spend per
+//!    gigabyte received (every process shares the same cores, so this is
+//!    what bounds the rate, and it varies less from run to run);
 //! 2. added latency of a small Redfish GET (`/redfish/v1/`, about 1 KiB)
 //!    over TLS to the agent's Redfish service: p50 and p99 on one
 //!    keep-alive connection (5,000 GETs per path, interleaved), and with a
@@ -233,7 +235,8 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 // ---- iperf3 ----------------------------------------------------------------
 
-fn iperf(iperf3: &Path, port: u16, seconds: u64) -> f64 {
+/// The receiver's rate (bit/s) and the bytes it received.
+fn iperf(iperf3: &Path, port: u16, seconds: u64) -> (f64, f64) {
     let out = Command::new(iperf3)
         .args(["-c", "127.0.0.1", "-p", &port.to_string(), "-J"])
         .args(["-t", &seconds.to_string()])
@@ -245,9 +248,11 @@ fn iperf(iperf3: &Path, port: u16, seconds: u64) -> f64 {
             String::from_utf8_lossy(&out.stdout)
         )
     });
-    v["end"]["sum_received"]["bits_per_second"]
-        .as_f64()
-        .unwrap_or_else(|| panic!("iperf3 on {port}: {v}"))
+    let got = &v["end"]["sum_received"];
+    match (got["bits_per_second"].as_f64(), got["bytes"].as_f64()) {
+        (Some(r), Some(b)) => (r, b),
+        _ => panic!("iperf3 on {port}: {v}"),
+    }
 }
 
 fn main() {
@@ -472,16 +477,27 @@ fn main() {
         seconds
     );
 
-    // 1. Throughput.
+    // 1. Throughput, and the CPU time the path's relays spend per
+    // gigabyte (on two shared cores, what bounds the rate).
+    let relays: [&[u32]; 3] = [&[], &[agent_pid, cp_pid, pf_pid], &[rc_pid, rs_pid]];
     let mut bps = Vec::new();
-    for (name, a) in paths {
+    let mut cpu_per_gb = Vec::new();
+    for ((name, a), pids) in paths.iter().zip(relays) {
         if seconds == 0 {
             bps.push(f64::NAN);
+            cpu_per_gb.push(f64::NAN);
             continue;
         }
-        let r = iperf(&iperf3, a[0].port(), seconds);
-        println!("throughput {name:<8} {:>9.1} Mbit/s", r / 1e6);
+        let before: u64 = pids.iter().map(|p| cpu_ns(*p)).sum();
+        let (r, bytes) = iperf(&iperf3, a[0].port(), seconds);
+        let spent: u64 = pids.iter().map(|p| cpu_ns(*p)).sum::<u64>() - before;
+        let per_gb = spent as f64 / 1e9 / (bytes / 1e9);
+        println!(
+            "throughput {name:<8} {:>9.1} Mbit/s, relays' CPU {per_gb:.2} s per GB",
+            r / 1e6
+        );
         bps.push(r);
+        cpu_per_gb.push(per_gb);
     }
 
     // 2. Latency, interleaved.
@@ -570,6 +586,12 @@ fn main() {
         bps[2] / 1e6,
         ratio(bps[2], bps[0]),
         ratio(bps[1], bps[2])
+    );
+    println!(
+        "| CPU of the relays per GB through (iperf3) | | {:.2} s (agent, control plane, port-forward) | {:.2} s (client, server) | {:.2}× |",
+        cpu_per_gb[1],
+        cpu_per_gb[2],
+        ratio(cpu_per_gb[1], cpu_per_gb[2])
     );
     let names = [
         "keep-alive p50",

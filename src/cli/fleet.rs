@@ -156,7 +156,7 @@ fn save_login(l: &Login) -> anyhow::Result<PathBuf> {
 /// A connection to the control plane of a login.
 pub(crate) struct Conn {
     pub(crate) login: Login,
-    pub(crate) client: FleetClient<tonic::transport::Channel>,
+    pub(crate) client: FleetClient<crate::dialhome::connect::Channel>,
 }
 
 impl Conn {

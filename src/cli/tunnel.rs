@@ -78,7 +78,7 @@ pub fn parse_ports(spec: &str) -> anyhow::Result<(u16, u16)> {
 
 /// Opens one tunnel for `tcp` and pumps until it ends.
 pub async fn forward_one(
-    mut client: FleetClient<tonic::transport::Channel>,
+    mut client: FleetClient<crate::dialhome::connect::Channel>,
     token: String,
     device: String,
     remote: u16,

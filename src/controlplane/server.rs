@@ -76,6 +76,7 @@ pub async fn serve_with(
             r = listener.accept() => match r {
                 Ok((tcp, addr)) => {
                     let _ = tcp.set_nodelay(true);
+                    let tcp = crate::tunnel::ReadAhead::new(tcp);
                     tokio::spawn(connection(acceptor.clone(), tcp, addr.to_string(), app.clone(), stop.clone()));
                 }
                 Err(e) => {

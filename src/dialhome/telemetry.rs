@@ -15,10 +15,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::dialhome::connect::Channel;
 use prost::Message as _;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 use super::buffer::{self, Buffer};
 use crate::bundle::schema;

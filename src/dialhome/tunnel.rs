@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::dialhome::connect::Channel;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_stream::Stream;
-use tonic::transport::Channel;
 
 use crate::proto::v1 as pb;
 use crate::proto::v1::agent_service_client::AgentServiceClient;

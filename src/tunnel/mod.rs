@@ -47,6 +47,9 @@ use tokio_util::bytes::{Bytes, BytesMut};
 
 pub use crate::proto::v1::TunnelFrame;
 
+mod readahead;
+pub use readahead::{READ_AHEAD, ReadAhead};
+
 /// Largest frame: one TCP read.
 pub const CHUNK: usize = 64 * 1024;
 /// Largest HTTP/2 frame the control plane takes: a whole tunnel frame
