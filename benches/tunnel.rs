@@ -492,10 +492,14 @@ fn main() {
         let (r, bytes) = iperf(&iperf3, a[0].port(), seconds);
         let spent: u64 = pids.iter().map(|p| cpu_ns(*p)).sum::<u64>() - before;
         let per_gb = spent as f64 / 1e9 / (bytes / 1e9);
-        println!(
-            "throughput {name:<8} {:>9.1} Mbit/s, relays' CPU {per_gb:.2} s per GB",
-            r / 1e6
-        );
+        if pids.is_empty() {
+            println!("throughput {name:<8} {:>9.1} Mbit/s", r / 1e6);
+        } else {
+            println!(
+                "throughput {name:<8} {:>9.1} Mbit/s, relays' CPU {per_gb:.2} s per GB",
+                r / 1e6
+            );
+        }
         bps.push(r);
         cpu_per_gb.push(per_gb);
     }

@@ -52,8 +52,8 @@ pub use readahead::{READ_AHEAD, ReadAhead};
 
 /// Largest frame: one TCP read.
 pub const CHUNK: usize = 64 * 1024;
-/// Largest HTTP/2 frame the control plane takes: a whole tunnel frame
-/// with its gRPC and protobuf headers.
+/// Largest HTTP/2 frame the control plane, the agent and the CLI take: a
+/// whole tunnel frame with its gRPC and protobuf headers.
 pub const MAX_HTTP2_FRAME: u32 = 2 * CHUNK as u32;
 /// Default: a tunnel with no byte either way this long ends.
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(30 * 60);
