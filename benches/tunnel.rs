@@ -28,8 +28,10 @@
 //! 3. memory per open tunnelled connection: 100 idle connections through
 //!    the path to the sink, the growth of every process of the path
 //!    (onprem: agent, control plane, port-forward; rathole: server,
-//!    client) divided by 100; and the agent's and control plane's
-//!    resident memory with the 100 open.
+//!    client) divided by 100, and again for a second hundred opened
+//!    behind the first (the cost of one more connection once the heap
+//!    has grown); and the agent's and control plane's resident memory
+//!    with the first 100 open.
 //!
 //! Run: `cargo bench --bench tunnel`. Needs `iperf3` (Debian) and
 //! `rathole` (`cargo install rathole`; found on `PATH`, in
@@ -561,22 +563,30 @@ fn main() {
         ("port-forward", pf_pid),
     ];
     let theirs_pids = [("rathole client", rc_pid), ("rathole server", rs_pid)];
+    // Resident memory before, with 100 open, and with 100 more (the
+    // second hundred: the cost of one more connection once the heap has
+    // grown for the first).
     let measure = |pids: &[(&str, u32)], target: SocketAddr| {
-        let before: Vec<f64> = pids.iter().map(|(_, p)| rss_kib(*p)).collect();
+        let rss = || -> Vec<f64> { pids.iter().map(|(_, p)| rss_kib(*p)).collect() };
+        let before = rss();
         let mut open = Vec::new();
-        for _ in 0..OPEN_CONNS {
-            let mut s = TcpStream::connect(target).unwrap();
-            s.write_all(b"x").unwrap();
-            open.push(s);
+        let mut marks = Vec::new();
+        for _ in 0..2 {
+            for _ in 0..OPEN_CONNS {
+                let mut s = TcpStream::connect(target).unwrap();
+                s.write_all(b"x").unwrap();
+                open.push(s);
+            }
+            std::thread::sleep(Duration::from_secs(2));
+            marks.push(rss());
         }
-        std::thread::sleep(Duration::from_secs(2));
-        let after: Vec<f64> = pids.iter().map(|(_, p)| rss_kib(*p)).collect();
         drop(open);
-        (before, after)
+        let more = marks.pop().unwrap();
+        (before, marks.pop().unwrap(), more)
     };
-    let (ob, oa) = measure(&ours_pids, ours[2]);
-    std::thread::sleep(Duration::from_secs(1));
-    let (tb, ta) = measure(&theirs_pids, theirs[2]);
+    let (ob, oa, om) = measure(&ours_pids, ours[2]);
+    std::thread::sleep(Duration::from_secs(2));
+    let (tb, ta, tm) = measure(&theirs_pids, theirs[2]);
 
     let ratio = |x: f64, y: f64| if y > 0.0 { x / y } else { f64::NAN };
     println!();
@@ -619,28 +629,37 @@ fn main() {
             .map(|(x, y)| (y - x) * 1024.0 / OPEN_CONNS as f64)
             .collect()
     };
-    let op = per(&ob, &oa);
-    let tp = per(&tb, &ta);
-    let osum: f64 = op.iter().sum();
-    let tsum: f64 = tp.iter().sum();
-    println!(
-        "| memory per open connection, all ends | | **{:.1} kB** ({}) | {:.1} kB ({}) | {:.2}× |",
-        osum / 1000.0,
-        ours_pids
-            .iter()
-            .zip(&op)
-            .map(|((n, _), v)| format!("{n} {:.1}", v / 1000.0))
-            .collect::<Vec<_>>()
-            .join(", "),
-        tsum / 1000.0,
-        theirs_pids
-            .iter()
-            .zip(&tp)
-            .map(|((n, _), v)| format!("{n} {:.1}", v / 1000.0))
-            .collect::<Vec<_>>()
-            .join(", "),
-        ratio(osum, tsum)
-    );
+    for (what, (op, tp)) in [
+        (
+            "memory per open connection, all ends",
+            (per(&ob, &oa), per(&tb, &ta)),
+        ),
+        (
+            "memory per open connection, the second hundred",
+            (per(&oa, &om), per(&ta, &tm)),
+        ),
+    ] {
+        let osum: f64 = op.iter().sum();
+        let tsum: f64 = tp.iter().sum();
+        println!(
+            "| {what} | | **{:.1} kB** ({}) | {:.1} kB ({}) | {:.2}× |",
+            osum / 1000.0,
+            ours_pids
+                .iter()
+                .zip(&op)
+                .map(|((n, _), v)| format!("{n} {:.1}", v / 1000.0))
+                .collect::<Vec<_>>()
+                .join(", "),
+            tsum / 1000.0,
+            theirs_pids
+                .iter()
+                .zip(&tp)
+                .map(|((n, _), v)| format!("{n} {:.1}", v / 1000.0))
+                .collect::<Vec<_>>()
+                .join(", "),
+            ratio(osum, tsum)
+        );
+    }
     println!(
         "| resident memory with {OPEN_CONNS} open tunnels | | agent {:.1} MiB, control plane {:.1} MiB, port-forward {:.1} MiB | client {:.1} MiB, server {:.1} MiB | |",
         oa[0] / 1024.0,
