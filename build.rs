@@ -13,6 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Clients run over our own channel (`dialhome::connect`), not
         // tonic's.
         .build_transport(false)
+        // Small initial buffers per call (`proto::Codec`).
+        .codec_path("crate::proto::Codec")
         // A tunnel frame's bytes are a slice of the received buffer, not
         // a copy of it.
         .bytes(".onprem.v1.TunnelFrame.data")
