@@ -193,6 +193,10 @@ struct Fleet {
     redfish: u16,
     /// Allowed, but nothing listens on it.
     dead: u16,
+    /// Holds `dead`: bound, not listening, so that connections to it are
+    /// refused and no other socket (a `port-forward` listener on port 0)
+    /// can take it, which would loop a tunnel into itself.
+    _dead_hold: tokio::net::TcpSocket,
     _stop: tokio_util::sync::DropGuard,
 }
 
@@ -208,7 +212,9 @@ async fn fleet() -> Fleet {
     let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let firehose = firehose_server(std::sync::Arc::clone(&written)).await;
     let redfish = free_port();
-    let dead = free_port();
+    let dead_hold = tokio::net::TcpSocket::new_v4().unwrap();
+    dead_hold.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let dead = dead_hold.local_addr().unwrap().port();
     let hash = onprem::redfish::auth::hash_password(REDFISH_PW).unwrap();
     let extra = format!(
         "  tunnel: {{ allowedPorts: [{echo}, {digest}, {redfish}, {firehose}, {dead}] }}\n  redfish:\n    listen: 127.0.0.1:{redfish}\n    accounts: [{{ userName: admin, role: Administrator, passwordHash: '{hash}' }}]\n"
@@ -258,6 +264,7 @@ async fn fleet() -> Fleet {
         digest,
         redfish,
         dead,
+        _dead_hold: dead_hold,
         _stop: stop.drop_guard(),
     }
 }
