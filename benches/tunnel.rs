@@ -639,24 +639,21 @@ fn main() {
             (per(&oa, &om), per(&ta, &tm)),
         ),
     ] {
+        let each = |pids: &[(&str, u32)], v: &[f64]| {
+            pids.iter()
+                .zip(v)
+                .map(|((n, _), v)| format!("{n} {:.1}", v / 1000.0))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let osum: f64 = op.iter().sum();
         let tsum: f64 = tp.iter().sum();
         println!(
             "| {what} | | **{:.1} kB** ({}) | {:.1} kB ({}) | {:.2}× |",
             osum / 1000.0,
-            ours_pids
-                .iter()
-                .zip(&op)
-                .map(|((n, _), v)| format!("{n} {:.1}", v / 1000.0))
-                .collect::<Vec<_>>()
-                .join(", "),
+            each(&ours_pids, &op),
             tsum / 1000.0,
-            theirs_pids
-                .iter()
-                .zip(&tp)
-                .map(|((n, _), v)| format!("{n} {:.1}", v / 1000.0))
-                .collect::<Vec<_>>()
-                .join(", "),
+            each(&theirs_pids, &tp),
             ratio(osum, tsum)
         );
     }

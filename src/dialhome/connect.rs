@@ -172,13 +172,7 @@ impl std::fmt::Debug for Channel {
 
 /// A failed call's status: connecting, or the connection, failed.
 fn call_failed(url: &str, e: hyper_util::client::legacy::Error) -> tonic::Status {
-    let mut why = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        why.push_str(": ");
-        why.push_str(&s.to_string());
-        src = s.source();
-    }
+    let why = crate::exporter::error_chain(&e);
     if e.is_connect() {
         return tonic::Status::unavailable(format!("connecting to {url}: {why}"));
     }
@@ -247,7 +241,6 @@ pub fn channel(
         .http2_only(true)
         // One connection for as long as it lasts, however quiet.
         .pool_idle_timeout(None)
-        .pool_max_idle_per_host(usize::MAX)
         .set_host(false)
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
@@ -280,6 +273,16 @@ mod tests {
         Arc::new(cfg)
     }
 
+    /// The status of an enrolment call to `url` over a fresh channel.
+    async fn enrol_status(url: &str, timeout: Duration) -> tonic::Status {
+        let ch = channel(url, no_trust(), timeout).unwrap();
+        let mut client = crate::proto::v1::agent_service_client::AgentServiceClient::new(ch);
+        client
+            .enrol(crate::proto::v1::EnrolRequest::default())
+            .await
+            .unwrap_err()
+    }
+
     #[tokio::test]
     async fn a_call_that_cannot_connect_is_unavailable_and_says_where() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -288,12 +291,7 @@ mod tests {
             .unwrap()
             .port();
         let url = format!("https://127.0.0.1:{port}");
-        let ch = channel(&url, no_trust(), Duration::from_secs(5)).unwrap();
-        let mut client = crate::proto::v1::agent_service_client::AgentServiceClient::new(ch);
-        let s = client
-            .enrol(crate::proto::v1::EnrolRequest::default())
-            .await
-            .unwrap_err();
+        let s = enrol_status(&url, Duration::from_secs(5)).await;
         assert_eq!(s.code(), tonic::Code::Unavailable, "{s:?}");
         assert!(
             s.message().contains(&format!("connecting to {url}")),
@@ -313,13 +311,8 @@ mod tests {
                 held.push(s);
             }
         });
-        let ch = channel(&url, no_trust(), Duration::from_millis(300)).unwrap();
-        let mut client = crate::proto::v1::agent_service_client::AgentServiceClient::new(ch);
         let started = std::time::Instant::now();
-        let s = client
-            .enrol(crate::proto::v1::EnrolRequest::default())
-            .await
-            .unwrap_err();
+        let s = enrol_status(&url, Duration::from_millis(300)).await;
         assert_eq!(s.code(), tonic::Code::Unavailable, "{s:?}");
         assert!(
             s.message().contains("no connection within"),
