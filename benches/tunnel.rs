@@ -17,9 +17,11 @@
 //!
 //! 1. bulk throughput: `iperf3 -c … -t $ONPREM_BENCH_SECONDS` (default
 //!    5; 0 skips it) through each path, the receiver's rate, as a ratio
-//!    to direct; and the CPU time the path's relay processes spend per
-//!    gigabyte received (every process shares the same cores, so this is
-//!    what bounds the rate, and it varies less from run to run);
+//!    to direct; the CPU time the path's relay processes spend per
+//!    gigabyte received, in all and each (every process shares the same
+//!    cores, so this is what bounds the rate, and it varies less from run
+//!    to run); and the share of the two cores left idle during the run
+//!    (how far the path keeps them busy);
 //! 2. added latency of a small Redfish GET (`/redfish/v1/`, about 1 KiB)
 //!    over TLS to the agent's Redfish service: p50 and p99 on one
 //!    keep-alive connection (5,000 GETs per path, interleaved), and with a
@@ -99,6 +101,25 @@ fn cpu_ns(pid: u32) -> u64 {
         .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
         .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
         .sum()
+}
+
+/// The machine's total and idle CPU time so far (`/proc/stat`, in
+/// clock ticks): the idle share of a step shows how far the path keeps
+/// both cores busy.
+fn cpu_idle_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (
+        ticks.iter().sum(),
+        ticks[3] + ticks.get(4).copied().unwrap_or(0),
+    )
 }
 
 struct Procs(Vec<Child>);
@@ -481,29 +502,62 @@ fn main() {
 
     // 1. Throughput, and the CPU time the path's relays spend per
     // gigabyte (on two shared cores, what bounds the rate).
-    let relays: [&[u32]; 3] = [&[], &[agent_pid, cp_pid, pf_pid], &[rc_pid, rs_pid]];
+    let relays: [&[(&str, u32)]; 3] = [
+        &[],
+        &[
+            ("agent", agent_pid),
+            ("control plane", cp_pid),
+            ("port-forward", pf_pid),
+        ],
+        &[("client", rc_pid), ("server", rs_pid)],
+    ];
     let mut bps = Vec::new();
     let mut cpu_per_gb = Vec::new();
+    let mut cpu_each = Vec::new();
+    let mut idle = Vec::new();
     for ((name, a), pids) in paths.iter().zip(relays) {
         if seconds == 0 {
             bps.push(f64::NAN);
             cpu_per_gb.push(f64::NAN);
+            cpu_each.push(String::new());
+            idle.push(f64::NAN);
             continue;
         }
-        let before: u64 = pids.iter().map(|p| cpu_ns(*p)).sum();
+        let before: Vec<u64> = pids.iter().map(|(_, p)| cpu_ns(*p)).collect();
+        let (total0, idle0) = cpu_idle_ticks();
         let (r, bytes) = iperf(&iperf3, a[0].port(), seconds);
-        let spent: u64 = pids.iter().map(|p| cpu_ns(*p)).sum::<u64>() - before;
-        let per_gb = spent as f64 / 1e9 / (bytes / 1e9);
+        let (total1, idle1) = cpu_idle_ticks();
+        let gb = bytes / 1e9;
+        let spent: Vec<f64> = pids
+            .iter()
+            .zip(&before)
+            .map(|((_, p), b)| (cpu_ns(*p) - b) as f64 / 1e9 / gb)
+            .collect();
+        let per_gb: f64 = spent.iter().sum();
+        let each = pids
+            .iter()
+            .zip(&spent)
+            .map(|((n, _), s)| format!("{n} {s:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let idle_share = (idle1 - idle0) as f64 / (total1 - total0).max(1) as f64;
         if pids.is_empty() {
-            println!("throughput {name:<8} {:>9.1} Mbit/s", r / 1e6);
+            println!(
+                "throughput {name:<8} {:>9.1} Mbit/s, idle {:.0} %",
+                r / 1e6,
+                idle_share * 100.0
+            );
         } else {
             println!(
-                "throughput {name:<8} {:>9.1} Mbit/s, relays' CPU {per_gb:.2} s per GB",
-                r / 1e6
+                "throughput {name:<8} {:>9.1} Mbit/s, relays' CPU {per_gb:.2} s per GB ({each}), idle {:.0} %",
+                r / 1e6,
+                idle_share * 100.0
             );
         }
         bps.push(r);
         cpu_per_gb.push(per_gb);
+        cpu_each.push(each);
+        idle.push(idle_share);
     }
 
     // 2. Latency, interleaved.
@@ -602,10 +656,18 @@ fn main() {
         ratio(bps[1], bps[2])
     );
     println!(
-        "| CPU of the relays per GB through (iperf3) | | {:.2} s (agent, control plane, port-forward) | {:.2} s (client, server) | {:.2}× |",
+        "| CPU of the relays per GB through (iperf3) | | {:.2} s ({}) | {:.2} s ({}) | {:.2}× |",
         cpu_per_gb[1],
+        cpu_each[1],
         cpu_per_gb[2],
+        cpu_each[2],
         ratio(cpu_per_gb[1], cpu_per_gb[2])
+    );
+    println!(
+        "| both cores idle during the iperf3 run | {:.0} % | {:.0} % | {:.0} % | |",
+        idle[0] * 100.0,
+        idle[1] * 100.0,
+        idle[2] * 100.0
     );
     let names = [
         "keep-alive p50",
@@ -615,7 +677,7 @@ fn main() {
     ];
     for (k, n) in names.iter().enumerate() {
         println!(
-            "| Redfish GET, {n} | {:.3} ms | {:.3} ms (**+{:.3} ms**) | {:.3} ms (+{:.3} ms) | |",
+            "| Redfish GET, {n} | {:.3} ms | {:.3} ms (**{:+.3} ms**) | {:.3} ms ({:+.3} ms) | |",
             stats[0][k],
             stats[1][k],
             stats[1][k] - stats[0][k],
