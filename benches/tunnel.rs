@@ -122,6 +122,15 @@ fn cpu_idle_ticks() -> (u64, u64) {
     )
 }
 
+/// "name value, name value…" for a path's processes.
+fn each(pids: &[(&str, u32)], values: &[f64], digits: usize) -> String {
+    pids.iter()
+        .zip(values)
+        .map(|((n, _), v)| format!("{n} {v:.digits$}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 struct Procs(Vec<Child>);
 
 impl Drop for Procs {
@@ -500,17 +509,17 @@ fn main() {
         seconds
     );
 
+    // Each path's relay processes.
+    let ours_pids = [
+        ("agent", agent_pid),
+        ("control plane", cp_pid),
+        ("port-forward", pf_pid),
+    ];
+    let theirs_pids = [("rathole client", rc_pid), ("rathole server", rs_pid)];
+
     // 1. Throughput, and the CPU time the path's relays spend per
     // gigabyte (on two shared cores, what bounds the rate).
-    let relays: [&[(&str, u32)]; 3] = [
-        &[],
-        &[
-            ("agent", agent_pid),
-            ("control plane", cp_pid),
-            ("port-forward", pf_pid),
-        ],
-        &[("client", rc_pid), ("server", rs_pid)],
-    ];
+    let relays: [&[(&str, u32)]; 3] = [&[], &ours_pids, &theirs_pids];
     let mut bps = Vec::new();
     let mut cpu_per_gb = Vec::new();
     let mut cpu_each = Vec::new();
@@ -534,12 +543,7 @@ fn main() {
             .map(|((_, p), b)| (cpu_ns(*p) - b) as f64 / 1e9 / gb)
             .collect();
         let per_gb: f64 = spent.iter().sum();
-        let each = pids
-            .iter()
-            .zip(&spent)
-            .map(|((n, _), s)| format!("{n} {s:.2}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let each = each(pids, &spent, 2);
         let idle_share = (idle1 - idle0) as f64 / (total1 - total0).max(1) as f64;
         if pids.is_empty() {
             println!(
@@ -564,13 +568,7 @@ fn main() {
     println!(
         "# pids: agent {agent_pid}, control plane {cp_pid}, port-forward {pf_pid}, rathole client {rc_pid}, rathole server {rs_pid}"
     );
-    let cpu_pids = [
-        ("agent", agent_pid),
-        ("control plane", cp_pid),
-        ("port-forward", pf_pid),
-        ("rathole client", rc_pid),
-        ("rathole server", rs_pid),
-    ];
+    let cpu_pids: Vec<(&str, u32)> = ours_pids.iter().chain(&theirs_pids).copied().collect();
     let cpu_before: Vec<u64> = cpu_pids.iter().map(|(_, p)| cpu_ns(*p)).collect();
     let mut keep: Vec<Vec<f64>> = vec![Vec::new(); 3];
     let mut conns: Vec<_> = paths.iter().map(|(_, a)| tls.connect(a[1])).collect();
@@ -611,12 +609,6 @@ fn main() {
         .collect();
 
     // 3. Memory per open connection.
-    let ours_pids = [
-        ("agent", agent_pid),
-        ("control plane", cp_pid),
-        ("port-forward", pf_pid),
-    ];
-    let theirs_pids = [("rathole client", rc_pid), ("rathole server", rs_pid)];
     // Resident memory before, with 100 open, and with 100 more (the
     // second hundred: the cost of one more connection once the heap has
     // grown for the first).
@@ -701,21 +693,15 @@ fn main() {
             (per(&oa, &om), per(&ta, &tm)),
         ),
     ] {
-        let each = |pids: &[(&str, u32)], v: &[f64]| {
-            pids.iter()
-                .zip(v)
-                .map(|((n, _), v)| format!("{n} {:.1}", v / 1000.0))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let kb = |v: &[f64]| v.iter().map(|b| b / 1000.0).collect::<Vec<_>>();
         let osum: f64 = op.iter().sum();
         let tsum: f64 = tp.iter().sum();
         println!(
             "| {what} | | **{:.1} kB** ({}) | {:.1} kB ({}) | {:.2}× |",
             osum / 1000.0,
-            each(&ours_pids, &op),
+            each(&ours_pids, &kb(&op), 1),
             tsum / 1000.0,
-            each(&theirs_pids, &tp),
+            each(&theirs_pids, &kb(&tp), 1),
             ratio(osum, tsum)
         );
     }
