@@ -66,8 +66,8 @@ for line in open(pids):
 
 def klass(sym, dso):
     if "kernel" in dso:
-        if re.match(r"(_copy_(to|from)_(user|iter)|copy_user|rep_movs)", sym):
-            return "kernel"
+        # Page faults are the allocator's cost; the rest of the kernel,
+        # socket copies included, is one class.
         if re.match(r"(clear_page|exc_page_fault|asm_exc_page_fault|do_anonymous|handle_mm)", sym):
             return "alloc"
         return "kernel"
