@@ -462,6 +462,7 @@ impl Core {
                 self.store.commit(writes)?;
                 if kind == Kind::Bundle {
                     self.after_apply(Vec::new(), vec![name.to_owned()]);
+                    self.after_bundle_deleted(name)?;
                 }
                 Ok(true)
             }
@@ -553,18 +554,33 @@ impl Core {
             Listed::Users => {
                 who.require(Role::Admin, "listing users")
                     .map_err(ApiError::Forbidden)?;
-                serde_json::to_value(self.store.users()?)
-                    .map_err(|e| ApiError::Internal(e.to_string()))?
+                let users: Vec<_> = self
+                    .store
+                    .users()?
+                    .into_iter()
+                    .filter(|u| by_name(&u.name, &u.name))
+                    .collect();
+                serde_json::to_value(users).map_err(|e| ApiError::Internal(e.to_string()))?
             }
             Listed::Audit => {
                 who.require(Role::Admin, "reading the audit log")
                     .map_err(ApiError::Forbidden)?;
-                serde_json::to_value(self.store.audit(1000)?)
-                    .map_err(|e| ApiError::Internal(e.to_string()))?
+                let entries: Vec<_> = self
+                    .store
+                    .audit(1000)?
+                    .into_iter()
+                    .filter(|e| by_name(&e.seq.to_string(), ""))
+                    .collect();
+                serde_json::to_value(entries).map_err(|e| ApiError::Internal(e.to_string()))?
             }
             Listed::Events => {
-                serde_json::to_value(self.store.events(device_filter.as_deref(), 500)?)
-                    .map_err(|e| ApiError::Internal(e.to_string()))?
+                let events: Vec<_> = self
+                    .store
+                    .events(device_filter.as_deref(), 500)?
+                    .into_iter()
+                    .filter(|e| by_name(&e.seq.to_string(), ""))
+                    .collect();
+                serde_json::to_value(events).map_err(|e| ApiError::Internal(e.to_string()))?
             }
             Listed::Alerts => serde_json::to_value(
                 self.store
@@ -575,8 +591,13 @@ impl Core {
                     .collect::<Vec<_>>(),
             )
             .map_err(|e| ApiError::Internal(e.to_string()))?,
-            Listed::Rollouts => serde_json::to_value(self.rollouts())
-                .map_err(|e| ApiError::Internal(e.to_string()))?,
+            Listed::Rollouts => serde_json::to_value(
+                self.rollouts()
+                    .into_iter()
+                    .filter(|r| by_name(&r.bundle, &r.bundle))
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
         };
         if !req.name.is_empty() && v.as_array().is_some_and(Vec::is_empty) {
             return Err(ApiError::NotFound(format!(
