@@ -5,6 +5,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> std::process::ExitCode {
+    exit_quietly_when_output_is_gone();
     onprem::exporter::sys::tune_allocator();
     let cli = onprem::cli::Cli::parse();
     tracing_subscriber::fmt()
@@ -43,6 +44,45 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
+}
+
+/// The exit status of a command whose output went into a pipe that its
+/// reader closed (`onprem explain --schema | head`): 128 + SIGPIPE, what a
+/// shell reports for a C or Go program (kubectl) killed by SIGPIPE there.
+const BROKEN_PIPE_EXIT: i32 = 141;
+
+/// Makes a write to a closed standard output (or error) end the process
+/// quietly with [`BROKEN_PIPE_EXIT`] instead of panicking.
+///
+/// Rust ignores SIGPIPE, so `println!` into a pipe whose reader is gone
+/// gets EPIPE and panics ("failed printing to stdout: Broken pipe").
+/// Restoring SIGPIPE's default would end that too, but for every write:
+/// a pipe to a child process or a Unix socket would kill the agent, the
+/// control plane or `port-forward` without a word. This hook only turns
+/// that one panic, from whichever thread prints, into a quiet exit; every
+/// other panic keeps the default report, and sockets keep getting EPIPE
+/// as an error their code handles.
+fn exit_quietly_when_output_is_gone() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if is_closed_output(message) {
+            std::process::exit(BROKEN_PIPE_EXIT);
+        }
+        default(info);
+    }));
+}
+
+/// Whether a panic message is std's for printing into a closed pipe.
+fn is_closed_output(message: &str) -> bool {
+    (message.starts_with("failed printing to stdout")
+        || message.starts_with("failed printing to stderr"))
+        && message.contains(&std::io::Error::from_raw_os_error(libc::EPIPE).to_string())
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT.
