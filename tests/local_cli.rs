@@ -93,3 +93,98 @@ fn no_command_panics_when_its_reader_stops_reading() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+fn stdout_of(args: &[&str]) -> String {
+    let out = bin().args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The option help paragraphs of a `--help` page: `--flag <V>` and the
+/// text below it, joined.
+fn option_helps(help: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        let t = line.trim_start();
+        if t.starts_with("--") || (t.starts_with('-') && t.len() > 1 && line.starts_with("  ")) {
+            out.push((t.to_owned(), String::new()));
+        } else if let Some((_, text)) = out.last_mut() {
+            if !t.is_empty() {
+                text.push(' ');
+                text.push_str(t);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn agent_help_says_what_the_agent_does_today() {
+    let help = stdout_of(&["agent", "--help"]);
+    let unit = std::fs::read_to_string(repo("systemd/onprem-agent.service")).unwrap();
+    for (what, text) in [("agent --help", &help), ("the agent's unit file", &unit)] {
+        for stale in ["later", "as they land"] {
+            assert!(!text.contains(stale), "{what} says {stale:?}:\n{text}");
+        }
+    }
+    for word in [
+        "reconcile loops",
+        "Redfish",
+        "dial-home",
+        "--no-collector.<name>",
+    ] {
+        assert!(help.contains(word), "agent --help lacks {word:?}:\n{help}");
+    }
+    // Every collector can be turned off, and the help says how.
+    for (name, _, _) in onprem::exporter::COLLECTORS {
+        let flag = format!("--no-collector.{name} ");
+        assert!(help.contains(&flag), "agent --help lacks {flag:?}");
+    }
+    // No option's help stops mid-sentence.
+    let helps = option_helps(&help);
+    assert!(helps.len() > 20, "{helps:?}");
+    for (flag, text) in &helps {
+        let last = text
+            .trim_end_matches(['.', ')'])
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default();
+        assert!(
+            ![
+                "is", "the", "a", "an", "and", "or", "then", "of", "to", "with"
+            ]
+            .contains(&last),
+            "{flag}: its help is cut off: {text:?}"
+        );
+    }
+}
+
+#[test]
+fn the_readme_counts_and_names_every_collector() {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let names: Vec<&str> = onprem::exporter::COLLECTORS
+        .iter()
+        .map(|(n, _, _)| *n)
+        .collect();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("| `onprem agent` |"))
+        .expect("the README's `onprem agent` row");
+    let (count, rest) = line
+        .trim_start_matches("| `onprem agent` |")
+        .trim_start()
+        .split_once(" collectors: `")
+        .expect("N collectors: `…`");
+    let listed: Vec<&str> = rest.split('`').next().unwrap().split(' ').collect();
+    assert_eq!(count, names.len().to_string(), "{line}");
+    assert_eq!(listed, names, "{line}");
+    let defaults = onprem::exporter::COLLECTORS
+        .iter()
+        .filter(|(_, on, _)| *on)
+        .count();
+    let row = format!("`--no-collector.<name>` | all {defaults} on |");
+    assert!(
+        readme.contains(&row),
+        "the README's config table lacks {row:?}"
+    );
+}

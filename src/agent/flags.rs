@@ -53,8 +53,9 @@ pub struct Flags {
     /// take bundles from it, upload telemetry.
     #[arg(long = "control-plane", value_name = "URL")]
     pub control_plane: Option<String>,
-    /// One-time enrolment token (`onprem token create --enrol`); used
-    /// once, then the identity in the state directory is.
+    /// One-time enrolment token (`onprem token create --enrol`), used for
+    /// the first connection only: after it the agent proves who it is with
+    /// the certificate it keeps in the state directory.
     #[arg(long = "enrol-token", value_name = "TOKEN")]
     pub enrol_token: Option<String>,
     /// The control plane's CA certificate file.
@@ -175,7 +176,8 @@ impl clap::Args for Toggles {
                         .long(format!("collector.{name}"))
                         .action(ArgAction::SetTrue)
                         .help(format!(
-                            "Enable the {name} collector: {what} (default: {state})."
+                            "Enable the {name} collector: {what} (default: {state}; \
+                             --no-collector.{name} disables it)."
                         )),
                 )
                 .arg(

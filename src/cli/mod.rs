@@ -31,9 +31,13 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the node agent: node-exporter-compatible /metrics (and, later,
-    /// reconcile loops, Redfish and dial-home). A flag given twice takes
-    /// its last value, so systemd drop-ins can override ExecStart flags.
+    /// Run the node agent: node-exporter-compatible /metrics, its bundle's
+    /// reconcile loops (fans, power, signals, checks), its Redfish service,
+    /// and dial-home to a control plane.
+    ///
+    /// Each collector is turned on with `--collector.<name>` and off with
+    /// `--no-collector.<name>`. A flag given twice takes its last value, so
+    /// systemd drop-ins can override ExecStart flags.
     #[command(args_override_self = true)]
     Agent(Box<agent::Flags>),
     /// Run the control plane: enrolment, bundles and rollouts, telemetry,
