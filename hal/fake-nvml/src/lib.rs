@@ -96,7 +96,9 @@
 //! Add the field to `Gpu` and its parser line, export the function with
 //! the exact C signature from `nvml.h` (check it against
 //! nvml-wrapper-sys's `bindings.rs`), route it through `device_call`, and
-//! add it to the writer in onprem-hal's `sim::nvml`. A symbol that an older
+//! add it to the writer in onprem-hal's `sim::nvml`. The file must build
+//! with plain `rustc` and the standard library only (no crates): onprem-hal's
+//! build script compiles it that way and embeds it. A symbol that an older
 //! driver lacks gets `#[cfg(not(onprem_fake_nvml_old))]` (see
 //! `onprem-fake-nvml-old`).
 
@@ -457,9 +459,26 @@ static STATE: Mutex<Option<State>> = Mutex::new(None);
 /// An address inside this library, for `dladdr`.
 static ANCHOR: u8 = 0;
 
+/// `Dl_info` from `<dlfcn.h>` (glibc and musl: four pointers). Declared
+/// here rather than taken from the `libc` crate, so that this file builds
+/// as a cdylib with plain `rustc` (onprem-hal's build script embeds it).
+#[repr(C)]
+struct DlInfo {
+    dli_fname: *const c_char,
+    dli_fbase: *mut c_void,
+    dli_sname: *const c_char,
+    dli_saddr: *mut c_void,
+}
+
+// The standard library already links libc (and libdl, where glibc before
+// 2.34 keeps `dladdr`).
+unsafe extern "C" {
+    fn dladdr(addr: *const c_void, info: *mut DlInfo) -> std::ffi::c_int;
+}
+
 /// The directory this library file is in.
 fn own_dir() -> Option<PathBuf> {
-    let mut info = libc::Dl_info {
+    let mut info = DlInfo {
         dli_fname: std::ptr::null(),
         dli_fbase: std::ptr::null_mut(),
         dli_sname: std::ptr::null(),
@@ -468,7 +487,7 @@ fn own_dir() -> Option<PathBuf> {
     let addr: *const u8 = &ANCHOR;
     // SAFETY: `addr` points into this library's data and `info` is a valid,
     // writable Dl_info; dladdr only writes to it.
-    let found = unsafe { libc::dladdr(addr.cast(), &mut info) };
+    let found = unsafe { dladdr(addr.cast(), &mut info) };
     if found == 0 || info.dli_fname.is_null() {
         return None;
     }

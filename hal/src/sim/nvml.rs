@@ -1,8 +1,8 @@
 //! Control of the fake NVML library (`hal/fake-nvml`), for tests and the
 //! simulated GPU server.
 //!
-//! [`FakeNvml::install`] finds the built fake `libnvidia-ml.so`, copies it
-//! into a directory of the caller's (a copy is a new file, so each copy is
+//! [`FakeNvml::install`] writes the fake `libnvidia-ml.so` into a
+//! directory of the caller's (a new file each time, so each install is
 //! loaded as a separate library with its own state, and parallel tests do
 //! not share GPUs), and writes the control file next to it. Hand
 //! [`FakeNvml::lib_path`] to [`crate::nvml::Nvml::open`]. Setters change
@@ -17,18 +17,21 @@
 //! library reads it on every call. The format is documented in the fake
 //! crate (`hal/fake-nvml/src/lib.rs`) and written only here.
 //!
-//! ## Finding the library
+//! ## Where the library comes from
 //!
-//! In this order: the environment variable (`ONPREM_FAKE_NVML_LIB`, or
-//! `ONPREM_FAKE_NVML_OLD_LIB` for [`Driver::Older`]); then, for
-//! `libonprem_fake_nvml.so` (or `…_old.so`, with or without a `-<hash>`
-//! suffix), the current executable's directory, its `deps/`, its parent
-//! and the parent's `deps/`; the newest file wins. Cargo builds the
-//! `cdylib` of a (dev-)dependency into `target/<profile>/deps/`, which is
-//! where test binaries live, so naming `onprem-fake-nvml` as a
-//! dev-dependency is enough for tests; the `onprem` binary
-//! (`target/<profile>/onprem`) finds it in `deps/` after
-//! `cargo build -p onprem-fake-nvml`.
+//! [`Driver::Current`]: the file named by `ONPREM_FAKE_NVML_LIB` if set;
+//! otherwise the copy embedded in this crate ([`EMBEDDED`]): the build
+//! script compiles `hal/fake-nvml/src/lib.rs` as a cdylib for the target,
+//! so a simulated GPU server works from the `onprem` binary alone, with no
+//! `target/` directory.
+//!
+//! [`Driver::Older`] (tests only): the file named by
+//! `ONPREM_FAKE_NVML_OLD_LIB`; otherwise, for `libonprem_fake_nvml_old.so`
+//! (with or without a `-<hash>` suffix), the current executable's
+//! directory, its `deps/`, its parent and the parent's `deps/`; the newest
+//! file wins. Cargo builds the `cdylib` of a (dev-)dependency into
+//! `target/<profile>/deps/`, where test binaries live, so naming
+//! `onprem-fake-nvml-old` as a dev-dependency is enough.
 //!
 //! To extend: a field in [`FakeGpu`], its line in `FakeNvml::render`, and
 //! the parser line and C function in the fake crate.
@@ -97,7 +100,42 @@ impl Driver {
     }
 }
 
-/// Finds the built fake library (see the module documentation).
+/// The current-driver fake library, as built for this target by the
+/// build script (empty where the target links statically and so can
+/// neither build nor load one).
+pub static EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libonprem_fake_nvml.so"));
+
+/// Where an install takes the library from.
+enum Source {
+    /// A file (an environment variable's, or a built `…_old.so`).
+    File(PathBuf),
+    /// [`EMBEDDED`].
+    Embedded,
+}
+
+/// Where an install of `driver` takes the library from (see the module
+/// documentation).
+fn source(driver: Driver) -> Result<Source> {
+    if std::env::var_os(driver.env_var()).is_some() || driver == Driver::Older {
+        return locate(driver).map(Source::File);
+    }
+    if EMBEDDED.is_empty() {
+        return Err(Error::Io {
+            path: LIB_FILE.to_owned(),
+            kind: std::io::ErrorKind::Unsupported,
+            detail: format!(
+                "this build links statically and embeds no fake NVML library; \
+                 set {} to a built one",
+                driver.env_var()
+            ),
+        });
+    }
+    Ok(Source::Embedded)
+}
+
+/// Finds a fake library file: the one the driver's environment variable
+/// names, or else a built one next to the executable (see the module
+/// documentation).
 pub fn locate(driver: Driver) -> Result<PathBuf> {
     if let Some(path) = std::env::var_os(driver.env_var()) {
         let path = PathBuf::from(path);
@@ -310,7 +348,7 @@ impl FakeNvml {
     /// Installs the given build of the fake into `dir`, with no GPUs. The
     /// directory must not hold one already.
     pub fn install_driver(dir: &Path, driver: Driver) -> Result<FakeNvml> {
-        let source = locate(driver)?;
+        let source = source(driver)?;
         let lib = dir.join(LIB_FILE);
         if lib.exists() {
             return Err(Error::Io {
@@ -319,7 +357,11 @@ impl FakeNvml {
                 detail: "a fake NVML is already installed here".to_owned(),
             });
         }
-        std::fs::copy(&source, &lib).map_err(|e| Error::io(&lib, &e))?;
+        match source {
+            Source::File(path) => std::fs::copy(&path, &lib).map(drop),
+            Source::Embedded => std::fs::write(&lib, EMBEDDED),
+        }
+        .map_err(|e| Error::io(&lib, &e))?;
         let fake = FakeNvml {
             dir: dir.to_path_buf(),
             lib,
@@ -623,5 +665,21 @@ mod tests {
         assert!(!Driver::Current.matches("libonprem_fake_nvml-.so"));
         assert!(Driver::Older.matches("libonprem_fake_nvml_old.so"));
         assert!(!Driver::Older.matches("libonprem_fake_nvml.so"));
+    }
+
+    #[test]
+    fn embeds_a_shared_library_exporting_nvml() {
+        assert!(EMBEDDED.starts_with(b"\x7fELF"), "{} bytes", EMBEDDED.len());
+        for symbol in [
+            &b"nvmlInit_v2"[..],
+            b"nvmlDeviceGetFanSpeed_v2",
+            b"nvmlEventSetWait_v2",
+        ] {
+            assert!(
+                EMBEDDED.windows(symbol.len()).any(|w| w == symbol),
+                "{}",
+                String::from_utf8_lossy(symbol)
+            );
+        }
     }
 }
