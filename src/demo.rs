@@ -131,6 +131,24 @@ async fn settle(
     Ok(())
 }
 
+/// The devices not converged, each with its state and why:
+/// `gpu-server-pid Degraded: loops not ready: fans: Failsafe (…)`.
+fn not_converged(fleet: &[crate::controlplane::core::DeviceView]) -> String {
+    fleet
+        .iter()
+        .filter(|d| !d.converged)
+        .map(|d| {
+            format!(
+                "{} {}: {}",
+                d.device.name,
+                d.health.state.as_str(),
+                d.health.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Runs the demo until `shutdown` is cancelled or the duration passes.
 pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<()> {
     let names = node_names(&opts.nodes)?;
@@ -221,12 +239,13 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
     if !r.applied {
         anyhow::bail!("the demo's bundles were refused: {:?}", r.results);
     }
-    settle("every node converged", &shutdown, || {
-        let d = cp.core.devices();
-        d.iter()
-            .all(|d| d.converged && d.device.desired_version > 0 && !d.device.tainted)
+    if let Err(e) = settle("every node converged", &shutdown, || {
+        cp.core.devices().iter().all(|d| d.converged)
     })
-    .await?;
+    .await
+    {
+        anyhow::bail!("{e}: {}", not_converged(&cp.core.devices()));
+    }
     settle("every node's hardware up", &shutdown, || {
         nodes.iter().all(|n| n.hub().is_some())
     })
@@ -343,11 +362,16 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         clients = lines.0;
         let fleet = cp.core.devices();
         println!(
-            "t={t:>5.0}s  control plane: {}/{} online, {} converged, {} tainted",
+            "t={t:>5.0}s  control plane: {}/{} online, {} converged, {} tainted{}",
             fleet.iter().filter(|d| d.online).count(),
             fleet.len(),
             fleet.iter().filter(|d| d.converged).count(),
-            fleet.iter().filter(|d| d.device.tainted).count()
+            fleet.iter().filter(|d| d.device.tainted).count(),
+            if fleet.iter().all(|d| d.converged) {
+                String::new()
+            } else {
+                format!("; {}", not_converged(&fleet))
+            }
         );
         for l in lines.1 {
             println!("  {l}");

@@ -1055,6 +1055,31 @@ fn bundle_cell(d: &Value) -> String {
     }
 }
 
+/// `Converged`, or the state with the loops not ready:
+/// `Degraded(fans)`.
+fn state_cell(d: &Value) -> String {
+    let state = or_none(text(&d["state"]));
+    let not: Vec<String> = d["notReady"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| text(&l["name"]))
+        .collect();
+    if not.is_empty() {
+        state
+    } else {
+        format!("{state}({})", not.join(","))
+    }
+}
+
+/// Loops ready of those reported: `3/4`.
+fn loops_cell(d: &Value) -> String {
+    match (d["loopsReady"].as_u64(), d["loops"].as_u64()) {
+        (Some(r), Some(n)) if n > 0 => format!("{r}/{n}"),
+        _ => "<none>".into(),
+    }
+}
+
 type Column = (&'static str, Box<dyn Fn(&Value) -> String>);
 
 fn columns(kind: &str, wide: bool, names: &BTreeMap<String, String>, now: i64) -> Vec<Column> {
@@ -1087,6 +1112,8 @@ fn columns(kind: &str, wide: bool, names: &BTreeMap<String, String>, now: i64) -
             ("TAINTED", f("/tainted")),
             ("ONLINE", f("/online")),
             ("BUNDLE", Box::new(bundle_cell)),
+            ("STATE", Box::new(state_cell)),
+            ("LOOPS", Box::new(loops_cell)),
         ],
         "bundles" => vec![
             ("NAME", f("/name")),
@@ -1391,6 +1418,19 @@ pub fn describe_device(v: &Value, now: i64) -> String {
         );
     }
     let _ = writeln!(o, "  {:<14}{}", "Converged:", text(&v["converged"]));
+    let msg = text(&v["stateMessage"]);
+    let _ = writeln!(
+        o,
+        "  {:<14}{}{}",
+        "State:",
+        or_none(text(&v["state"])),
+        if msg.is_empty() {
+            String::new()
+        } else {
+            format!(": {msg}")
+        }
+    );
+    let _ = writeln!(o, "  {:<14}{} ready", "Loops:", loops_cell(v));
     let taint = if v["tainted"].as_bool() == Some(true) {
         format!("true: {}", text(&v["taintReason"]))
     } else {
@@ -1533,6 +1573,9 @@ mod tests {
             "lastResult": {"version": 2, "outcome": "Applied", "message": "", "at": 900},
             "conditions": [{"type": "Loop/fans", "status": "True", "reason": "Reconciled", "message": "", "observedVersion": 2}],
             "tainted": false, "taintReason": "", "online": true, "lastIpAddr": "10.0.0.5", "converged": false,
+            "state": "Progressing", "stateMessage": "waiting for fans version 3; it runs fans version 2",
+            "loops": 2, "loopsReady": 1,
+            "notReady": [{"name": "power", "status": "False", "reason": "OnBattery", "message": "mains lost"}],
             "telemetry": {"seq": 7, "timestampMs": 995000, "series": [{"name": "onprem_fan_duty_ratio", "labels": {"zone": "case"}, "value": 0.4}]},
             "telemetryAcked": 7, "events": [], "alerts": []
         })
@@ -1563,13 +1606,22 @@ mod tests {
                 "LASTIPADDR",
                 "TAINTED",
                 "ONLINE",
-                "BUNDLE"
+                "BUNDLE",
+                "STATE",
+                "LOOPS"
             ]
         );
         // Each value starts where its header does.
         let col = lines[0].find("LASTIPADDR").unwrap();
         assert_eq!(&lines[1][col..col + 8], "10.0.0.5");
-        assert!(lines[1].ends_with("fans@2->3"), "{}", lines[1]);
+        let col = lines[0].find("BUNDLE").unwrap();
+        assert!(lines[1][col..].starts_with("fans@2->3 "), "{}", lines[1]);
+        // The state names the loops not ready; LOOPS counts the ready ones.
+        assert!(
+            lines[1].ends_with("Progressing(power)   1/2"),
+            "{}",
+            lines[1]
+        );
         let wide = render_list(
             "devices",
             &[device()],
@@ -1614,6 +1666,13 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("8.0 GiB"), "{out}");
+        assert!(
+            out.contains(
+                "State:        Progressing: waiting for fans version 3; it runs fans version 2"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("Loops:        1/2 ready"), "{out}");
     }
 
     #[test]

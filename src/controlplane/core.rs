@@ -146,8 +146,12 @@ pub struct DeviceView {
     pub online: bool,
     /// The first address of its facts or its session's.
     pub last_ip_addr: String,
-    /// Desired = current.
+    /// Runs its desired version, applied, with every loop ready.
     pub converged: bool,
+    /// Its state in one word, why, and its loops' readiness
+    /// ([`super::health`]).
+    #[serde(flatten)]
+    pub health: super::health::Assessment,
 }
 
 struct Session {
@@ -1190,6 +1194,17 @@ impl Core {
         f(&st.rollouts, &st.devices)
     }
 
+    /// Runs `f` on the devices and whether each has a session now (for
+    /// the rollout engine).
+    pub(crate) fn with_fleet<R>(
+        &self,
+        f: impl FnOnce(&HashMap<String, Device>, &dyn Fn(&str) -> bool) -> R,
+    ) -> R {
+        let st = self.st();
+        let online = |id: &str| st.sessions.contains_key(id);
+        f(&st.devices, &online)
+    }
+
     /// Runs `f` on the device map (for the rollout engine and apply).
     pub(crate) fn with_devices<R>(&self, f: impl FnOnce(&mut HashMap<String, Device>) -> R) -> R {
         let mut st = self.st();
@@ -1235,12 +1250,13 @@ impl Core {
         self.st().rollouts.values().cloned().collect()
     }
 
-    /// The rollouts in progress.
-    pub(crate) fn progressing(&self) -> Vec<Rollout> {
+    /// The rollouts the rollout engine follows
+    /// ([`super::rollout::followed`]).
+    pub(crate) fn followed(&self) -> Vec<Rollout> {
         self.st()
             .rollouts
             .values()
-            .filter(|r| r.phase == "Progressing")
+            .filter(|r| super::rollout::followed(r))
             .cloned()
             .collect()
     }
@@ -1283,44 +1299,25 @@ impl Core {
 }
 
 /// `tainted`: running something other than what is wanted, and not on
-/// the way there.
+/// the way there ([`super::health::taint`]).
 fn taint(d: &mut Device) {
-    let (t, why) = if d.current.source.starts_with("file:") {
-        (true, format!("local override: runs {}", d.current.source))
-    } else if d.desired_version != 0
-        && d.current.version != d.desired_version
-        && d.last_result.version == d.desired_version
-        && matches!(d.last_result.outcome.as_str(), "Rejected" | "RolledBack")
-    {
-        (
-            true,
-            format!(
-                "version {} {}: {}",
-                d.desired_version,
-                if d.last_result.outcome == "Rejected" {
-                    "refused"
-                } else {
-                    "rolled back"
-                },
-                d.last_result.message
-            ),
-        )
-    } else {
-        (false, String::new())
-    };
+    let (t, why) = super::health::taint(d);
     d.tainted = t;
     d.taint_reason = why;
 }
 
 fn view(st: &State, d: &Device) -> DeviceView {
+    let online = st.sessions.contains_key(&d.id);
+    let health = super::health::assess(d, online);
     DeviceView {
-        online: st.sessions.contains_key(&d.id),
+        online,
         last_ip_addr: d.facts.addresses.first().cloned().unwrap_or_else(|| {
             d.last_addr
                 .rsplit_once(':')
                 .map_or(d.last_addr.clone(), |(h, _)| h.to_owned())
         }),
-        converged: d.desired_version == 0 || d.desired_version == d.current.version,
+        converged: health.converged,
+        health,
         device: d.clone(),
     }
 }

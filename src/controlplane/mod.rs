@@ -23,6 +23,7 @@ pub mod apply;
 pub mod auth;
 pub mod core;
 pub mod fleet;
+pub mod health;
 pub mod id;
 pub mod labels;
 pub mod pki;

@@ -381,6 +381,21 @@ pub fn render_metrics(core: &Core) -> String {
         &|d| u8::from(d.device.tainted).to_string(),
     );
     per(
+        "onprem_cp_device_converged",
+        "1 when the device runs its desired bundle version, applied, with every loop ready.",
+        &|d| u8::from(d.converged).to_string(),
+    );
+    per(
+        "onprem_cp_device_loops",
+        "Reconcile loops the device's agent reports.",
+        &|d| d.health.loops.to_string(),
+    );
+    per(
+        "onprem_cp_device_loops_ready",
+        "Reconcile loops the device's agent reports ready.",
+        &|d| d.health.loops_ready.to_string(),
+    );
+    per(
         "onprem_cp_device_last_seen_seconds",
         "Unix time of the device's last message.",
         &|d| d.device.last_seen.to_string(),
@@ -390,6 +405,36 @@ pub fn render_metrics(core: &Core) -> String {
         "Samples the device's agent dropped from its full buffer.",
         &|d| d.device.telemetry_dropped.to_string(),
     );
+    let _ = writeln!(
+        out,
+        "# HELP onprem_cp_device_state 1 for the device's state (Converged, Progressing, Degraded, Failed, Override, NoBundle), 0 for the others."
+    );
+    let _ = writeln!(out, "# TYPE onprem_cp_device_state gauge");
+    for d in &devices {
+        for st in super::health::State::ALL {
+            let _ = writeln!(
+                out,
+                "onprem_cp_device_state{{device=\"{}\",facility=\"{}\",state=\"{}\"}} {}",
+                esc(&d.device.name),
+                esc(&d.device.facility),
+                st.as_str(),
+                u8::from(d.health.state == st)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP onprem_cp_devices_by_state Enrolled devices by state (see onprem_cp_device_state)."
+    );
+    let _ = writeln!(out, "# TYPE onprem_cp_devices_by_state gauge");
+    for st in super::health::State::ALL {
+        let _ = writeln!(
+            out,
+            "onprem_cp_devices_by_state{{state=\"{}\"}} {}",
+            st.as_str(),
+            devices.iter().filter(|d| d.health.state == st).count()
+        );
+    }
     core.tunnel_metrics(&mut out);
     // Devices' own series, grouped per metric name.
     let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();

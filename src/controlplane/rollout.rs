@@ -181,55 +181,151 @@ fn set_desired(
         if let Some(d) = devices.get_mut(id) {
             d.desired_bundle = r.bundle.clone();
             d.desired_version = r.version;
-            d.tainted = false;
-            d.taint_reason.clear();
+            (d.tainted, d.taint_reason) = super::health::taint(d);
             writes.push(Write::PutDevice(d.clone()));
         }
     }
 }
 
-/// How one batch stands.
-enum BatchState {
-    Converged,
-    Waiting,
-    Failed(String),
+/// How the devices a rollout waits on stand.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Converged.
+    ok: usize,
+    /// Refused, rolled back, or on a local override: they will not get
+    /// there without a new revision (`name Outcome: message`).
+    failed: Vec<String>,
+    /// Running the version with a loop not ready (`name: loops …`).
+    degraded: Vec<String>,
+    /// Still on their way (`name: why`).
+    waiting: Vec<String>,
 }
 
-fn batch_state(r: &Rollout, devices: &std::collections::HashMap<String, Device>) -> BatchState {
-    let mut failed = Vec::new();
-    let mut waiting = Vec::new();
-    for id in r.batches.get(r.batch).into_iter().flatten() {
+impl Tally {
+    /// Everything not converged, for a message.
+    fn pending(&self) -> String {
+        self.failed
+            .iter()
+            .chain(&self.degraded)
+            .chain(&self.waiting)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// How the devices `ids` stand against rollout `r`.
+fn tally<'a>(
+    r: &Rollout,
+    ids: impl IntoIterator<Item = &'a String>,
+    devices: &std::collections::HashMap<String, Device>,
+    online: &dyn Fn(&str) -> bool,
+) -> Tally {
+    use super::health::State;
+    let mut t = Tally::default();
+    for id in ids {
         let Some(d) = devices.get(id) else {
             continue; // deleted: nothing to wait for
         };
-        if d.current.version == r.version && !d.tainted {
+        if d.desired_bundle != r.bundle {
+            continue; // another bundle selects it now, or none
+        }
+        let a = super::health::assess(d, online(id));
+        if d.desired_version != r.version {
+            t.waiting.push(format!("{}: {}", d.name, a.message));
             continue;
         }
-        if d.last_result.version == r.version
-            && matches!(d.last_result.outcome.as_str(), "Rejected" | "RolledBack")
-        {
-            failed.push(format!(
+        match a.state {
+            State::Converged => t.ok += 1,
+            State::Failed if super::health::failed_result(d, r.version) => t.failed.push(format!(
                 "{} {}: {}",
                 d.name, d.last_result.outcome, d.last_result.message
-            ));
-        } else {
-            waiting.push(d.name.clone());
+            )),
+            State::Failed | State::Override => {
+                t.failed
+                    .push(format!("{} {:?}: {}", d.name, a.state, a.message));
+            }
+            State::Degraded => t.degraded.push(format!("{}: {}", d.name, a.message)),
+            State::Progressing | State::NoBundle => {
+                t.waiting.push(format!("{}: {}", d.name, a.message));
+            }
         }
     }
-    if !failed.is_empty() {
-        return BatchState::Failed(failed.join("; "));
+    t
+}
+
+/// What a rollout's next step is.
+#[derive(Debug, PartialEq)]
+enum Step {
+    /// Nothing to do yet (the message says what it waits for).
+    Wait(String),
+    /// The batch (staged) or every device (all at once) converged.
+    Converged,
+    /// Staged: halt with this message.
+    Halt(String),
+    /// All at once: every device answered, or the deadline passed, and
+    /// some did not converge (named in the message); the others run the
+    /// version, and the pending ones still get it when they come back.
+    Degraded(String),
+}
+
+/// The next step of rollout `r`.
+fn step(
+    r: &Rollout,
+    devices: &std::collections::HashMap<String, Device>,
+    online: &dyn Fn(&str) -> bool,
+    now: i64,
+) -> Step {
+    let ids: Vec<&String> = if r.strategy == "AllAtOnce" {
+        r.batches.iter().flatten().collect()
+    } else {
+        r.batches.get(r.batch).into_iter().flatten().collect()
+    };
+    let t = tally(r, ids.iter().copied(), devices, online);
+    let total = t.ok + t.failed.len() + t.degraded.len() + t.waiting.len();
+    let late = now - r.batch_started > r.progress_deadline as i64;
+    if t.ok == total {
+        return Step::Converged;
     }
-    if waiting.is_empty() {
-        return BatchState::Converged;
+    if r.strategy == "AllAtOnce" {
+        // It ends once every device answered (or the deadline passed).
+        if t.waiting.is_empty() || late {
+            return Step::Degraded(format!(
+                "{} of {total} device(s) run version {}; {}{}",
+                t.ok,
+                r.version,
+                if late && !t.waiting.is_empty() {
+                    format!("not converged within {}s: ", r.progress_deadline)
+                } else {
+                    String::new()
+                },
+                t.pending()
+            ));
+        }
+    } else {
+        if !t.failed.is_empty() {
+            return Step::Halt(t.failed.join("; "));
+        }
+        if late {
+            return Step::Halt(format!(
+                "not converged within {}s: {}",
+                r.progress_deadline,
+                t.pending()
+            ));
+        }
     }
-    if now() - r.batch_started > r.progress_deadline as i64 {
-        return BatchState::Failed(format!(
-            "not converged within {}s: {}",
-            r.progress_deadline,
-            waiting.join(", ")
-        ));
-    }
-    BatchState::Waiting
+    Step::Wait(format!(
+        "{} of {total} converged; pending: {}",
+        t.ok,
+        t.pending()
+    ))
+}
+
+/// Whether the rollout engine still follows `r`: progressing, or all at
+/// once (which takes in devices that join it, and completes a degraded
+/// rollout once its devices converge).
+pub(crate) fn followed(r: &Rollout) -> bool {
+    r.phase == "Progressing" || (r.strategy == "AllAtOnce" && r.phase != "Halted")
 }
 
 /// Whether a message of device `id` may have moved rollout `r` on: the
@@ -242,16 +338,21 @@ fn may_progress(
     devices: &std::collections::HashMap<String, Device>,
     id: &str,
 ) -> bool {
-    if devices.get(id).is_some_and(|d| {
-        d.last_result.version == r.version
-            && matches!(d.last_result.outcome.as_str(), "Rejected" | "RolledBack")
-    }) {
+    if devices
+        .get(id)
+        .is_some_and(|d| super::health::failed_result(d, r.version))
+    {
         return true;
     }
-    r.batches.get(r.batch).into_iter().flatten().all(|i| {
+    let batch: Vec<&String> = if r.strategy == "AllAtOnce" {
+        r.batches.iter().flatten().collect()
+    } else {
+        r.batches.get(r.batch).into_iter().flatten().collect()
+    };
+    batch.into_iter().all(|i| {
         devices
             .get(i)
-            .is_none_or(|d| d.current.version == r.version && !d.tainted)
+            .is_none_or(|d| super::health::assess(d, true).converged)
     })
 }
 
@@ -263,7 +364,7 @@ impl Core {
     pub(crate) fn progress_after(&self, id: &str) {
         let maybe = self.with_rollouts(|rs, ds| {
             rs.values()
-                .filter(|r| r.phase == "Progressing")
+                .filter(|r| followed(r))
                 .any(|r| may_progress(r, ds, id))
         });
         if maybe {
@@ -271,17 +372,52 @@ impl Core {
         }
     }
 
-    /// Moves every progressing rollout on: next batch, complete, or
-    /// halted. Returns the devices whose desired version changed.
+    /// Moves every progressing rollout on: next batch, complete, halted
+    /// (staged) or degraded (all at once). An all-at-once rollout is
+    /// followed after it ends too: devices that join it (enrolled or
+    /// relabelled into its selector) are added to it, and a degraded one
+    /// completes once every device converged (an offline device that
+    /// came back). Returns the devices whose desired version changed.
     pub fn progress_rollouts(&self) -> Vec<String> {
         let mut changed = Vec::new();
         let mut writes = Vec::new();
         let mut evs = Vec::new();
-        for mut r in self.progressing() {
-            let state = self.with_devices(|ds| batch_state(&r, ds));
-            match state {
-                BatchState::Waiting => continue,
-                BatchState::Failed(why) => {
+        let t = now();
+        for r0 in self.followed() {
+            let mut r = r0.clone();
+            let next = self.with_fleet(|ds, online| {
+                if r.strategy == "AllAtOnce" {
+                    let mut joined: Vec<(&String, &String)> = ds
+                        .values()
+                        .filter(|d| {
+                            d.desired_bundle == r.bundle
+                                && d.desired_version == r.version
+                                && !r.batches.iter().flatten().any(|i| *i == d.id)
+                        })
+                        .map(|d| (&d.name, &d.id))
+                        .collect();
+                    if !joined.is_empty() {
+                        joined.sort();
+                        if r.batches.is_empty() {
+                            r.batches.push(Vec::new());
+                        }
+                        r.batches[0].extend(joined.into_iter().map(|(_, id)| id.clone()));
+                        r.batch_started = t;
+                        r.phase = "Progressing".into();
+                    }
+                }
+                step(&r, ds, online, t)
+            });
+            let was = r0.phase.as_str();
+            match next {
+                Step::Wait(why) => {
+                    if r.strategy == "Staged" {
+                        r.message = format!("batch {} of {}: {why}", r.batch + 1, r.batches.len());
+                    } else {
+                        r.message = why;
+                    }
+                }
+                Step::Halt(why) => {
                     r.phase = "Halted".into();
                     r.message =
                         format!("batch {} of {} failed: {why}", r.batch + 1, r.batches.len());
@@ -292,10 +428,22 @@ impl Core {
                         format!("bundle {} version {}: {}", r.bundle, r.version, r.message),
                     ));
                 }
-                BatchState::Converged => {
-                    if r.batch + 1 < r.batches.len() {
+                Step::Degraded(why) => {
+                    r.phase = "Degraded".into();
+                    r.message = why;
+                    if was != "Degraded" {
+                        evs.push(event(
+                            "",
+                            "Warning",
+                            "RolloutDegraded",
+                            format!("bundle {} version {}: {}", r.bundle, r.version, r.message),
+                        ));
+                    }
+                }
+                Step::Converged => {
+                    if r.strategy == "Staged" && r.batch + 1 < r.batches.len() {
                         r.batch += 1;
-                        r.batch_started = now();
+                        r.batch_started = t;
                         self.with_devices(|ds| set_desired(&r, r.batch, ds, &mut writes));
                         changed.extend(r.batches[r.batch].iter().cloned());
                         r.message = format!("batch {} of {}", r.batch + 1, r.batches.len());
@@ -306,18 +454,25 @@ impl Core {
                             r.batches.iter().map(Vec::len).sum::<usize>(),
                             r.version
                         );
-                        // Devices that joined while it was under way.
-                        changed.extend(self.release_latecomers(&r, &mut writes));
-                        evs.push(event(
-                            "",
-                            "Normal",
-                            "RolloutComplete",
-                            format!("bundle {} version {}: {}", r.bundle, r.version, r.message),
-                        ));
+                        if r.strategy == "Staged" {
+                            // Devices that joined while it was under way.
+                            changed.extend(self.release_latecomers(&r, &mut writes));
+                        }
+                        if was != "Complete" {
+                            evs.push(event(
+                                "",
+                                "Normal",
+                                "RolloutComplete",
+                                format!("bundle {} version {}: {}", r.bundle, r.version, r.message),
+                            ));
+                        }
                     }
                 }
             }
-            r.updated = now();
+            if r == r0 {
+                continue;
+            }
+            r.updated = t;
             writes.push(Write::PutRollout(r.clone()));
             self.set_rollout(r);
         }
@@ -388,16 +543,41 @@ impl Core {
     /// version of the bundle that now selects it, once that bundle's
     /// rollout released it (see [`bundle_for`]).
     pub(crate) fn retarget(&self, d: &mut Device, writes: &mut Vec<Write>) -> ApiResult<()> {
+        let lost = format!("bundle {} no longer selects it", d.desired_bundle);
+        self.retarget_as(d, writes, &lost)
+    }
+
+    /// [`Self::retarget`], with `lost` saying why, when no bundle selects
+    /// it now.
+    fn retarget_as(&self, d: &mut Device, writes: &mut Vec<Write>, lost: &str) -> ApiResult<()> {
         match bundle_for(self, d)? {
             Some((b, v)) if d.desired_bundle != b || d.desired_version != v => {
+                if d.desired_bundle != b {
+                    writes.push(Write::Event(event(
+                        &d.id,
+                        "Normal",
+                        "BundleSelected",
+                        format!(
+                            "bundle {b} selects it now{}; it gets version {v}",
+                            if d.desired_bundle.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" instead of {}", d.desired_bundle)
+                            }
+                        ),
+                    )));
+                }
                 d.desired_bundle = b;
                 d.desired_version = v;
+                (d.tainted, d.taint_reason) = super::health::taint(d);
                 writes.push(Write::PutDevice(d.clone()));
             }
             Some(_) => {}
             None if !d.desired_bundle.is_empty() => {
+                writes.push(Write::Event(unselected(d, lost)));
                 d.desired_bundle.clear();
                 d.desired_version = 0;
+                (d.tainted, d.taint_reason) = super::health::taint(d);
                 writes.push(Write::PutDevice(d.clone()));
             }
             None => {}
@@ -406,7 +586,8 @@ impl Core {
     }
 
     /// Deletes a bundle record: its rollout goes; devices keep running
-    /// what they run.
+    /// what they run ([`Self::after_bundle_deleted`] then re-targets
+    /// them).
     pub(crate) fn bundle_deleted(
         &self,
         name: &str,
@@ -421,6 +602,46 @@ impl Core {
             "rollout removed",
         ));
     }
+
+    /// After a bundle record was deleted: the devices it was for get the
+    /// bundle that selects them now, or none ([`Self::retarget`]).
+    pub(crate) fn after_bundle_deleted(&self, name: &str) -> ApiResult<()> {
+        let mut ds: Vec<Device> = self.with_devices(|ds| {
+            ds.values()
+                .filter(|d| d.desired_bundle == name)
+                .cloned()
+                .collect()
+        });
+        let mut writes = Vec::new();
+        for d in &mut ds {
+            self.retarget_as(d, &mut writes, &format!("bundle {name} deleted"))?;
+        }
+        self.store.commit(writes)?;
+        let ids: Vec<String> = ds.iter().map(|d| d.id.clone()).collect();
+        self.put_devices(ds);
+        for id in &ids {
+            self.deliver(id);
+        }
+        self.touch(ids);
+        Ok(())
+    }
+}
+
+/// The event for a device that no bundle selects any more.
+fn unselected(d: &Device, why: &str) -> super::store::Event {
+    event(
+        &d.id,
+        "Warning",
+        "BundleUnselected",
+        format!(
+            "{why}; no bundle selects it now: it keeps running {}",
+            if d.current.version == 0 {
+                "no bundle".to_owned()
+            } else {
+                format!("{} version {}", d.current.name, d.current.version)
+            }
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -432,6 +653,8 @@ mod tests {
         let mut d = Device {
             id: id.into(),
             name: id.into(),
+            desired_bundle: "fans".into(),
+            desired_version: 7,
             ..Default::default()
         };
         d.current.version = current;

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod expo;
+pub mod fake_agent;
 pub mod fleet;
 
 use std::io::{BufRead, BufReader};
