@@ -237,7 +237,10 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         .apply(&admin, &records, false)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if !r.applied {
-        anyhow::bail!("the demo's bundles were refused: {:?}", r.results);
+        anyhow::bail!(
+            "the demo's bundles were refused:\n{}",
+            crate::cli::fleet::render_refusals(&r).trim_end()
+        );
     }
     if let Err(e) = settle("every node converged", &shutdown, || {
         cp.core.devices().iter().all(|d| d.converged)

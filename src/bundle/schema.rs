@@ -93,6 +93,19 @@ pub struct Hardware {
     /// hardware.
     #[serde(default)]
     pub profile: Option<String>,
+    /// The board, as a profile names it (`raspberry-pi-5`,
+    /// `jetson-nano`, `gpu-server`): replaces the profile's. The
+    /// simulated world builds this board's sysfs tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board: Option<String>,
+    /// What this hardware is, one line: replaces the profile's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Acknowledges devices whose protocol is not confirmed (BitScope's
+    /// BMC), as a profile's `provisional: true` does; a profile that is
+    /// provisional stays so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisional: bool,
     /// Devices added to the profile's; one with the name of a profile
     /// device replaces it.
     #[serde(default)]

@@ -360,6 +360,13 @@ fn hardware(v: &mut V, h: &Hardware, dir: Option<&Path>, profiles: ProfileLookup
     if let Some(sim) = &h.sim {
         spec.sim = sim.clone();
     }
+    if let Some(b) = &h.board {
+        spec.board = Some(b.clone());
+    }
+    if let Some(d) = &h.description {
+        spec.description = Some(d.clone());
+    }
+    spec.provisional |= h.provisional;
     for e in inventory::validate(&spec) {
         // Map `devices[N].x` back to where device N came from.
         let path = match e.path.strip_prefix("devices[").and_then(|r| {

@@ -77,12 +77,19 @@ pub fn make_revision(
 ) -> Result<Revision, Vec<FieldError>> {
     let mut b = records::node_bundle(rec_name, labels, spec).map_err(|e| vec![e])?;
     let resolved = crate::bundle::validate::validate_in(&b, None, profiles).map_err(|e| e.0)?;
-    // Hardware inline: the agent needs no profile of its own.
+    // Hardware inline: the agent needs no profile of its own. Everything
+    // the resolved profile says goes with it (board, description,
+    // provisional), so that the agent builds the same hardware as from
+    // the file.
+    let hw = &resolved.hardware;
     b.spec.hardware = crate::bundle::schema::Hardware {
         profile: None,
-        devices: resolved.hardware.devices.clone(),
+        board: hw.board.clone(),
+        description: hw.description.clone(),
+        provisional: hw.provisional,
+        devices: hw.devices.clone(),
         remove: Vec::new(),
-        sim: Some(resolved.hardware.sim.clone()),
+        sim: Some(hw.sim.clone()),
     };
     b.metadata.version = Some(version);
     let text = serde_yaml_ng::to_string(&b)
