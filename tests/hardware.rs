@@ -238,3 +238,134 @@ fn can_scan_a_simulated_bus_skipping_the_argon_mcu() {
     let row10 = out.lines().find(|l| l.starts_with("10:")).unwrap();
     assert!(row10.contains(" 1a"), "{out}");
 }
+
+/// Runs `onprem ARGS` with `stdin` as its standard input.
+fn onprem_with_input(args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onprem"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    // A process that exits before reading leaves a closed pipe: fine.
+    let _ = input.write_all(stdin.as_bytes());
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn i2cdetect_checks_the_bus_before_it_asks() {
+    let dev = tempfile::tempdir().unwrap();
+    let dev_flag = format!("--dev={}", dev.path().display());
+    let (code, out, err) = onprem_with_input(&["i2cdetect", &dev_flag, "7"], "y\n");
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        !err.contains("WARNING") && !err.contains("Continue?"),
+        "{err}"
+    );
+    assert!(
+        err.contains("no I²C bus 7") && err.contains("i2c-7"),
+        "{err}"
+    );
+    assert!(err.contains("i2cdetect -l"), "{err}");
+    assert!(out.is_empty(), "{out}");
+
+    // The same on the machine's own /dev (no bus 4095 anywhere).
+    let (code, _, err) = onprem_with_input(&["i2cdetect", "4095"], "y\n");
+    assert_ne!(code, 0);
+    assert!(!err.contains("WARNING"), "{err}");
+    assert!(err.contains("/dev/i2c-4095"), "{err}");
+
+    // A simulated world has the buses its profile's devices sit on.
+    let (code, _, err) = onprem(&[
+        "i2cdetect",
+        "--hardware",
+        "sim",
+        "--profile",
+        "pi-sixfab-ups",
+        "3",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("no I²C bus 3") && err.contains("i2c-1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn i2cdetect_takes_the_end_of_input_or_a_no_as_no() {
+    // A bus node that opens (a plain file): the prompt comes, and no
+    // scan runs after a no.
+    let dev = tempfile::tempdir().unwrap();
+    std::fs::write(dev.path().join("i2c-7"), "").unwrap();
+    let dev_flag = format!("--dev={}", dev.path().display());
+    for answer in ["", "n\n", "no\n", "maybe\n"] {
+        let (code, out, err) = onprem_with_input(&["i2cdetect", &dev_flag, "7"], answer);
+        // i2c-tools exits 0 when the user declines.
+        assert_eq!(code, 0, "{answer:?}: {out}{err}");
+        assert!(err.contains("Continue? [Y/n]"), "{answer:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "I will probe file {}",
+                dev.path().join("i2c-7").display()
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains("Aborting on user request."),
+            "{answer:?}: {err}"
+        );
+        assert!(out.is_empty(), "{answer:?}: scanned after a no:\n{out}");
+    }
+}
+
+#[test]
+fn i2cdetect_lists_the_buses_as_i2c_tools_does() {
+    let sys = tempfile::tempdir().unwrap();
+    let class = sys.path().join("class/i2c-dev");
+    for (bus, file, name) in [
+        ("i2c-20", "name", "fef04500.i2c"),
+        ("i2c-1", "name", "bcm2835 (i2c@7e804000)"),
+        ("i2c-3", "device/name", "ISA main adapter"),
+    ] {
+        let f = class.join(bus).join(file);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, format!("{name}\n")).unwrap();
+    }
+    // Named only under bus/i2c/devices.
+    std::fs::create_dir_all(class.join("i2c-11")).unwrap();
+    let dev = sys.path().join("bus/i2c/devices/i2c-11");
+    std::fs::create_dir_all(&dev).unwrap();
+    std::fs::write(dev.join("name"), "i2c-11-mux (chan_id 0)\n").unwrap();
+    let sysfs = format!("--sysfs={}", sys.path().display());
+    let (code, out, err) = onprem(&["i2cdetect", "-l", &sysfs]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "i2c-1\ti2c       \tbcm2835 (i2c@7e804000)          \tI2C adapter\n\
+         i2c-3\tisa       \tISA main adapter                \tISA bus\n\
+         i2c-11\ti2c       \ti2c-11-mux (chan_id 0)          \tI2C adapter\n\
+         i2c-20\ti2c       \tfef04500.i2c                    \tI2C adapter\n"
+    );
+    assert!(err.is_empty(), "{err}");
+
+    let (code, out, err) = onprem(&[
+        "i2cdetect",
+        "-l",
+        "--hardware",
+        "sim",
+        "--profile",
+        "pi-sixfab-ups",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.starts_with("i2c-1\ti2c       \t"), "{out}");
+    assert!(out.trim_end().ends_with("\tI2C adapter"), "{out}");
+}

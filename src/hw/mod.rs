@@ -3,9 +3,9 @@
 //! `onprem hw probe --profile NAME [--hardware sim]` lists every device of
 //! a hardware profile with one reading or the error it got, and `onprem
 //! i2cdetect [-y] BUS` scans an I²C bus as i2c-tools does, skipping the
-//! addresses where a probe is known to hurt a device. Both work on the
-//! node's real hardware or on the simulated world built from the same
-//! spec.
+//! addresses where a probe is known to hurt a device (`onprem i2cdetect
+//! -l` lists the buses). Both work on the node's real hardware or on the
+//! simulated world built from the same spec.
 //!
 //! Profiles are the files of `bundles/profiles/`, compiled into the binary
 //! ([`profiles::BUILTIN`]) so a node needs nothing else; `--profile` also
@@ -17,8 +17,8 @@
 pub mod poller;
 pub mod profiles;
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use onprem_hal::inventory::{self, Hardware, Inventory, Spec};
@@ -62,6 +62,9 @@ pub struct I2cdetectOptions {
     /// Do not ask for confirmation.
     #[arg(short = 'y')]
     pub yes: bool,
+    /// List the I²C buses (as `i2cdetect -l`) instead of scanning one.
+    #[arg(short = 'l', conflicts_with = "bus")]
+    pub list: bool,
     /// Also probe addresses where a probe is known to hurt a device.
     #[arg(long)]
     pub force: bool,
@@ -71,8 +74,16 @@ pub struct I2cdetectOptions {
     /// The profile whose simulated world to scan (with `--hardware sim`).
     #[arg(long, value_name = "NAME|FILE")]
     pub profile: Option<String>,
+    /// sysfs root, where the buses' names and the addresses kernel
+    /// drivers have claimed are read.
+    #[arg(long, value_name = "DIR", default_value = "/sys")]
+    pub sysfs: PathBuf,
+    /// Where the buses' device nodes (`i2c-N`) are.
+    #[arg(long, value_name = "DIR", default_value = "/dev", hide = true)]
+    pub dev: PathBuf,
     /// I²C bus number (`/dev/i2c-N`).
-    pub bus: u32,
+    #[arg(required_unless_present = "list")]
+    pub bus: Option<u32>,
 }
 
 /// Parses and validates a spec; every problem is listed with its path.
@@ -240,27 +251,53 @@ pub fn run(cmd: Command) -> anyhow::Result<bool> {
     }
 }
 
-/// `onprem i2cdetect`.
+/// `onprem i2cdetect`. As i2c-tools' does, it opens the bus before it
+/// asks, so a missing bus is an error and not a question; it reads the
+/// answer as i2c-tools does (see [`confirmed`]) and ends with "Aborting
+/// on user request." and status 0 when the answer is no.
 pub fn i2cdetect(o: I2cdetectOptions) -> anyhow::Result<()> {
     use onprem_hal::i2c::{self, ScanOptions};
-    if !o.yes && o.hardware == Source::Real {
-        eprint!(
-            "WARNING! This program can confuse your I2C bus, cause data loss and worse!\n\
-             I will probe /dev/i2c-{}.\nContinue? [Y/n] ",
-            o.bus
-        );
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        let a = answer.trim();
-        if !(a.is_empty() || a.eq_ignore_ascii_case("y") || a.eq_ignore_ascii_case("yes")) {
-            anyhow::bail!("aborted");
-        }
+    if o.list {
+        let buses = match o.hardware {
+            Source::Real => list_buses(&o.sysfs),
+            Source::Sim => {
+                let name = sim_profile(&o)?;
+                sim_buses(&load_profile(name)?, name)
+            }
+        };
+        print!("{}", render_buses(&buses));
+        return Ok(());
     }
+    let n = o
+        .bus
+        .context("give the I²C bus number to scan (`onprem i2cdetect -l` lists them)")?;
     let cells = match o.hardware {
         Source::Real => {
-            let mut bus = open_real(o.bus)?;
-            let claimed = i2c::claimed_addresses(std::path::Path::new("/sys"), o.bus);
+            let path = o.dev.join(format!("i2c-{n}"));
+            // The device node opens (it exists, and this user may use
+            // it) before the question; the I²C setup on it comes after.
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| bus_error(n, e.raw_os_error(), format!("{}: {e}", path.display())))?;
+            if !o.yes {
+                eprint!(
+                    "WARNING! This program can confuse your I2C bus, cause data loss and worse!\n\
+                     I will probe file {}.\n\
+                     I will probe address range 0x08-0x77.\n\
+                     Continue? [Y/n] ",
+                    path.display()
+                );
+                let _ = std::io::stderr().flush();
+                if !confirmed(&mut std::io::stdin().lock())? {
+                    eprintln!("Aborting on user request.");
+                    return Ok(());
+                }
+            }
+            let mut bus = onprem_hal::i2c::LinuxI2c::open_path(&path.display().to_string(), n)
+                .map_err(|e| bus_error(n, e.errno, e.to_string()))?;
+            let claimed = i2c::claimed_addresses(&o.sysfs, n);
             i2c::scan(
                 &mut bus,
                 &ScanOptions {
@@ -270,13 +307,25 @@ pub fn i2cdetect(o: I2cdetectOptions) -> anyhow::Result<()> {
             )
         }
         Source::Sim => {
-            let name = o
-                .profile
-                .as_deref()
-                .context("--hardware sim needs --profile to know what is on the bus")?;
+            let name = sim_profile(&o)?;
             let spec = load_profile(name)?;
+            let buses = sim_buses(&spec, name);
+            if !buses.iter().any(|b| b.number == n) {
+                anyhow::bail!(
+                    "no I²C bus {n} in the simulated world of {name:?}: it has {}",
+                    if buses.is_empty() {
+                        "no I²C bus".to_owned()
+                    } else {
+                        buses
+                            .iter()
+                            .map(|b| format!("i2c-{}", b.number))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                );
+            }
             let w = SimWorld::new(&spec)?;
-            let mut bus = w.world.i2c(o.bus);
+            let mut bus = w.world.i2c(n);
             i2c::scan(
                 &mut bus,
                 &ScanOptions {
@@ -290,13 +339,144 @@ pub fn i2cdetect(o: I2cdetectOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open_real(bus: u32) -> anyhow::Result<onprem_hal::i2c::LinuxI2c> {
-    onprem_hal::i2c::LinuxI2c::open(bus).map_err(|e| {
-        let hint = match e.errno {
-            Some(2) => " (is the bus enabled? `dtparam=i2c_arm=on` on a Pi; `ls /dev/i2c-*`)",
-            Some(13) => " (add the user to the `i2c` group, or run as root)",
-            _ => "",
+fn sim_profile(o: &I2cdetectOptions) -> anyhow::Result<&str> {
+    o.profile
+        .as_deref()
+        .context("--hardware sim needs --profile to know what is on the bus")
+}
+
+/// The answer to i2c-tools' `Continue? [Y/n]`: yes for an empty line or
+/// one that starts with `y` or `Y`; no for anything else, and for the end
+/// of input (a script that gave no answer did not say yes).
+pub fn confirmed(input: &mut impl BufRead) -> std::io::Result<bool> {
+    let mut answer = String::new();
+    if input.read_line(&mut answer)? == 0 {
+        return Ok(false);
+    }
+    let a = answer.trim_end_matches(['\n', '\r']);
+    Ok(a.is_empty() || a.starts_with(['y', 'Y']))
+}
+
+/// One I²C bus, as `i2cdetect -l` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusInfo {
+    /// The bus number (`/dev/i2c-N`).
+    pub number: u32,
+    /// The adapter's name.
+    pub name: String,
+    /// i2c-tools' type: `i2c`, or `isa` for an ISA adapter.
+    pub kind: &'static str,
+    /// i2c-tools' description of the type.
+    pub algo: &'static str,
+}
+
+/// The buses under `<sysfs>/class/i2c-dev`, by number, each named from
+/// `i2c-N/name`, `i2c-N/device/name` or `<sysfs>/bus/i2c/devices/i2c-N/name`
+/// (where i2c-tools looks). An adapter is listed as `i2c` (i2c-tools asks
+/// the kernel whether it is SMBus-only; this reads sysfs only), `isa` when
+/// its name says so.
+pub fn list_buses(sysfs: &Path) -> Vec<BusInfo> {
+    let class = sysfs.join("class/i2c-dev");
+    let Ok(entries) = std::fs::read_dir(&class) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some(number) = file
+            .to_str()
+            .and_then(|n| n.strip_prefix("i2c-"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
         };
-        anyhow::anyhow!("{e}{hint}")
-    })
+        let dir = class.join(&file);
+        let name = [
+            dir.join("name"),
+            dir.join("device/name"),
+            sysfs.join("bus/i2c/devices").join(&file).join("name"),
+        ]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|n| n.trim_end().to_owned())
+        .unwrap_or_default();
+        let (kind, algo) = if name.starts_with("ISA ") {
+            ("isa", "ISA bus")
+        } else {
+            ("i2c", "I2C adapter")
+        };
+        out.push(BusInfo {
+            number,
+            name,
+            kind,
+            algo,
+        });
+    }
+    out.sort_by_key(|b| b.number);
+    out
+}
+
+/// The buses the devices of a simulated world sit on.
+pub fn sim_buses(spec: &Spec, profile: &str) -> Vec<BusInfo> {
+    let numbers: std::collections::BTreeSet<u32> = spec
+        .devices
+        .iter()
+        .filter_map(|d| d.i2c().map(|(bus, _)| bus))
+        .collect();
+    numbers
+        .into_iter()
+        .map(|number| BusInfo {
+            number,
+            name: format!("onprem simulated bus ({profile})"),
+            kind: "i2c",
+            algo: "I2C adapter",
+        })
+        .collect()
+}
+
+/// `i2cdetect -l`'s lines: `i2c-N`, type, name and description, tab
+/// separated and padded as i2c-tools pads them.
+pub fn render_buses(buses: &[BusInfo]) -> String {
+    buses
+        .iter()
+        .map(|b| {
+            format!(
+                "i2c-{}\t{:<10}\t{:<32}\t{}\n",
+                b.number, b.kind, b.name, b.algo
+            )
+        })
+        .collect()
+}
+
+/// Why bus `bus` cannot be used, with what to do about it.
+fn bus_error(bus: u32, errno: Option<i32>, detail: String) -> anyhow::Error {
+    match errno {
+        Some(2) => anyhow::anyhow!(
+            "no I²C bus {bus}: {detail} (`onprem i2cdetect -l` lists the buses; \
+             is the bus enabled? `dtparam=i2c_arm=on` on a Pi)"
+        ),
+        Some(13) => anyhow::anyhow!(
+            "I²C bus {bus}: {detail} (add the user to the `i2c` group, or run as root)"
+        ),
+        _ => anyhow::anyhow!("I²C bus {bus}: {detail}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_empty_line_or_a_yes_confirms_and_the_end_of_input_does_not() {
+        let answer = |text: &str| confirmed(&mut text.as_bytes()).unwrap();
+        assert!(answer("\n"));
+        assert!(answer("y\n"));
+        assert!(answer("Yes\r\n"));
+        assert!(answer("y"));
+        assert!(!answer(""), "end of input is no");
+        assert!(!answer("n\n"));
+        assert!(!answer("no\n"));
+        assert!(!answer(" y\n"));
+        assert!(!answer("sure\n"));
+    }
 }
