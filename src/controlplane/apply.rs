@@ -135,6 +135,9 @@ impl Core {
     ) -> ApiResult<pb::ApplyResponse> {
         who.require(Role::Operator, "apply")
             .map_err(ApiError::Forbidden)?;
+        // One apply at a time, from reading the stored records to
+        // committing (a panic elsewhere leaves nothing half-done here).
+        let _turn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let mut recs = Vec::new();
         let mut bad = Vec::new();
         for d in docs {
@@ -436,6 +439,7 @@ impl Core {
     /// working).
     pub fn delete(&self, who: &Principal, kind: &str, name: &str) -> ApiResult<bool> {
         let k = parse_kind(kind)?;
+        let _turn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         match k {
             Listed::Object(kind) => {
                 who.require(Role::Operator, "delete")

@@ -204,6 +204,11 @@ pub struct Core {
     pub remote_write: Option<super::remote_write::Forwarder>,
     /// Tunnels waiting for their agent, and those open.
     pub tunnels: super::tunnel::Broker,
+    /// Held by each apply and delete from reading the stored records to
+    /// committing: concurrent applies take turns, so that revision
+    /// versions and generations are assigned from what the one before
+    /// committed.
+    pub(crate) writer: Mutex<()>,
 }
 
 impl std::fmt::Debug for Core {
@@ -243,6 +248,7 @@ impl Core {
             live,
             remote_write: None,
             tunnels: super::tunnel::Broker::default(),
+            writer: Mutex::new(()),
         })
     }
 
