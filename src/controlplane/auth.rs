@@ -10,6 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use super::store::{Token, Write};
 use crate::bundle::validate::hex;
 
 /// What a token may do. Each role can do what the ones before it can.
@@ -155,6 +156,28 @@ pub fn split(token: &str) -> Option<(TokenKind, &str, &str)> {
     Some((kind, id, secret))
 }
 
+/// How fresh an API token's `usedAt` is kept, in seconds: a use is
+/// written back only when the recorded one is older than this, so a busy
+/// token costs one store write a minute, not one per request.
+pub const USED_AT_RESOLUTION: i64 = 60;
+
+/// Records that the API token `t` authenticated at `now` (Unix seconds):
+/// sets its `usedAt` and gives the write that stores it, when the recorded
+/// use is [`USED_AT_RESOLUTION`] old or more (or in the future: a clock
+/// set back); `None` when it is recent enough already.
+pub fn note_use(t: &mut Token, now: i64) -> Option<Write> {
+    if t.kind != TokenKind::Api.as_str()
+        || (t.used_at <= now && now - t.used_at < USED_AT_RESOLUTION)
+    {
+        return None;
+    }
+    t.used_at = now;
+    Some(Write::TokenUsed {
+        id: t.id.clone(),
+        at: now,
+    })
+}
+
 /// Whether `secret` hashes to `stored`, in time independent of where
 /// they differ.
 pub fn check(secret: &str, stored: &str) -> bool {
@@ -180,6 +203,34 @@ mod tests {
         assert!(!check("x", &hash));
         assert!(split("onp_notanid_secret").is_none());
         assert!(split("Bearer abc").is_none());
+    }
+
+    #[test]
+    fn an_api_tokens_use_is_written_at_most_once_a_minute() {
+        let mut t = Token {
+            id: "t1".into(),
+            kind: "api".into(),
+            ..Default::default()
+        };
+        let w = note_use(&mut t, 1_000).unwrap();
+        assert!(matches!(w, Write::TokenUsed { ref id, at: 1_000 } if id == "t1"));
+        assert_eq!(t.used_at, 1_000);
+        // Within the minute: nothing to write, the first use stands.
+        assert!(note_use(&mut t, 1_000 + USED_AT_RESOLUTION - 1).is_none());
+        assert_eq!(t.used_at, 1_000);
+        // A minute on: written again.
+        assert!(note_use(&mut t, 1_000 + USED_AT_RESOLUTION).is_some());
+        assert_eq!(t.used_at, 1_000 + USED_AT_RESOLUTION);
+        // A clock set back: the use is recorded at the new time.
+        assert!(note_use(&mut t, 500).is_some());
+        assert_eq!(t.used_at, 500);
+        // Enrolment tokens' usedAt is their one use, never moved.
+        let mut e = Token {
+            kind: "enrol".into(),
+            ..Default::default()
+        };
+        assert!(note_use(&mut e, 1_000).is_none());
+        assert_eq!(e.used_at, 0);
     }
 
     #[test]

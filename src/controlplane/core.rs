@@ -316,7 +316,7 @@ impl Core {
                 "not an onprem API token (they start with onp_)".into(),
             ));
         };
-        let st = self.st();
+        let mut st = self.st();
         let t = st
             .tokens
             .get(id)
@@ -334,11 +334,17 @@ impl Core {
         }
         let role = Role::parse(&t.role)
             .ok_or_else(|| ApiError::Internal(format!("token {id} has an unknown role")))?;
-        Ok(Principal {
+        let who = Principal {
             user: t.user.clone(),
             role,
             token_id: t.id.clone(),
-        })
+        };
+        // `usedAt`, to the minute: stored with the next flush, not on
+        // every request.
+        if let Some(w) = st.tokens.get_mut(id).and_then(|t| auth::note_use(t, now())) {
+            st.audits.push(w);
+        }
+        Ok(who)
     }
 
     /// Creates an API or enrolment token.

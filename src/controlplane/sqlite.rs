@@ -351,6 +351,25 @@ impl Store for Sqlite {
                     )
                     .map_err(db)?;
                 }
+                Write::TokenUsed { id, at } => {
+                    let doc: Option<String> = tx
+                        .query_row("SELECT doc FROM tokens WHERE id = ?1", params![id], |r| {
+                            r.get(0)
+                        })
+                        .optional()
+                        .map_err(db)?;
+                    if let Some(doc) = doc {
+                        let mut t: Token = from_json("token", &doc)?;
+                        if t.kind == "api" && t.used_at != at {
+                            t.used_at = at;
+                            tx.execute(
+                                "UPDATE tokens SET doc = ?2 WHERE id = ?1",
+                                params![id, to_json(&t)?],
+                            )
+                            .map_err(db)?;
+                        }
+                    }
+                }
                 Write::PutUser(u) => {
                     upsert(&tx, "users", "name", &u.name, &to_json(&u)?)?;
                 }

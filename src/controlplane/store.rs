@@ -239,7 +239,9 @@ pub struct Token {
     pub created: i64,
     /// Unix seconds; 0: never.
     pub expires: i64,
-    /// Enrolment tokens: when it was used (0: not yet).
+    /// When it was used (Unix seconds; 0: never): an enrolment token's
+    /// one use; an API token's last, to the minute
+    /// ([`USED_AT_RESOLUTION`](super::auth::USED_AT_RESOLUTION)).
     pub used_at: i64,
     /// Enrolment tokens: the device it enrolled.
     pub used_by: String,
@@ -392,6 +394,14 @@ pub enum Write {
         id: String,
         /// The device it enrols.
         device: String,
+        /// Unix seconds.
+        at: i64,
+    },
+    /// Record an API token's last use (its `usedAt`); a token no longer
+    /// there is skipped, not an error.
+    TokenUsed {
+        /// Token id.
+        id: String,
         /// Unix seconds.
         at: i64,
     },
