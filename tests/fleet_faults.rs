@@ -1558,7 +1558,7 @@ async fn malformed_requests_get_client_errors_and_the_control_plane_serves_on() 
                             seq: 1,
                             ..Default::default()
                         }],
-                        dropped_total: 0,
+                        ..Default::default()
                     }
                     .encode_to_vec(),
                 ),

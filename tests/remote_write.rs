@@ -167,6 +167,16 @@ fn point(name: &str, device: &str, value: f64, timestamp_ms: i64) -> Point {
     }
 }
 
+/// A gauge's metadata, as an agent uploads it.
+fn gauge(family: &str, help: &str) -> onprem::proto::v1::MetricMetadata {
+    onprem::proto::v1::MetricMetadata {
+        family: family.into(),
+        r#type: onprem::proto::v1::MetricType::Gauge as i32,
+        help: help.into(),
+        unit: String::new(),
+    }
+}
+
 /// Polls `f` until it returns `Ok`, panicking with `what` and the last
 /// state (its `Err`) after [`DEADLINE`].
 fn wait_for<T>(what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
@@ -225,6 +235,8 @@ fn can_forward_points_into_prometheus() {
     let (t1, t2, t3) = (now - 30_000, now - 20_000, now - 10_000);
     let temp = "onprem_rw_test_temperature_celsius";
     let fan = "onprem_rw_test_fan_rpm";
+    // Requests carry the families' metadata; Prometheus takes them.
+    fw.learn(&[gauge(temp, "Temperature."), gauge(fan, "Fan speed.")]);
     // Out of order, split over calls: the forwarder sorts within a series.
     fw.send(vec![
         point(temp, "x", 41.5, t3),
@@ -400,6 +412,10 @@ fn retries_on_5xx_and_sends_the_remote_write_headers() {
         ..fast(format!("http://{addr}/api/v1/write"))
     };
     let fw = Forwarder::start(cfg, stop.clone()).unwrap();
+    fw.learn(&[
+        gauge("onprem_rw_test_up", "1 when up."),
+        gauge("onprem_rw_test_unsent", "No series of it is sent."),
+    ]);
     fw.send(vec![
         point("onprem_rw_test_up", "b", 1.0, 2000),
         point("onprem_rw_test_up", "a", 0.5, 1000),
@@ -463,6 +479,17 @@ fn retries_on_5xx_and_sends_the_remote_write_headers() {
             (labels("a"), vec![(1000, 0.5)]),
             (labels("b"), vec![(2000, 1.0)])
         ]
+    );
+    // The family's metadata, once, as the node said it; none for a
+    // family without series in the request.
+    assert_eq!(
+        req.metadata,
+        [remote_write::MetricMetadata {
+            r#type: 2,
+            metric_family_name: "onprem_rw_test_up".into(),
+            help: "1 when up.".into(),
+            unit: String::new(),
+        }]
     );
     stop.cancel();
 }

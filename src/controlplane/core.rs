@@ -169,6 +169,9 @@ pub struct Latest {
     pub ts_ms: i64,
     /// Its series.
     pub series: Vec<pb::Series>,
+    /// What the device said its families are (type, HELP, unit), merged
+    /// over its uploads.
+    pub families: crate::proto::Families,
 }
 
 #[derive(Default)]
@@ -941,14 +944,19 @@ impl Core {
             if let Some(last) = batch.samples.iter().max_by_key(|s| s.seq) {
                 let keep = st.latest.get(id).is_none_or(|l| l.seq < last.seq);
                 if keep {
+                    let families = st.latest.remove(id).map(|l| l.families);
                     st.latest.insert(
                         id.to_owned(),
                         Latest {
                             seq: last.seq,
                             ts_ms: last.timestamp_ms,
                             series: last.series.clone(),
+                            families: families.unwrap_or_default(),
                         },
                     );
+                }
+                if let Some(l) = st.latest.get_mut(id) {
+                    l.families.learn(&batch.metadata);
                 }
             }
             st.devices
@@ -957,6 +965,7 @@ impl Core {
                 .unwrap_or_default()
         };
         if let Some(fw) = &self.remote_write {
+            fw.learn(&batch.metadata);
             let mut points = Vec::new();
             for s in fresh {
                 for series in &s.series {

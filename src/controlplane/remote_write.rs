@@ -11,6 +11,9 @@
 //! labels (the config's `extra_labels` added, a point's own label winning
 //! over an extra one of the same name), labels sorted by name, samples
 //! sorted by time, the protobuf compressed with snappy's block format.
+//! Each request also carries the metadata (type, HELP, unit) of the
+//! families its series belong to, once per family, as the nodes said it
+//! ([`Forwarder::learn`]); a family the nodes said nothing of goes without.
 //!
 //! Answers, as the remote-write spec asks: 2xx is done; 5xx, 429, a
 //! timeout or a connection error is retried with capped exponential
@@ -53,6 +56,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::reconcile::Backoff;
 use crate::exporter::textparse::{valid_label_name, valid_metric_name};
+use crate::proto::Families;
+use crate::proto::v1 as pb;
 
 /// Default for [`Config::batch_max_samples`].
 pub const DEFAULT_BATCH_MAX_SAMPLES: usize = 2000;
@@ -241,13 +246,63 @@ pub enum Error {
     Body(String),
 }
 
-/// `prometheus.WriteRequest` (`prompb/remote.proto`; field 2 is reserved
-/// and field 3, metadata, is not sent).
+/// `prometheus.WriteRequest` (`prompb/remote.proto`; field 2 is
+/// reserved).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct WriteRequest {
     /// The series.
     #[prost(message, repeated, tag = "1")]
     pub timeseries: Vec<TimeSeries>,
+    /// What the series' families are, one entry per family.
+    #[prost(message, repeated, tag = "3")]
+    pub metadata: Vec<MetricMetadata>,
+}
+
+/// `prometheus.MetricMetadata` (`prompb/types.proto`).
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct MetricMetadata {
+    /// `prometheus.MetricMetadata.MetricType`: 0 unknown, 1 counter,
+    /// 2 gauge, 3 histogram, 5 summary.
+    #[prost(int32, tag = "1")]
+    pub r#type: i32,
+    /// The family's name.
+    #[prost(string, tag = "2")]
+    pub metric_family_name: String,
+    /// HELP.
+    #[prost(string, tag = "4")]
+    pub help: String,
+    /// Unit, empty when none.
+    #[prost(string, tag = "5")]
+    pub unit: String,
+}
+
+/// The metadata of the families `req`'s series belong to, one entry per
+/// family, by name; series of families `families` does not know go
+/// without.
+pub fn metadata_for(req: &WriteRequest, families: &Families) -> Vec<MetricMetadata> {
+    let mut out: BTreeMap<&str, MetricMetadata> = BTreeMap::new();
+    for ts in &req.timeseries {
+        let Some(name) = ts.labels.iter().find(|l| l.name == "__name__") else {
+            continue;
+        };
+        let Some(m) = families.family_of(&name.value) else {
+            continue;
+        };
+        out.entry(m.family.as_str())
+            .or_insert_with(|| MetricMetadata {
+                r#type: match m.r#type() {
+                    pb::MetricType::Counter => 1,
+                    pb::MetricType::Gauge => 2,
+                    pb::MetricType::Histogram => 3,
+                    pb::MetricType::Summary => 5,
+                    pb::MetricType::Untyped | pb::MetricType::Unspecified => 0,
+                },
+                metric_family_name: m.family.clone(),
+                help: m.help.clone(),
+                unit: m.unit.clone(),
+            });
+    }
+    out.into_values().collect()
 }
 
 /// `prometheus.TimeSeries` (`prompb/types.proto`).
@@ -324,7 +379,10 @@ pub fn write_request(points: Vec<Point>, extra: &[(String, String)]) -> WriteReq
             }
         })
         .collect();
-    WriteRequest { timeseries }
+    WriteRequest {
+        timeseries,
+        metadata: Vec::new(),
+    }
 }
 
 /// The request body: the protobuf, snappy block-compressed.
@@ -358,6 +416,8 @@ fn check_point(p: &Point) -> Result<(), String> {
 /// What the handle and the sender task share.
 struct Shared {
     queue: Mutex<VecDeque<Point>>,
+    /// What the nodes said their families are, fleet-wide.
+    families: Mutex<Families>,
     stats: Mutex<Stats>,
     wake: Notify,
     batch_max: usize,
@@ -409,6 +469,7 @@ impl Forwarder {
         let rt = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let shared = Arc::new(Shared {
             queue: Mutex::new(VecDeque::new()),
+            families: Mutex::new(Families::default()),
             stats: Mutex::new(Stats::default()),
             wake: Notify::new(),
             batch_max: cfg.batch_max_samples,
@@ -468,6 +529,14 @@ impl Forwarder {
         }
         if full {
             self.shared.wake.notify_one();
+        }
+    }
+
+    /// Takes what a node said its families are (type, HELP, unit), for
+    /// the requests from now on.
+    pub fn learn(&self, metadata: &[pb::MetricMetadata]) {
+        if !metadata.is_empty() {
+            lock(&self.shared.families).learn(metadata);
         }
     }
 
@@ -564,7 +633,9 @@ impl Sender {
     /// The encoded batch (None, counted, if it cannot be encoded).
     fn body(&self, batch: Vec<Point>) -> Option<Bytes> {
         let n = batch.len() as u64;
-        match encode(&write_request(batch, &self.cfg.extra_labels)) {
+        let mut req = write_request(batch, &self.cfg.extra_labels);
+        req.metadata = metadata_for(&req, &lock(&self.shared.families));
+        match encode(&req) {
             Ok(b) => Some(Bytes::from(b)),
             Err(e) => {
                 tracing::error!("remote write: {e}");
@@ -805,6 +876,12 @@ mod tests {
                     timestamp: 2,
                 }],
             }],
+            metadata: vec![MetricMetadata {
+                r#type: 2,
+                metric_family_name: "a".into(),
+                help: "h".into(),
+                unit: "u".into(),
+            }],
         };
         let want: Vec<u8> = vec![
             0x0a, 21, // WriteRequest.timeseries (1, length-delimited)
@@ -814,8 +891,57 @@ mod tests {
             0x12, 11, // TimeSeries.samples (2)
             0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, // Sample.value (1, double)
             0x10, 2, // Sample.timestamp (2, varint)
+            0x1a, 11, // WriteRequest.metadata (3, length-delimited)
+            0x08, 2, // MetricMetadata.type (1, varint): GAUGE
+            0x12, 1, b'a', // MetricMetadata.metric_family_name (2)
+            0x22, 1, b'h', // MetricMetadata.help (4)
+            0x2a, 1, b'u', // MetricMetadata.unit (5)
         ];
         assert_eq!(req.encode_to_vec(), want);
+    }
+
+    #[test]
+    fn requests_carry_each_familys_metadata_once() {
+        let meta = |family: &str, t: pb::MetricType| pb::MetricMetadata {
+            family: family.into(),
+            r#type: t as i32,
+            help: format!("{family}."),
+            unit: String::new(),
+        };
+        let mut families = Families::default();
+        families.learn(&[
+            meta("h_seconds", pb::MetricType::Histogram),
+            meta("c_total", pb::MetricType::Counter),
+            meta("u", pb::MetricType::Untyped),
+            meta("absent", pb::MetricType::Gauge),
+        ]);
+        let mut req = write_request(
+            vec![
+                point("h_seconds_bucket", &[("le", "1"), ("d", "a")], 1.0, 1),
+                point("h_seconds_bucket", &[("le", "+Inf"), ("d", "a")], 2.0, 1),
+                point("h_seconds_sum", &[("d", "a")], 0.5, 1),
+                point("h_seconds_count", &[("d", "b")], 2.0, 1),
+                point("c_total", &[("d", "a")], 7.0, 1),
+                point("c_total", &[("d", "b")], 8.0, 1),
+                point("u", &[], 1.0, 1),
+                point("unknown", &[], 1.0, 1),
+            ],
+            &[],
+        );
+        req.metadata = metadata_for(&req, &families);
+        let got: Vec<(i32, &str, &str)> = req
+            .metadata
+            .iter()
+            .map(|m| (m.r#type, m.metric_family_name.as_str(), m.help.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, "c_total", "c_total."),
+                (3, "h_seconds", "h_seconds."),
+                (0, "u", "u."),
+            ]
+        );
     }
 
     #[test]

@@ -348,8 +348,13 @@ pub fn render_metrics(core: &Core) -> String {
         devices.len() - online
     );
     let mut per = |name: &str, help: &str, f: &dyn Fn(&super::core::DeviceView) -> String| {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
         let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} gauge");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
         for d in &devices {
             let _ = writeln!(
                 out,
@@ -436,26 +441,53 @@ pub fn render_metrics(core: &Core) -> String {
         );
     }
     core.tunnel_metrics(&mut out);
-    // Devices' own series, grouped per metric name.
-    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (device, facility, latest) in core.latest() {
+    render_device_series(&mut out, &core.latest());
+    out
+}
+
+/// One family of the devices' series in the fleet `/metrics`.
+#[derive(Default)]
+struct FleetFamily {
+    /// What the first device that said so says the family is.
+    meta: Option<pb::MetricMetadata>,
+    lines: Vec<String>,
+}
+
+/// The devices' latest series, each family once with the TYPE and HELP
+/// its devices uploaded (`untyped` without HELP for a device that said
+/// nothing of it: an agent from before metadata), every series with
+/// `device` and `facility` labels. A family in the control plane's own
+/// namespace (`onprem_cp_`), a series or label name that is not one, is
+/// left out: the output always parses.
+pub fn render_device_series(out: &mut String, latest: &[(String, String, super::core::Latest)]) {
+    use crate::exporter::textparse::{valid_label_name, valid_metric_name};
+    let mut families: BTreeMap<String, FleetFamily> = BTreeMap::new();
+    for (device, facility, latest) in latest {
         for s in &latest.series {
-            if !s
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-            {
+            if !valid_metric_name(&s.name) {
+                continue;
+            }
+            let meta = latest.families.family_of(&s.name);
+            let family = meta.map_or(s.name.as_str(), |m| m.family.as_str());
+            if family.starts_with("onprem_cp_") {
                 continue;
             }
             let mut labels: Vec<String> = s
                 .labels
                 .iter()
-                .filter(|l| l.name != "device" && l.name != "facility")
+                .filter(|l| {
+                    valid_label_name(&l.name)
+                        && !matches!(l.name.as_str(), "__name__" | "device" | "facility")
+                })
                 .map(|l| format!("{}=\"{}\"", l.name, esc(&l.value)))
                 .collect();
-            labels.push(format!("device=\"{}\"", esc(&device)));
-            labels.push(format!("facility=\"{}\"", esc(&facility)));
-            by_name.entry(s.name.clone()).or_default().push(format!(
+            labels.push(format!("device=\"{}\"", esc(device)));
+            labels.push(format!("facility=\"{}\"", esc(facility)));
+            let f = families.entry(family.to_owned()).or_default();
+            if f.meta.is_none() {
+                f.meta = meta.cloned();
+            }
+            f.lines.push(format!(
                 "{}{{{}}} {} {}",
                 s.name,
                 labels.join(","),
@@ -464,13 +496,23 @@ pub fn render_metrics(core: &Core) -> String {
             ));
         }
     }
-    for (name, lines) in by_name {
-        let _ = writeln!(out, "# TYPE {name} untyped");
-        for l in lines {
+    for (name, f) in families {
+        match &f.meta {
+            Some(m) => {
+                if !m.help.is_empty() {
+                    let help = m.help.replace('\\', "\\\\").replace('\n', "\\n");
+                    let _ = writeln!(out, "# HELP {name} {help}");
+                }
+                let _ = writeln!(out, "# TYPE {name} {}", m.r#type().text_name());
+            }
+            None => {
+                let _ = writeln!(out, "# TYPE {name} untyped");
+            }
+        }
+        for l in f.lines {
             let _ = writeln!(out, "{l}");
         }
     }
-    out
 }
 
 fn fmt_value(v: f64) -> String {

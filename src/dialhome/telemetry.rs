@@ -10,6 +10,13 @@
 //! the highest sequence it holds, and the buffer lets go of everything up
 //! to it. A sample is sent again only if its acknowledgement was lost,
 //! and the control plane keeps it once.
+//!
+//! What each family is (its type, HELP and unit) goes up beside the
+//! samples, not in them: the sampler keeps the metadata of the families
+//! it selects (taken once at start too, so that samples buffered before a
+//! restart go up typed), and each session's uploader sends every
+//! family's metadata with its first accepted batch, then only what is
+//! new or changed.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -22,7 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::buffer::{self, Buffer};
 use crate::bundle::schema;
-use crate::exporter::metrics::{Family, Value};
+use crate::exporter::metrics::{Family, Kind, Value};
+use crate::proto::Families;
 use crate::proto::v1 as pb;
 use crate::proto::v1::agent_service_client::AgentServiceClient;
 
@@ -41,6 +49,9 @@ pub type SpecFn = Arc<dyn Fn() -> schema::Telemetry + Send + Sync>;
 pub struct Telemetry {
     buffer: Arc<Mutex<Buffer>>,
     pushed: Arc<Notify>,
+    /// The metadata of the families the sampler selects, as of its last
+    /// scrape.
+    families: Arc<Mutex<Families>>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -106,6 +117,28 @@ fn series(
         labels: l,
         value,
     }
+}
+
+/// The metadata (type, HELP, unit) of the families that `filter`
+/// selects.
+pub fn metadata(families: &[Family], filter: &Filter) -> Vec<pb::MetricMetadata> {
+    families
+        .iter()
+        .filter(|f| filter.wants(&f.name))
+        .map(|f| pb::MetricMetadata {
+            family: f.name.clone(),
+            r#type: match f.kind {
+                Kind::Counter => pb::MetricType::Counter,
+                Kind::Gauge => pb::MetricType::Gauge,
+                Kind::Untyped => pb::MetricType::Untyped,
+                Kind::Summary => pb::MetricType::Summary,
+                Kind::Histogram => pb::MetricType::Histogram,
+            } as i32,
+            help: f.help.clone(),
+            // The exposition declares no units (yet): nothing to carry.
+            unit: String::new(),
+        })
+        .collect()
 }
 
 /// The series of `families` that `filter` selects.
@@ -175,6 +208,7 @@ impl Telemetry {
         Ok(Telemetry {
             buffer: Arc::new(Mutex::new(b)),
             pushed: Arc::new(Notify::new()),
+            families: Arc::new(Mutex::new(Families::default())),
         })
     }
 
@@ -194,6 +228,25 @@ impl Telemetry {
         let seq = self.lock().push(&payload)?;
         self.pushed.notify_one();
         Ok(seq)
+    }
+
+    /// The families sampled now: their metadata replaces what was known.
+    pub fn set_metadata(&self, metadata: &[pb::MetricMetadata]) {
+        let mut known = Families::default();
+        known.learn(metadata);
+        *self.families.lock().unwrap_or_else(|e| e.into_inner()) = known;
+    }
+
+    /// The metadata known now that `sent` does not hold as it is: new
+    /// families, and those whose type, HELP or unit changed.
+    pub fn unsent_metadata(&self, sent: &Families) -> Vec<pb::MetricMetadata> {
+        self.families
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|m| sent.get(&m.family) != Some(*m))
+            .cloned()
+            .collect()
     }
 
     /// Follows the bundle's bound.
@@ -254,17 +307,21 @@ impl Telemetry {
         Ok(pb::TelemetryBatch {
             samples,
             dropped_total: b.dropped_total(),
+            metadata: Vec::new(),
         })
     }
 
     /// Uploads until `stop` or an error (the session then reconnects).
+    /// Each call is one session's uploader: the control plane it talks to
+    /// is sent every family's metadata once, then what changes.
     pub async fn upload(
         &self,
         client: &mut AgentServiceClient<Channel>,
         stop: &CancellationToken,
     ) -> Result<(), tonic::Status> {
+        let mut sent = Families::default();
         loop {
-            let batch = self
+            let mut batch = self
                 .batch()
                 .map_err(|e| tonic::Status::internal(format!("telemetry buffer: {e}")))?;
             if batch.samples.is_empty() {
@@ -275,10 +332,13 @@ impl Telemetry {
                 }
             }
             let last = batch.samples.last().map_or(0, |s| s.seq);
+            batch.metadata = self.unsent_metadata(&sent);
+            let metadata = batch.metadata.clone();
             let ack = tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
                 r = client.upload(batch) => r?.into_inner(),
             };
+            sent.learn(&metadata);
             self.ack(ack.acked_seq);
             if ack.acked_seq < last {
                 // The control plane kept less than was sent: do not spin.
@@ -298,6 +358,12 @@ pub const SPEC_RECHECK: Duration = Duration::from_secs(1);
 /// `stop`.
 pub async fn sample(t: Telemetry, metrics: MetricsFn, spec: SpecFn, stop: CancellationToken) {
     let mut last = tokio::time::Instant::now();
+    // What the families are, before the first sample is due: samples
+    // buffered before a restart go up with it.
+    let m = Arc::clone(&metrics);
+    if let Ok(fams) = tokio::task::spawn_blocking(move || m()).await {
+        t.set_metadata(&metadata(&fams, &Filter::new(&spec())));
+    }
     loop {
         let s = spec();
         t.set_max_bytes(s.buffer_bytes);
@@ -317,7 +383,9 @@ pub async fn sample(t: Telemetry, metrics: MetricsFn, spec: SpecFn, stop: Cancel
             Ok(f) => f,
             Err(_) => continue,
         };
-        let series = select(&fams, &Filter::new(&s));
+        let filter = Filter::new(&s);
+        t.set_metadata(&metadata(&fams, &filter));
+        let series = select(&fams, &filter);
         let ts = crate::controlplane::core::now_ms();
         let t2 = t.clone();
         match tokio::task::spawn_blocking(move || t2.push(ts, series)).await {
@@ -332,6 +400,44 @@ pub async fn sample(t: Telemetry, metrics: MetricsFn, spec: SpecFn, stop: Cancel
 mod tests {
     use super::*;
     use crate::bundle::duration::Dur;
+
+    #[test]
+    fn each_familys_metadata_goes_up_once_then_when_it_changes() {
+        use crate::exporter::metrics::Metric;
+        let dir = tempfile::tempdir().unwrap();
+        let t = Telemetry::open(dir.path(), 1 << 20).unwrap();
+        let fam = |name: &str, help: &str, kind: Kind| Family {
+            name: name.into(),
+            help: help.into(),
+            kind,
+            metrics: vec![Metric {
+                labels: Vec::new(),
+                value: Value::Single(1.0),
+            }],
+        };
+        let mut fams = vec![
+            fam("onprem_fan_rpm", "Fan speed.", Kind::Gauge),
+            fam("onprem_loop_runs_total", "Loop runs.", Kind::Counter),
+            fam("node_load1", "1m load average.", Kind::Gauge),
+        ];
+        let filter = Filter::new(&schema::Telemetry::default());
+        t.set_metadata(&metadata(&fams, &filter));
+        let mut sent = Families::default();
+        let first = t.unsent_metadata(&sent);
+        let names: Vec<&str> = first.iter().map(|m| m.family.as_str()).collect();
+        assert_eq!(names, ["onprem_fan_rpm", "onprem_loop_runs_total"]);
+        assert_eq!(first[0].r#type(), pb::MetricType::Gauge);
+        assert_eq!(first[1].r#type(), pb::MetricType::Counter);
+        assert_eq!(first[1].help, "Loop runs.");
+        sent.learn(&first);
+        assert!(t.unsent_metadata(&sent).is_empty(), "sent once");
+        // A HELP that changed goes up again, alone.
+        fams[0].help = "Fan speed, RPM.".into();
+        t.set_metadata(&metadata(&fams, &filter));
+        let again = t.unsent_metadata(&sent);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].help, "Fan speed, RPM.");
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_new_interval_holds_before_the_old_one_ran_out() {
