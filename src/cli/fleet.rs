@@ -498,6 +498,10 @@ pub async fn get(o: GetOptions) -> anyhow::Result<()> {
             o.device.as_deref().unwrap_or_default(),
         )
         .await?;
+    let items = match o.name.as_deref() {
+        Some(name) => one_named(kind, items, name)?,
+        None => items,
+    };
     // Events and alerts name their device by id: show its name.
     let names = if matches!(kind, "events" | "alerts") {
         c.get("devices", "", "", "")
@@ -513,6 +517,31 @@ pub async fn get(o: GetOptions) -> anyhow::Result<()> {
         render_list(kind, &items, o.output, !o.no_headers, &names, now())?
     );
     Ok(())
+}
+
+/// The records of `items` that are the one named `name` (by name, id,
+/// sequence, or a rollout's bundle): a control plane that answered more
+/// than the record asked for is not taken at its word; none is exit 6.
+fn one_named(kind: &str, items: Vec<Value>, name: &str) -> anyhow::Result<Vec<Value>> {
+    let keys: &[&str] = match kind {
+        "users" => &["name"],
+        "audit" | "events" => &["seq"],
+        "rollouts" => &["bundle"],
+        "alerts" => &["id", "rule"],
+        "tokens" => &["id"],
+        _ => &["name", "id"],
+    };
+    let items: Vec<Value> = items
+        .into_iter()
+        .filter(|v| keys.iter().any(|k| text(&v[*k]) == name))
+        .collect();
+    if items.is_empty() {
+        return Err(exit(
+            code::NOT_FOUND,
+            format!("no {} {name:?}", singular(kind)),
+        ));
+    }
+    Ok(items)
 }
 
 /// `onprem describe`.

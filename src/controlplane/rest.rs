@@ -4,8 +4,12 @@
 //!
 //! Every route but `/healthz` and `/api/v1/openapi.json` needs
 //! `Authorization: Bearer <API token>` (`/metrics` too, unless the
-//! control plane runs with `--public-metrics`). Errors are JSON:
-//! `{"error": {"code": 403, "status": "Forbidden", "message": "…"}}`.
+//! control plane runs with `--public-metrics`). Every error is JSON, the
+//! OpenAPI document's `Error` schema:
+//! `{"error": {"code": 403, "status": "Forbidden", "message": "…"}}`:
+//! ours ([`ApiError`]), the framework's rejections (a body over the limit,
+//! a query that does not parse, a method a path does not take) rewritten
+//! into it by [`json_errors`], and an unknown path under `/api/` (404).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,7 +19,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
@@ -31,18 +35,95 @@ struct App {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (code, status) = match &self {
-            ApiError::Invalid(_) => (StatusCode::BAD_REQUEST, "Invalid"),
-            ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "Unauthenticated"),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
+        let code = match &self {
+            ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
-        let body = serde_json::json!({"error": {"code": code.as_u16(), "status": status, "message": self.to_string()}});
-        (code, Json(body)).into_response()
+        (code, Json(error_body(code, &self.to_string()))).into_response()
     }
+}
+
+/// The `status` word of an error body for the HTTP status `code` (the
+/// OpenAPI document's `Error.error.status` enum).
+pub fn status_name(code: StatusCode) -> &'static str {
+    match code.as_u16() {
+        400 => "Invalid",
+        401 => "Unauthenticated",
+        403 => "Forbidden",
+        404 => "NotFound",
+        405 => "MethodNotAllowed",
+        409 => "Conflict",
+        413 => "TooLarge",
+        415 => "UnsupportedMediaType",
+        422 => "Unprocessable",
+        426 => "UpgradeRequired",
+        503 => "Unavailable",
+        c if c < 500 => "Invalid",
+        _ => "Internal",
+    }
+}
+
+/// `{"error": {"code", "status", "message"}}`: the body of every error.
+pub fn error_body(code: StatusCode, message: &str) -> serde_json::Value {
+    let message = if message.trim().is_empty() {
+        code.canonical_reason().unwrap_or("error")
+    } else {
+        message.trim()
+    };
+    serde_json::json!({"error": {
+        "code": code.as_u16(),
+        "status": status_name(code),
+        "message": message,
+    }})
+}
+
+/// The most of a framework rejection's text kept as the message.
+const MAX_REJECTION_TEXT: usize = 4096;
+
+/// Rewrites an error response that is not ours (axum's rejections are
+/// plain text, a 405 has no body) into the `Error` schema, keeping its
+/// status and text and an `Allow` header.
+async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let what = format!("{} {}", req.method(), req.uri().path());
+    let resp = next.run(req).await;
+    let code = resp.status();
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(code.is_client_error() || code.is_server_error()) || json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = match axum::body::to_bytes(body, MAX_REJECTION_TEXT).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let message = match code {
+        _ if !text.is_empty() => text,
+        StatusCode::METHOD_NOT_ALLOWED => format!("{what}: the path does not take this method"),
+        StatusCode::NOT_FOUND => format!("{what}: no such path"),
+        _ => String::new(),
+    };
+    let mut out = (code, Json(error_body(code, &message))).into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
+}
+
+/// An unknown path under `/api/`.
+async fn no_such_path(req: axum::extract::Request) -> ApiError {
+    ApiError::NotFound(format!(
+        "{} {}: no such path (the API is described at /api/v1/openapi.json)",
+        req.method(),
+        req.uri().path()
+    ))
 }
 
 type R<T> = Result<T, ApiError>;
@@ -70,12 +151,14 @@ pub fn router(core: Arc<Core>, public_metrics: bool) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/apply", post(apply))
-        .route("/api/v1/tokens", post(create_token))
+        .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/alerts/{id}/ack", post(ack))
         .route("/api/v1/watch", get(watch))
         .route("/api/v1/describe/{kind}/{name}", get(describe))
         .route("/api/v1/{kind}", get(list))
         .route("/api/v1/{kind}/{name}", get(one).delete(delete))
+        .route("/api/{*rest}", any(no_such_path))
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(App {
             core,
             public_metrics,
@@ -114,6 +197,16 @@ async fn list(
     Ok(Json(blocking(&app, move |c| c.get(&p, &req)).await?))
 }
 
+/// `GET /api/v1/tokens`: the list, as for every kind (the path is also
+/// `POST`'s, which would otherwise answer 405).
+async fn list_tokens(
+    state: State<App>,
+    h: HeaderMap,
+    q: Query<ListQuery>,
+) -> R<Json<serde_json::Value>> {
+    list(state, h, Path("tokens".to_owned()), q).await
+}
+
 async fn one(
     State(app): State<App>,
     h: HeaderMap,
@@ -125,12 +218,12 @@ async fn one(
         name,
         ..Default::default()
     };
+    let (kind, name) = (req.kind.clone(), req.name.clone());
     let v = blocking(&app, move |c| c.get(&p, &req)).await?;
-    Ok(Json(
-        v.as_array()
-            .and_then(|a| a.first().cloned())
-            .unwrap_or_default(),
-    ))
+    v.as_array()
+        .and_then(|a| a.first().cloned())
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no {kind} {name:?}")))
 }
 
 async fn describe(
@@ -189,14 +282,18 @@ async fn apply(
             })
         })
         .collect();
-    let invalid = results.iter().any(|r| r["outcome"] == "invalid");
-    let body =
+    let invalid = results.iter().filter(|r| r["outcome"] == "invalid").count();
+    let total = results.len();
+    let mut body =
         serde_json::json!({"applied": resp.applied, "dryRun": q.dry_run, "results": results});
-    let code = if invalid {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    if invalid == 0 {
+        return Ok((StatusCode::OK, Json(body)).into_response());
+    }
+    // Refused: the error of the `Error` schema beside every record's
+    // problems.
+    let code = StatusCode::UNPROCESSABLE_ENTITY;
+    let message = format!("{invalid} of {total} records invalid; nothing was stored");
+    body["error"] = error_body(code, &message)["error"].clone();
     Ok((code, Json(body)).into_response())
 }
 
@@ -550,3 +647,68 @@ async fn openapi() -> Response {
 
 /// The OpenAPI 3.0 document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `Error` schema's `error` object in the served document.
+    fn error_schema() -> serde_json::Value {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        doc["components"]["schemas"]["Error"]["properties"]["error"].clone()
+    }
+
+    /// Every error our handlers give (409, 500 and 503 included, which no
+    /// request can be made to give on purpose) has the documented body.
+    #[tokio::test]
+    async fn every_api_error_has_the_documented_body() {
+        let schema = error_schema();
+        let statuses = schema["properties"]["status"]["enum"].as_array().unwrap();
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(required, ["code", "status", "message"]);
+        let cases = [
+            (ApiError::Invalid("i".into()), 400),
+            (ApiError::Unauthenticated("u".into()), 401),
+            (ApiError::Forbidden("f".into()), 403),
+            (ApiError::NotFound("n".into()), 404),
+            (ApiError::Conflict("c".into()), 409),
+            (ApiError::Internal("x".into()), 500),
+            (ApiError::Unavailable("o".into()), 503),
+        ];
+        for (e, code) in cases {
+            let message = e.to_string();
+            let r = e.into_response();
+            assert_eq!(r.status().as_u16(), code);
+            assert_eq!(
+                r.headers()[header::CONTENT_TYPE],
+                "application/json",
+                "{code}"
+            );
+            let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let err = v["error"].as_object().unwrap();
+            assert_eq!(err.len(), 3, "{v}");
+            assert_eq!(v["error"]["code"], code, "{v}");
+            assert_eq!(v["error"]["message"], message.as_str(), "{v}");
+            assert!(statuses.contains(&v["error"]["status"]), "{v}");
+        }
+        // Every status word a response can carry is in the schema.
+        for code in 400..600u16 {
+            let c = StatusCode::from_u16(code).unwrap();
+            let word = serde_json::Value::from(status_name(c));
+            assert!(statuses.contains(&word), "{code}: {word}");
+            // An empty message is never sent.
+            assert!(
+                !error_body(c, " ")["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+    }
+}
