@@ -245,8 +245,8 @@ impl Default for Rollout {
 /// read as a node bundle.
 #[derive(Debug, Clone, Default)]
 pub struct BundleTargeting {
-    /// Which devices: none when absent; `selector: all` selects every
-    /// device (an empty selector is refused, so that a forgotten one
+    /// Which devices; `selector: all` selects every device (a missing or
+    /// empty selector is refused, so that a forgotten one
     /// cannot select the whole fleet).
     pub selector: Option<Selector>,
     /// How.
@@ -299,6 +299,11 @@ pub fn split_bundle(spec: &Value) -> (Value, Result<BundleTargeting, Vec<FieldEr
                     Err(e) => errors.push(e),
                 },
             }
+        } else {
+            errors.push(err(
+                "spec.selector",
+                "missing: a Bundle selects its devices with `matchLabels`, `matchExpressions` or `selector: all`",
+            ));
         }
         if let Some(r) = m.remove("rollout") {
             match typed::<Rollout>("spec.rollout", r) {
@@ -592,7 +597,17 @@ apiVersion: onprem/v2\nkind: Chassis\nmetadata: {name: 'bad name'}\nspec: {facil
         let paths: Vec<&str> = bad[0].errors.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
-            vec!["spec.rollout.strategy", "spec.fans.period"],
+            vec!["spec.selector", "spec.rollout.strategy", "spec.fans.period"],
+            "{:?}",
+            bad[0].errors
+        );
+        // A Bundle with no selector at all is refused, as an empty one is.
+        let none = "apiVersion: onprem/v1\nkind: Bundle\nmetadata: {name: b}\nspec:\n  fans: {zones: []}\n";
+        let (ok, bad) = parse_documents("b.yaml", none);
+        assert!(ok.is_empty());
+        assert_eq!(bad[0].errors[0].path, "spec.selector");
+        assert!(
+            bad[0].errors[0].message.contains("missing"),
             "{:?}",
             bad[0].errors
         );
