@@ -45,6 +45,39 @@ async fn onprem(config: &Path, args: &[&str]) -> Run {
     .unwrap()
 }
 
+/// Runs `onprem ARGS` with `input` on its standard input.
+async fn onprem_stdin(config: &Path, args: &[&str], input: &str) -> Run {
+    use std::io::Write as _;
+    let config = config.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let input = input.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_onprem"))
+            .args(&args)
+            .env("ONPREM_CONFIG", &config)
+            .env_remove("ONPREM_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
 /// Runs and insists on exit `code`.
 async fn expect(config: &Path, args: &[&str], code: i32) -> Run {
     let r = onprem(config, args).await;
@@ -229,7 +262,9 @@ async fn the_cli_drives_the_fleet_with_reliable_output_and_exit_codes() {
             "LASTIPADDR",
             "TAINTED",
             "ONLINE",
-            "BUNDLE"
+            "BUNDLE",
+            "STATE",
+            "LOOPS"
         ]
     );
     // Each cell starts under its header.
@@ -251,6 +286,11 @@ async fn the_cli_drives_the_fleet_with_reliable_output_and_exit_codes() {
     assert_eq!(cell("ONLINE"), "true");
     let version = cp.core.rollouts()[0].version;
     assert_eq!(cell("BUNDLE"), format!("fans@{version}"));
+    assert_eq!(cell("STATE"), "Converged");
+    assert_eq!(
+        cell("LOOPS"),
+        format!("{}/{}", d.health.loops, d.health.loops)
+    );
     let r = expect(
         &config,
         &["get", "devices", "-o", "wide", "--no-headers"],
@@ -307,6 +347,63 @@ async fn the_cli_drives_the_fleet_with_reliable_output_and_exit_codes() {
         "{r:?}"
     );
     assert!(r.stdout.contains("Complete"), "{r:?}");
+
+    // get KIND NAME -o yaml|json is the record: applied back, nothing
+    // changes.
+    for (kind, name) in [("device", "pi-a"), ("bundle", "fans")] {
+        for format in ["yaml", "json"] {
+            let r = expect(&config, &["get", kind, name, "-o", format], 0).await;
+            let file = dir.path().join(format!("{kind}.{format}"));
+            std::fs::write(&file, &r.stdout).unwrap();
+            let r = expect(&config, &["apply", "-f", file.to_str().unwrap()], 0).await;
+            assert_eq!(r.stdout, format!("{kind}/{name} unchanged\n"), "{r:?}");
+        }
+    }
+    let r = onprem_stdin(
+        &config,
+        &["apply", "-f", "-"],
+        &expect(&config, &["get", "device", "pi-a", "-o", "yaml"], 0)
+            .await
+            .stdout,
+    )
+    .await;
+    assert_eq!(r.stdout, "device/pi-a unchanged\n", "{r:?}");
+
+    // A Device record's labels are its own; those of enrolment and facts
+    // stay, and diff shows exactly what apply does.
+    let arch = cp.core.device("pi-a").unwrap().device.labels["arch"].clone();
+    let tier = dir.path().join("tier.yaml");
+    std::fs::write(
+        &tier,
+        "apiVersion: onprem/v1\nkind: Device\nmetadata: {name: pi-a, labels: {tier: edge}}\n",
+    )
+    .unwrap();
+    let r = expect(&config, &["diff", "-f", tier.to_str().unwrap()], 1).await;
+    assert!(r.stdout.contains("+    tier: edge"), "{r:?}");
+    assert!(!r.stdout.contains("-    board: pi5"), "{r:?}");
+    let r = expect(&config, &["apply", "-f", tier.to_str().unwrap()], 0).await;
+    assert_eq!(r.stdout, "device/pi-a configured\n", "{r:?}");
+    let labels = cp.core.device("pi-a").unwrap().device.labels;
+    assert_eq!(labels["tier"], "edge");
+    assert_eq!(labels["board"], "pi5", "the enrolment label was dropped");
+    assert_eq!(labels["arch"], arch);
+    // The bundle still selects it.
+    assert_eq!(
+        cp.core.device("pi-a").unwrap().device.desired_version,
+        version
+    );
+    // A label the file named and no longer names goes; the others stay.
+    std::fs::write(
+        &tier,
+        "apiVersion: onprem/v1\nkind: Device\nmetadata: {name: pi-a, labels: {}}\n",
+    )
+    .unwrap();
+    let r = expect(&config, &["diff", "-f", tier.to_str().unwrap()], 1).await;
+    assert!(r.stdout.contains("-    tier: edge"), "{r:?}");
+    expect(&config, &["apply", "-f", tier.to_str().unwrap()], 0).await;
+    let labels = cp.core.device("pi-a").unwrap().device.labels;
+    assert!(!labels.contains_key("tier"), "{labels:?}");
+    assert_eq!(labels["board"], "pi5");
 
     // describe device: facts, bundle, conditions, telemetry, events.
     let r = expect(&config, &["describe", "device", "pi-a"], 0).await;

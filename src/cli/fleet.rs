@@ -502,6 +502,20 @@ pub async fn get(o: GetOptions) -> anyhow::Result<()> {
         Some(name) => one_named(kind, items, name)?,
         None => items,
     };
+    // One named record, as YAML or JSON: the record itself, which
+    // `onprem apply -f` takes back unchanged.
+    if o.name.is_some() && matches!(o.output, Output::Json | Output::Yaml) {
+        if let [one] = items.as_slice() {
+            if let Some(r) = as_record(kind, one) {
+                let out = match o.output {
+                    Output::Json => format!("{}\n", serde_json::to_string_pretty(&r)?),
+                    _ => serde_yaml_ng::to_string(&r)?,
+                };
+                print!("{out}");
+                return Ok(());
+            }
+        }
+    }
     // Events and alerts name their device by id: show its name.
     let names = if matches!(kind, "events" | "alerts") {
         c.get("devices", "", "", "")
@@ -517,6 +531,75 @@ pub async fn get(o: GetOptions) -> anyhow::Result<()> {
         render_list(kind, &items, o.output, !o.no_headers, &names, now())?
     );
     Ok(())
+}
+
+/// A record as `onprem apply -f` takes it (`apiVersion`, `kind`,
+/// `metadata`, `spec`), with what the control plane adds under
+/// `metadata` (id, generation, times) and `status`, which apply reads
+/// past. `None` for what is not an applied record (users, tokens, …).
+pub fn as_record(kind: &str, v: &Value) -> Option<Value> {
+    let mut status = serde_json::Map::new();
+    let (kind_name, metadata, spec) = match kind {
+        "devices" => {
+            let mut metadata = serde_json::Map::new();
+            metadata.insert("name".into(), v["name"].clone());
+            metadata.insert("labels".into(), v["labels"].clone());
+            metadata.insert("id".into(), v["id"].clone());
+            let spec = serde_json::json!({"facility": v["facility"], "chassis": v["chassis"]});
+            for (k, x) in v.as_object()? {
+                if !matches!(
+                    k.as_str(),
+                    "name" | "labels" | "id" | "facility" | "chassis"
+                ) {
+                    status.insert(k.clone(), x.clone());
+                }
+            }
+            ("Device", metadata, spec)
+        }
+        "bundles" | "profiles" | "facilities" | "chassis" => {
+            let mut metadata = serde_json::Map::new();
+            for k in ["name", "labels", "id", "generation", "created", "updated"] {
+                if let Some(x) = v.get(k) {
+                    metadata.insert(k.into(), x.clone());
+                }
+            }
+            for (k, x) in v.as_object()? {
+                if !matches!(
+                    k.as_str(),
+                    "name"
+                        | "labels"
+                        | "id"
+                        | "generation"
+                        | "created"
+                        | "updated"
+                        | "kind"
+                        | "spec"
+                ) {
+                    status.insert(k.clone(), x.clone());
+                }
+            }
+            let k = match kind {
+                "bundles" => "Bundle",
+                "profiles" => "Profile",
+                "facilities" => "Facility",
+                _ => "Chassis",
+            };
+            (k, metadata, v.get("spec").cloned().unwrap_or(Value::Null))
+        }
+        _ => return None,
+    };
+    let mut r = serde_json::Map::new();
+    r.insert(
+        "apiVersion".into(),
+        Value::from(crate::controlplane::records::API_VERSION),
+    );
+    r.insert("kind".into(), Value::from(kind_name));
+    r.insert("metadata".into(), Value::Object(metadata));
+    r.insert("spec".into(), spec);
+    if !status.is_empty() {
+        r.insert("status".into(), Value::Object(status));
+    }
+    Some(Value::Object(r))
 }
 
 /// The records of `items` that are the one named `name` (by name, id,

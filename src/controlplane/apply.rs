@@ -125,6 +125,37 @@ fn refused(r: &Refused) -> pb::ApplyResult {
     }
 }
 
+/// A device's labels, facility and chassis once a Device record with
+/// `labels` and `spec` is applied, as a kubectl user expects: the labels
+/// the record names are the record's (its values win); a label the last
+/// applied record named and this one leaves out goes; the others (from
+/// the enrolment token, the agent's facts) stay. `facility` and
+/// `chassis` change when the record names them (`""` clears one).
+fn device_after(
+    d: &super::store::Device,
+    labels: &std::collections::BTreeMap<String, String>,
+    spec: &serde_json::Value,
+) -> (std::collections::BTreeMap<String, String>, String, String) {
+    let mut out = d.labels.clone();
+    for k in &d.applied_labels {
+        if !labels.contains_key(k) {
+            out.remove(k);
+        }
+    }
+    out.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let field = |name: &str, current: &str| {
+        spec.get(name)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or(current)
+            .to_owned()
+    };
+    (
+        out,
+        field("facility", &d.facility),
+        field("chassis", &d.chassis),
+    )
+}
+
 impl Core {
     /// Applies documents (all or nothing).
     pub fn apply(
@@ -322,8 +353,7 @@ impl Core {
                         continue;
                     };
                     let mut d = v.device;
-                    let spec: records::DeviceSpec =
-                        serde_json::from_value(r.spec.clone()).unwrap_or_default();
+                    let (labels, facility, chassis) = device_after(&d, &r.labels, &r.spec);
                     let old_yaml = record_yaml(
                         "Device",
                         &d.name,
@@ -333,22 +363,20 @@ impl Core {
                     let new_yaml = record_yaml(
                         "Device",
                         &d.name,
-                        &r.labels,
-                        &serde_json::json!({"facility": spec.facility, "chassis": spec.chassis}),
+                        &labels,
+                        &serde_json::json!({"facility": facility, "chassis": chassis}),
                     );
-                    // Labels the agent reported (arch) stay unless given.
-                    let same = d.labels == r.labels
-                        && d.facility == spec.facility
-                        && d.chassis == spec.chassis;
+                    let same = d.labels == labels && d.facility == facility && d.chassis == chassis;
                     results.push(result(
                         r,
                         if same { "unchanged" } else { "configured" },
                         unified_diff(&old_yaml, &new_yaml),
                     ));
                     if !same {
-                        d.labels = r.labels.clone();
-                        d.facility = spec.facility;
-                        d.chassis = spec.chassis;
+                        d.labels = labels;
+                        d.applied_labels = r.labels.keys().cloned().collect();
+                        d.facility = facility;
+                        d.chassis = chassis;
                         writes.push(Write::PutDevice(d.clone()));
                         writes.push(audit(
                             who,

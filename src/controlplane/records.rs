@@ -378,10 +378,12 @@ pub fn parse_record(source: &str, index: usize, value: Value) -> Result<Record, 
     };
     for k in map.keys() {
         match k.as_str() {
-            Some("apiVersion" | "kind" | "metadata" | "spec") => {}
+            // `status` is the control plane's (as `get -o yaml` prints
+            // it): apply reads past it.
+            Some("apiVersion" | "kind" | "metadata" | "spec" | "status") => {}
             other => errors.push(err(
                 other.unwrap_or("?"),
-                "unknown field: a record has apiVersion, kind, metadata and spec",
+                "unknown field: a record has apiVersion, kind, metadata, spec (and status, which apply ignores)",
             )),
         }
     }
@@ -416,6 +418,20 @@ pub fn parse_record(source: &str, index: usize, value: Value) -> Result<Record, 
         #[serde(default)]
         #[allow(dead_code)]
         version: Option<u64>,
+        // Written by the control plane (`get -o yaml` prints them);
+        // apply reads past them.
+        #[serde(default)]
+        #[allow(dead_code)]
+        id: Option<String>,
+        #[serde(default)]
+        #[allow(dead_code)]
+        generation: Option<u64>,
+        #[serde(default)]
+        #[allow(dead_code)]
+        created: Option<i64>,
+        #[serde(default)]
+        #[allow(dead_code)]
+        updated: Option<i64>,
     }
     let meta = match value.get("metadata") {
         Some(m) => match typed::<Meta>("metadata", m.clone()) {

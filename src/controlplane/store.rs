@@ -200,6 +200,11 @@ pub struct Device {
     pub taint_reason: String,
     /// Samples its agent dropped from a full buffer, as it reported.
     pub telemetry_dropped: u64,
+    /// The label keys the last applied Device record named: `apply` owns
+    /// these (one the next record leaves out is removed); the others
+    /// (from the enrolment token, the agent's facts) stay unless a record
+    /// names them.
+    pub applied_labels: Vec<String>,
 }
 
 /// A user (API tokens belong to users).
