@@ -26,13 +26,24 @@ struct Run {
 
 /// Runs `onprem ARGS` with `ONPREM_CONFIG=config`, off the runtime.
 async fn onprem(config: &Path, args: &[&str]) -> Run {
+    onprem_env(config, args, &[]).await
+}
+
+/// The same with more environment variables.
+async fn onprem_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let config = config.to_owned();
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     tokio::task::spawn_blocking(move || {
         let out = Command::new(env!("CARGO_BIN_EXE_onprem"))
             .args(&args)
             .env("ONPREM_CONFIG", &config)
             .env_remove("ONPREM_TOKEN")
+            .env_remove("VISUAL")
+            .envs(env)
             .output()
             .unwrap();
         Run {
@@ -404,6 +415,86 @@ async fn the_cli_drives_the_fleet_with_reliable_output_and_exit_codes() {
     let labels = cp.core.device("pi-a").unwrap().device.labels;
     assert!(!labels.contains_key("tier"), "{labels:?}");
     assert_eq!(labels["board"], "pi5");
+
+    // edit: the record in $EDITOR, applied on save.
+    let editor = |name: &str, script: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, format!("#!/bin/sh\nset -e\n{script}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let add_rack = editor(
+        "add-rack",
+        "sed -i 's/^  labels:$/  labels:\\n    rack: r12/' \"$1\"",
+    );
+    let r = onprem_env(
+        &config,
+        &["edit", "device", "pi-a"],
+        &[("EDITOR", add_rack.as_str())],
+    )
+    .await;
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "device/pi-a configured\n"),
+        "{r:?}"
+    );
+    let labels = cp.core.device("pi-a").unwrap().device.labels;
+    assert_eq!(labels["rack"], "r12");
+    assert_eq!(labels["board"], "pi5");
+    // Saved unchanged: nothing applied.
+    let r = onprem_env(&config, &["edit", "device", "pi-a"], &[("EDITOR", "true")]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("unchanged"), "{r:?}");
+    // Changed by someone else while in the editor: a conflict (9),
+    // nothing stored, the edit kept.
+    let other = dir.path().join("other.yaml");
+    std::fs::write(
+        &other,
+        "apiVersion: onprem/v1\nkind: Device\nmetadata: {name: pi-a, labels: {rack: r13}}\n",
+    )
+    .unwrap();
+    let racing = editor(
+        "racing",
+        &format!(
+            "{} apply -f {} >/dev/null\nsed -i 's/rack: r12/rack: r14/' \"$1\"",
+            env!("CARGO_BIN_EXE_onprem"),
+            other.display()
+        ),
+    );
+    let r = onprem_env(
+        &config,
+        &["edit", "device", "pi-a"],
+        &[("EDITOR", racing.as_str())],
+    )
+    .await;
+    assert_eq!(r.code, 9, "{r:?}");
+    assert!(r.stderr.contains("changed since it was read"), "{r:?}");
+    let kept = r
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("onprem: your edit is kept in "))
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert!(std::fs::read_to_string(kept).unwrap().contains("rack: r14"));
+    assert_eq!(cp.core.device("pi-a").unwrap().device.labels["rack"], "r13");
+    // An invalid edit is refused (7) with its path.
+    let bad = editor(
+        "bad",
+        "sed -i \"s/^  facility: .*$/  facility: nowhere/\" \"$1\"",
+    );
+    let r = onprem_env(
+        &config,
+        &["edit", "device", "pi-a"],
+        &[("EDITOR", bad.as_str())],
+    )
+    .await;
+    assert_eq!(r.code, 7, "{r:?}");
+    assert!(
+        r.stderr.contains("spec.facility: no Facility \"nowhere\""),
+        "{r:?}"
+    );
+    // Not an editable kind: 2.
+    expect(&config, &["edit", "users", "admin"], 2).await;
 
     // describe device: facts, bundle, conditions, telemetry, events.
     let r = expect(&config, &["describe", "device", "pi-a"], 0).await;

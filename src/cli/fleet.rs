@@ -68,6 +68,9 @@ pub mod code {
     pub const INVALID: u8 = 7;
     /// The control plane failed.
     pub const INTERNAL: u8 = 8;
+    /// A record changed since it was read (`metadata.generation`):
+    /// nothing stored; read it again.
+    pub const CONFLICT: u8 = 9;
 }
 
 pub(crate) fn exit(code: u8, message: impl Into<String>) -> anyhow::Error {
@@ -93,6 +96,7 @@ fn status_err(s: &tonic::Status, url: &str) -> anyhow::Error {
         ),
         Code::PermissionDenied => exit(code::FORBIDDEN, m),
         Code::NotFound => exit(code::NOT_FOUND, m),
+        Code::Aborted => exit(code::CONFLICT, m),
         Code::InvalidArgument | Code::FailedPrecondition | Code::AlreadyExists => {
             exit(code::INVALID, m)
         }
@@ -320,6 +324,15 @@ pub struct DiffOptions {
     pub files: Vec<PathBuf>,
 }
 
+/// `onprem edit`.
+#[derive(Debug, Args)]
+pub struct EditOptions {
+    /// device, bundle, profile, facility, chassis.
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+}
+
 /// `onprem delete`.
 #[derive(Debug, Args)]
 pub struct DeleteOptions {
@@ -545,11 +558,12 @@ pub fn as_record(kind: &str, v: &Value) -> Option<Value> {
             metadata.insert("name".into(), v["name"].clone());
             metadata.insert("labels".into(), v["labels"].clone());
             metadata.insert("id".into(), v["id"].clone());
+            metadata.insert("generation".into(), v["generation"].clone());
             let spec = serde_json::json!({"facility": v["facility"], "chassis": v["chassis"]});
             for (k, x) in v.as_object()? {
                 if !matches!(
                     k.as_str(),
-                    "name" | "labels" | "id" | "facility" | "chassis"
+                    "name" | "labels" | "id" | "generation" | "facility" | "chassis"
                 ) {
                     status.insert(k.clone(), x.clone());
                 }
@@ -831,6 +845,107 @@ pub async fn diff(o: DiffOptions) -> anyhow::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The lines `onprem edit` puts above the record.
+const EDIT_HEADER: &str = "# Edit the record below and save to apply it; lines that begin with '#'\n\
+# are ignored, and an empty file or one left unchanged applies nothing.\n\
+# metadata.generation makes it a conflict if the record changes meanwhile;\n\
+# status is the control plane's and is not applied.\n";
+
+/// `onprem edit KIND NAME`: the record in `$VISUAL` or `$EDITOR` (else
+/// `vi`), applied when saved; a record that changed meanwhile is a
+/// conflict (exit 9), an invalid one is refused (exit 7), and either way
+/// the edited file is kept and named.
+pub async fn edit(o: EditOptions) -> anyhow::Result<()> {
+    let kind = canonical_kind(&o.kind);
+    let mut c = Conn::open()?;
+    let items = c.get(&o.kind, &o.name, "", "").await?;
+    let items = one_named(kind, items, &o.name)?;
+    let record = items
+        .first()
+        .and_then(|v| as_record(kind, v))
+        .ok_or_else(|| {
+            exit(
+                code::USAGE,
+                format!("{} records cannot be edited", singular(kind)),
+            )
+        })?;
+    let before = format!("{EDIT_HEADER}{}", serde_yaml_ng::to_string(&record)?);
+    let path = std::env::temp_dir().join(format!(
+        "onprem-edit-{}-{}-{}.yaml",
+        singular(kind),
+        o.name
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
+        std::process::id()
+    ));
+    std::fs::write(&path, &before)
+        .map_err(|e| exit(code::USAGE, format!("{}: {e}", path.display())))?;
+    let editor = std::env::var("VISUAL")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+        .or_else(|| {
+            std::env::var("EDITOR")
+                .ok()
+                .filter(|e| !e.trim().is_empty())
+        })
+        .unwrap_or_else(|| "vi".to_owned());
+    // Through the shell, so that `EDITOR="code --wait"` works.
+    let (cmd, file) = (format!("{editor} \"$1\""), path.clone());
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .arg("sh")
+            .arg(file)
+            .status()
+    })
+    .await?
+    .map_err(|e| {
+        exit(
+            code::USAGE,
+            format!("cannot run the editor {editor:?}: {e}"),
+        )
+    })?;
+    if !status.success() {
+        return Err(exit(
+            code::USAGE,
+            format!(
+                "the editor {editor:?} failed ({status}); nothing applied, the record is in {}",
+                path.display()
+            ),
+        ));
+    }
+    let after = std::fs::read_to_string(&path)
+        .map_err(|e| exit(code::USAGE, format!("{}: {e}", path.display())))?;
+    let meaningful = |t: &str| -> String {
+        t.lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    if meaningful(&after).trim().is_empty() || meaningful(&after) == meaningful(&before) {
+        let _ = std::fs::remove_file(&path);
+        println!("{}/{} unchanged (edit cancelled)", singular(kind), o.name);
+        return Ok(());
+    }
+    let docs = vec![pb::Document {
+        source: path.display().to_string(),
+        text: after,
+    }];
+    match apply_request(docs, false).await {
+        Ok(resp) => {
+            let _ = std::fs::remove_file(&path);
+            for r in &resp.results {
+                println!("{}/{} {}", r.kind.to_ascii_lowercase(), r.name, r.outcome);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("onprem: your edit is kept in {}", path.display());
+            Err(e)
+        }
+    }
 }
 
 /// `onprem delete`.

@@ -75,6 +75,9 @@ pub enum Command {
     Apply(fleet::ApplyOptions),
     /// What `apply` would change (exit 1 when anything would).
     Diff(fleet::DiffOptions),
+    /// Edit a record in $VISUAL or $EDITOR and apply it on save (exit 9
+    /// when it changed meanwhile).
+    Edit(fleet::EditOptions),
     /// Delete records (a device: its certificate is no longer accepted).
     Delete(fleet::DeleteOptions),
     /// Follow devices (or events) live until Ctrl-C.
@@ -121,6 +124,7 @@ impl Command {
             | Command::Describe(_)
             | Command::Apply(_)
             | Command::Diff(_)
+            | Command::Edit(_)
             | Command::Delete(_)
             | Command::Watch(_)
             | Command::Token(_)
@@ -216,6 +220,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         Command::Describe(o) => fleet::describe(o).await,
         Command::Apply(o) => fleet::apply(o).await,
         Command::Diff(o) => fleet::diff(o).await,
+        Command::Edit(o) => fleet::edit(o).await,
         Command::Delete(o) => fleet::delete(o).await,
         Command::Watch(o) => fleet::watch(o, shutdown).await,
         Command::Token(c) => fleet::token(c).await,

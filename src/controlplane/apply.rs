@@ -125,23 +125,39 @@ fn refused(r: &Refused) -> pb::ApplyResult {
     }
 }
 
+/// What a device becomes once a Device record is applied.
+struct DeviceAfter {
+    labels: std::collections::BTreeMap<String, String>,
+    /// The label keys records own now.
+    owned: Vec<String>,
+    facility: String,
+    chassis: String,
+}
+
 /// A device's labels, facility and chassis once a Device record with
 /// `labels` and `spec` is applied, as a kubectl user expects: the labels
-/// the record names are the record's (its values win); a label the last
-/// applied record named and this one leaves out goes; the others (from
-/// the enrolment token, the agent's facts) stay. `facility` and
-/// `chassis` change when the record names them (`""` clears one).
+/// the record sets are the record's (its values win, and records own
+/// them from then on); a label records own that this one leaves out
+/// goes; the others (from the enrolment token, the agent's facts) stay,
+/// also when the record repeats them unchanged (as `get -o yaml` and
+/// `edit` do). `facility` and `chassis` change when the record names
+/// them (`""` clears one).
 fn device_after(
     d: &super::store::Device,
     labels: &std::collections::BTreeMap<String, String>,
     spec: &serde_json::Value,
-) -> (std::collections::BTreeMap<String, String>, String, String) {
+) -> DeviceAfter {
     let mut out = d.labels.clone();
     for k in &d.applied_labels {
         if !labels.contains_key(k) {
             out.remove(k);
         }
     }
+    let owned = labels
+        .iter()
+        .filter(|(k, v)| d.applied_labels.contains(k) || d.labels.get(*k) != Some(v))
+        .map(|(k, _)| k.clone())
+        .collect();
     out.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
     let field = |name: &str, current: &str| {
         spec.get(name)
@@ -149,11 +165,12 @@ fn device_after(
             .unwrap_or(current)
             .to_owned()
     };
-    (
-        out,
-        field("facility", &d.facility),
-        field("chassis", &d.chassis),
-    )
+    DeviceAfter {
+        labels: out,
+        owned,
+        facility: field("facility", &d.facility),
+        chassis: field("chassis", &d.chassis),
+    }
 }
 
 impl Core {
@@ -298,6 +315,36 @@ impl Core {
             }
         }
 
+        // Records read at a generation (`get -o yaml`, `onprem edit`)
+        // apply only over that generation.
+        for (r, _) in &plans {
+            let Some(want) = r.generation else { continue };
+            let now_at = match r.kind {
+                RecordKind::Object(kind) => stored[&kind]
+                    .iter()
+                    .find(|o| o.name == r.name)
+                    .map(|o| o.generation),
+                RecordKind::Device => self.device(&r.name).map(|v| v.device.generation),
+            };
+            match now_at {
+                Some(g) if g == want => {}
+                Some(g) => {
+                    return Err(ApiError::Conflict(format!(
+                        "{}/{} changed since it was read (metadata.generation {want}, now {g}): read it again",
+                        r.kind.as_str(),
+                        r.name
+                    )));
+                }
+                None => {
+                    return Err(ApiError::Conflict(format!(
+                        "{}/{} was deleted since it was read (metadata.generation {want})",
+                        r.kind.as_str(),
+                        r.name
+                    )));
+                }
+            }
+        }
+
         // Outcomes.
         let mut results = Vec::new();
         let mut writes = Vec::new();
@@ -353,7 +400,12 @@ impl Core {
                         continue;
                     };
                     let mut d = v.device;
-                    let (labels, facility, chassis) = device_after(&d, &r.labels, &r.spec);
+                    let DeviceAfter {
+                        labels,
+                        owned,
+                        facility,
+                        chassis,
+                    } = device_after(&d, &r.labels, &r.spec);
                     let old_yaml = record_yaml(
                         "Device",
                         &d.name,
@@ -374,7 +426,8 @@ impl Core {
                     ));
                     if !same {
                         d.labels = labels;
-                        d.applied_labels = r.labels.keys().cloned().collect();
+                        d.applied_labels = owned;
+                        d.generation += 1;
                         d.facility = facility;
                         d.chassis = chassis;
                         writes.push(Write::PutDevice(d.clone()));

@@ -94,7 +94,8 @@ impl From<ApiError> for tonic::Status {
             ApiError::Unauthenticated(m) => tonic::Status::unauthenticated(m),
             ApiError::Forbidden(m) => tonic::Status::permission_denied(m),
             ApiError::NotFound(m) => tonic::Status::not_found(m),
-            ApiError::Conflict(m) => tonic::Status::failed_precondition(m),
+            // ABORTED: the record changed meanwhile; read it again.
+            ApiError::Conflict(m) => tonic::Status::aborted(m),
             ApiError::Internal(m) => tonic::Status::internal(m),
             ApiError::Unavailable(m) => tonic::Status::unavailable(m),
         }

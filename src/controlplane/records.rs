@@ -74,6 +74,10 @@ pub struct Record {
     pub labels: BTreeMap<String, String>,
     /// `spec`, as JSON.
     pub spec: serde_json::Value,
+    /// `metadata.generation`, when given: apply only if the stored record
+    /// is at this generation (it was read at it and nobody changed it
+    /// since), otherwise a conflict.
+    pub generation: Option<u64>,
 }
 
 /// A record that was refused, with every problem.
@@ -419,12 +423,11 @@ pub fn parse_record(source: &str, index: usize, value: Value) -> Result<Record, 
         #[allow(dead_code)]
         version: Option<u64>,
         // Written by the control plane (`get -o yaml` prints them);
-        // apply reads past them.
+        // apply reads past them, but for `generation`, a precondition.
         #[serde(default)]
         #[allow(dead_code)]
         id: Option<String>,
         #[serde(default)]
-        #[allow(dead_code)]
         generation: Option<u64>,
         #[serde(default)]
         #[allow(dead_code)]
@@ -477,6 +480,7 @@ pub fn parse_record(source: &str, index: usize, value: Value) -> Result<Record, 
         name,
         labels,
         spec: spec_json,
+        generation: meta.and_then(|m| m.generation),
     })
 }
 

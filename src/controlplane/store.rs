@@ -205,6 +205,9 @@ pub struct Device {
     /// (from the enrolment token, the agent's facts) stay unless a record
     /// names them.
     pub applied_labels: Vec<String>,
+    /// Applied Device records that changed it (labels, facility,
+    /// chassis), for `metadata.generation` preconditions.
+    pub generation: u64,
 }
 
 /// A user (API tokens belong to users).
