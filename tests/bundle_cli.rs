@@ -86,6 +86,37 @@ fn validate_prints_every_error_with_its_path_and_fails() {
 }
 
 #[test]
+fn validate_prints_every_wrong_type_and_unknown_field_at_once_each_path_once() {
+    let bad = repo("tests/fixtures/bundles/invalid/several-parse-errors.yaml");
+    let out = onprem(&["validate", s(&bad)]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let prefix = format!("{}: ", bad.display());
+    let problems: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .collect();
+    let paths: Vec<&str> = problems
+        .iter()
+        .map(|p| p.split(": ").next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "spec.fans.zones[0].minPercent",
+            "spec.fans.zones[1].name",
+            "spec.fans.zones[1].controllers[0].hysterisis",
+            "spec.telemetry.bufferBytes",
+        ],
+        "{stderr}"
+    );
+    for (p, path) in problems.iter().zip(&paths) {
+        assert_eq!(p.matches(path).count(), 1, "path repeated: {p}");
+        assert!(p.contains(" at line "), "no line: {p}");
+    }
+}
+
+#[test]
 fn validate_names_a_missing_file() {
     let out = onprem(&["validate", "/nonexistent/bundle.yaml"]);
     assert_eq!(out.status.code(), Some(1));

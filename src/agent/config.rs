@@ -5,9 +5,12 @@
 //! unit files' habits.
 //!
 //! Loading is parse, then validate: parsing rejects unknown fields and
-//! names the field path; validation compiles every pattern and collects
-//! every problem, naming the field or the flag that set it. Nothing binds
-//! before the whole configuration is valid.
+//! wrong types, every one with its field path and line; validation
+//! compiles every pattern and collects every problem, naming the field or
+//! the flag that set it. A file with both kinds of problem reports both
+//! at once (the rest of the file, without the fields that did not parse,
+//! is validated too). Nothing binds before the whole configuration is
+//! valid.
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -252,13 +255,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not valid YAML for this schema: the message names the
-    /// field and the line.
+    /// The file is not valid YAML for this schema: the message names
+    /// every field that is unknown or of the wrong type, with its line
+    /// (one per line when there are several), and the other problems of
+    /// the file.
     #[error("config file {path}: {message}")]
     Parse {
         /// The file.
         path: PathBuf,
-        /// Field path and problem.
+        /// Field path and problem, one per line.
         message: String,
     },
     /// Values are well-formed but wrong: every problem, each with its field
@@ -269,23 +274,29 @@ pub enum Error {
 
 /// Parses a config file's text. An empty file means all defaults.
 pub fn parse_file(text: &str, path: &Path) -> Result<File, Error> {
+    parse_partial(text).map_err(|p| parse_error(path, p.errors))
+}
+
+/// Parses a config file's text: the file, or every unknown field and
+/// wrong type with the rest of the file read without them.
+fn parse_partial(text: &str) -> Result<File, crate::validate::Partial<File>> {
     if text.trim().is_empty() {
         return Ok(File::default());
     }
-    let de = serde_yaml_ng::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        let message = if field.is_empty() || field == "." {
-            inner
-        } else {
-            format!("{field}: {inner}")
-        };
-        Error::Parse {
-            path: path.to_owned(),
-            message,
-        }
-    })
+    crate::validate::from_yaml(text)
+}
+
+/// [`Error::Parse`] for `errors`: one on the same line, several one per
+/// line.
+fn parse_error(path: &Path, errors: Vec<FieldError>) -> Error {
+    let message = match errors.as_slice() {
+        [one] => one.to_string(),
+        _ => format!("{} problems:\n{}", errors.len(), FieldErrors(errors)),
+    };
+    Error::Parse {
+        path: path.to_owned(),
+        message,
+    }
 }
 
 /// Field paths and the flags that override them, so that an error caused
@@ -424,7 +435,21 @@ impl Flags {
             None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
         };
         let (mut file, source) = match std::fs::read_to_string(&path) {
-            Ok(text) => (parse_file(&text, &path)?, Some(path)),
+            Ok(text) => match parse_partial(&text) {
+                Ok(file) => (file, Some(path)),
+                Err(p) => {
+                    // Every problem of the file at once: what did parse is
+                    // validated too.
+                    let mut errors = p.errors;
+                    if let Some(mut rest) = p.rest {
+                        if let Err(Error::Invalid(more)) = self.apply(&mut rest, Some(path.clone()))
+                        {
+                            errors.extend(more.0);
+                        }
+                    }
+                    return Err(parse_error(&path, errors));
+                }
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
                 (File::default(), None)
             }
@@ -792,6 +817,52 @@ mod tests {
         assert!(paths.contains(&"collectors.enable[0]"), "{paths:?}");
         assert!(paths.contains(&"collectors.vmstat.fields"), "{paths:?}");
         assert!(paths.contains(&"log.level"), "{paths:?}");
+    }
+
+    #[test]
+    fn returns_every_parse_error_at_once_each_path_once_with_the_other_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("agent.yaml");
+        std::fs::write(
+            &path,
+            "web:\n  max_requests: many\n  listen_address: nowhere\ncollectors:\n  colour: red\n  vmstat:\n    fields: [1]\n  enable: [wifi]\nlog:\n  level: [loud]\n",
+        )
+        .expect("write");
+        let flags = Flags {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let e = flags.load().unwrap_err();
+        let Error::Parse { message, .. } = &e else {
+            panic!("expected Parse, got {e}")
+        };
+        let (count, list) = message.split_once('\n').unwrap_or_default();
+        assert_eq!(count, "6 problems:", "{e}");
+        let lines: Vec<&str> = list.lines().collect();
+        let paths: Vec<&str> = lines
+            .iter()
+            .map(|l| l.split(": ").next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "web.max_requests",
+                "collectors.colour",
+                "collectors.vmstat.fields",
+                "log.level",
+                "web.listen_address",
+                "collectors.enable[0]",
+            ],
+            "{e}"
+        );
+        assert!(
+            lines[0].contains("invalid type") && lines[0].contains("line 2"),
+            "{e}"
+        );
+        assert!(lines[1].contains("unknown field `colour`"), "{e}");
+        for (line, path) in lines.iter().zip(&paths) {
+            assert_eq!(line.matches(path).count(), 1, "path repeated: {line}");
+        }
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! `fans`, `power`, `signals`, `checks`, `telemetry`, `redfish`, `tunnel`
 //! ([`schema`]). Its life on a node:
 //!
-//! 1. **parse** ([`parse`]): unknown fields and wrong types are refused
-//!    with the field's path;
+//! 1. **parse** ([`parse`]): unknown fields and wrong types are refused,
+//!    every one at once, each with the field's path and line;
 //! 2. **verify** ([`sign`]): Ed25519 signatures against the trusted keys,
 //!    when the agent requires them;
 //! 3. **validate** ([`validate::validate`]): every problem, with its path,
@@ -56,10 +56,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The document does not parse (syntax, unknown field, wrong type).
+    /// The document is not a bundle at all (not YAML, not a mapping), or
+    /// its signature is bad.
     #[error("{0}")]
     Parse(FieldError),
-    /// The bundle parses but is not valid; every problem is listed.
+    /// The bundle is not valid: unknown fields, wrong types, or values
+    /// that break a rule; every problem is listed, each with its path.
     #[error("{0}")]
     Invalid(FieldErrors),
 }
@@ -78,40 +80,25 @@ impl Error {
     }
 }
 
-/// Parses a bundle from YAML or JSON text (JSON is YAML).
+/// Parses a bundle from YAML or JSON text (JSON is YAML): every unknown
+/// field and wrong type at once, each with its path and line.
 pub fn parse(text: &str) -> Result<Bundle, Error> {
-    let de = serde_yaml_ng::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        // serde_yaml_ng appends " at line L column C"; keep it, it helps.
-        let mut message = strip_yaml_path(&inner, &path).to_owned();
-        if path == "." {
-            message = format!("not a bundle: {message}");
+    crate::validate::from_yaml(text).map_err(|p| {
+        let mut errors = p.errors;
+        for e in &mut errors {
+            if e.path.is_empty() {
+                e.message = format!("not a bundle: {}", e.message);
+            }
         }
-        Error::Parse(FieldError::new(
-            if path == "." { String::new() } else { path },
-            message,
-        ))
+        match errors.pop() {
+            Some(e) if errors.is_empty() && e.path.is_empty() => Error::Parse(e),
+            Some(e) => {
+                errors.push(e);
+                Error::Invalid(FieldErrors(errors))
+            }
+            None => Error::Parse(FieldError::new("", "not a bundle")),
+        }
     })
-}
-
-/// serde_yaml_ng starts a message with the path of the mapping it was
-/// reading (`spec.fans: "5x": unknown unit`); the error's own path is
-/// the same or more precise (`spec.fans.period`), so that prefix only
-/// repeats it.
-fn strip_yaml_path<'a>(message: &'a str, path: &str) -> &'a str {
-    let Some((head, rest)) = message.split_once(": ") else {
-        return message;
-    };
-    let within = path
-        .strip_prefix(head)
-        .is_some_and(|r| r.is_empty() || r.starts_with('.') || r.starts_with('['));
-    if !head.is_empty() && within {
-        rest
-    } else {
-        message
-    }
 }
 
 /// Reads, parses and validates a bundle file; profiles named by path are

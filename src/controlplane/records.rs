@@ -271,17 +271,22 @@ pub fn name_ok(name: &str) -> bool {
 }
 
 /// Reads a typed value at `path` from a YAML value, with the failing
-/// field's full path.
+/// field's full path (the first problem; [`typed_all`] has them all).
 pub fn typed<T: serde::de::DeserializeOwned>(path: &str, v: Value) -> Result<T, FieldError> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let inner = e.path().to_string();
-        let full = match (path.is_empty(), inner.as_str()) {
-            (true, _) => inner.clone(),
-            (false, ".") => path.to_owned(),
-            (false, _) => format!("{path}.{inner}"),
-        };
-        err(full, e.into_inner().to_string())
+    typed_all(path, v).map_err(|es| {
+        es.into_iter()
+            .next()
+            .unwrap_or_else(|| err(path, "cannot be read"))
     })
+}
+
+/// Reads a typed value at `path` from a YAML value: every unknown field
+/// and wrong type at once, each with its full path.
+pub fn typed_all<T: serde::de::DeserializeOwned>(
+    path: &str,
+    v: Value,
+) -> Result<T, Vec<FieldError>> {
+    crate::validate::from_value(path, v).map_err(|p| p.errors)
 }
 
 /// Splits a bundle record's spec into its targeting and the node
@@ -294,13 +299,13 @@ pub fn split_bundle(spec: &Value) -> (Value, Result<BundleTargeting, Vec<FieldEr
         if let Some(sel) = m.remove("selector") {
             match &sel {
                 Value::String(s) if s == "all" => t.selector = Some(Selector::default()),
-                _ => match typed::<Selector>("spec.selector", sel) {
+                _ => match typed_all::<Selector>("spec.selector", sel) {
                     Ok(s) if s.is_empty() => errors.push(err(
                         "spec.selector",
                         "an empty selector: write `selector: all` to select every device",
                     )),
                     Ok(s) => t.selector = Some(s),
-                    Err(e) => errors.push(e),
+                    Err(es) => errors.extend(es),
                 },
             }
         } else {
@@ -310,9 +315,9 @@ pub fn split_bundle(spec: &Value) -> (Value, Result<BundleTargeting, Vec<FieldEr
             ));
         }
         if let Some(r) = m.remove("rollout") {
-            match typed::<Rollout>("spec.rollout", r) {
+            match typed_all::<Rollout>("spec.rollout", r) {
                 Ok(r) => t.rollout = r,
-                Err(e) => errors.push(e),
+                Err(es) => errors.extend(es),
             }
         }
     }
@@ -437,10 +442,10 @@ pub fn parse_record(source: &str, index: usize, value: Value) -> Result<Record, 
         updated: Option<i64>,
     }
     let meta = match value.get("metadata") {
-        Some(m) => match typed::<Meta>("metadata", m.clone()) {
+        Some(m) => match typed_all::<Meta>("metadata", m.clone()) {
             Ok(m) => Some(m),
-            Err(e) => {
-                errors.push(e);
+            Err(es) => {
+                errors.extend(es);
                 None
             }
         },
@@ -492,28 +497,28 @@ fn check_spec(kind: RecordKind, spec: &Value, errors: &mut Vec<FieldError>) {
     };
     match kind {
         RecordKind::Object(Kind::Facility) => {
-            if let Err(e) = typed::<FacilitySpec>("spec", spec_or_empty) {
-                errors.push(e);
+            if let Err(es) = typed_all::<FacilitySpec>("spec", spec_or_empty) {
+                errors.extend(es);
             }
         }
         RecordKind::Object(Kind::Chassis) => {
-            if let Err(e) = typed::<ChassisSpec>("spec", spec_or_empty) {
-                errors.push(e);
+            if let Err(es) = typed_all::<ChassisSpec>("spec", spec_or_empty) {
+                errors.extend(es);
             }
         }
         RecordKind::Device => {
-            if let Err(e) = typed::<DeviceSpec>("spec", spec_or_empty) {
-                errors.push(e);
+            if let Err(es) = typed_all::<DeviceSpec>("spec", spec_or_empty) {
+                errors.extend(es);
             }
         }
         RecordKind::Object(Kind::Profile) => {
-            match typed::<onprem_hal::inventory::Spec>("spec", spec.clone()) {
+            match typed_all::<onprem_hal::inventory::Spec>("spec", spec.clone()) {
                 Ok(p) => {
                     for e in onprem_hal::inventory::validate(&p) {
                         errors.push(err(format!("spec.{}", e.path), e.message));
                     }
                 }
-                Err(e) => errors.push(e),
+                Err(es) => errors.extend(es),
             }
         }
         RecordKind::Object(Kind::Bundle) => {
@@ -527,8 +532,8 @@ fn check_spec(kind: RecordKind, spec: &Value, errors: &mut Vec<FieldError>) {
             }
             // The node bundle's own parse: unknown fields and types, with
             // paths. Its validation (with profiles) is the control plane's.
-            if let Err(e) = typed::<crate::bundle::schema::Spec>("spec", node) {
-                errors.push(e);
+            if let Err(es) = typed_all::<crate::bundle::schema::Spec>("spec", node) {
+                errors.extend(es);
             }
         }
     }
@@ -617,7 +622,12 @@ apiVersion: onprem/v2\nkind: Chassis\nmetadata: {name: 'bad name'}\nspec: {facil
         let paths: Vec<&str> = bad[0].errors.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
-            vec!["spec.selector", "spec.rollout.strategy", "spec.fans.period"],
+            vec![
+                "spec.selector",
+                "spec.rollout.strategy",
+                "spec.rollout.canary",
+                "spec.fans.period"
+            ],
             "{:?}",
             bad[0].errors
         );
@@ -631,6 +641,29 @@ apiVersion: onprem/v2\nkind: Chassis\nmetadata: {name: 'bad name'}\nspec: {facil
             "{:?}",
             bad[0].errors
         );
+    }
+
+    #[test]
+    fn every_type_error_and_unknown_field_of_a_record_at_once_each_path_once() {
+        let text = "apiVersion: onprem/v1\nkind: Bundle\nmetadata: {name: b, labels: {tier: [edge]}}\nspec:\n  selector: all\n  rollout: {strategy: Staged, canary: [1]}\n  fans: {period: 5x, colour: red}\n  telemetry: {bufferBytes: lots}\n";
+        let (_, bad) = parse_documents("b.yaml", text);
+        let errors = &bad[0].errors;
+        let mut paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        paths.sort_unstable();
+        assert_eq!(
+            paths,
+            [
+                "metadata.labels.tier",
+                "spec.fans.colour",
+                "spec.fans.period",
+                "spec.rollout.canary",
+                "spec.telemetry.bufferBytes",
+            ],
+            "{errors:?}"
+        );
+        for e in errors {
+            assert!(!e.message.contains(&e.path), "path repeated: {e}");
+        }
     }
 
     #[test]

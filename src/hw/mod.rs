@@ -88,10 +88,12 @@ pub struct I2cdetectOptions {
 
 /// Parses and validates a spec; every problem is listed with its path.
 pub fn load_spec(text: &str, origin: &str) -> anyhow::Result<Spec> {
-    let de = serde_yaml_ng::Deserializer::from_str(text);
-    let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        anyhow::anyhow!("{origin}: {path}: {}", e.into_inner())
+    let spec: Spec = crate::validate::from_yaml(text).map_err(|p| match p.errors.as_slice() {
+        [one] => anyhow::anyhow!("{origin}: {one}"),
+        all => {
+            let list: Vec<String> = all.iter().map(|e| format!("  {e}")).collect();
+            anyhow::anyhow!("{origin}: invalid hardware spec:\n{}", list.join("\n"))
+        }
     })?;
     let errs = inventory::validate(&spec);
     if !errs.is_empty() {
