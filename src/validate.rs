@@ -86,7 +86,7 @@ pub struct Partial<T> {
     /// Every problem, in the order found, each path once.
     pub errors: Vec<FieldError>,
     /// The value without the bad nodes.
-    pub rest: Option<T>,
+    pub rest: Option<Box<T>>,
 }
 
 /// Reads one YAML (or JSON) document as `T`, reporting every unknown
@@ -137,7 +137,10 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Partia
             FieldError::new(path, message)
         })
         .collect();
-    Err(Partial { errors, rest })
+    Err(Partial {
+        errors,
+        rest: rest.map(Box::new),
+    })
 }
 
 /// Reads a YAML value as `T`, reporting every unknown field and wrong
@@ -172,7 +175,7 @@ pub fn from_value<T: serde::de::DeserializeOwned>(
                     FieldError::new(path, message)
                 })
                 .collect(),
-            rest,
+            rest: rest.map(Box::new),
         }),
     }
 }
