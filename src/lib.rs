@@ -30,3 +30,8 @@ pub mod validate;
 
 /// This build's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The commit this build is from: 12 hex digits of `git rev-parse HEAD`,
+/// `-dirty` when tracked files differed from it, `$ONPREM_GIT_COMMIT` when
+/// the build set it, or `unknown` (`build.rs`).
+pub const GIT_COMMIT: &str = env!("ONPREM_GIT_COMMIT");

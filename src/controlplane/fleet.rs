@@ -94,6 +94,7 @@ impl FleetApi for Fleet {
             role: p.role.to_string(),
             token_id: p.token_id,
             version: crate::VERSION.into(),
+            commit: crate::GIT_COMMIT.into(),
         }))
     }
 

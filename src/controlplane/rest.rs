@@ -168,7 +168,7 @@ pub fn router(core: Arc<Core>, public_metrics: bool) -> Router {
 async fn whoami(State(app): State<App>, h: HeaderMap) -> R<Json<serde_json::Value>> {
     let p = who(&app, &h)?;
     Ok(Json(
-        serde_json::json!({"user": p.user, "role": p.role, "tokenId": p.token_id, "version": crate::VERSION}),
+        serde_json::json!({"user": p.user, "role": p.role, "tokenId": p.token_id, "version": crate::VERSION, "commit": crate::GIT_COMMIT}),
     ))
 }
 
