@@ -1067,11 +1067,12 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
     }
 }
 
-/// `onprem watch`: the devices as they are, then a row per change, until
-/// Ctrl-C.
+/// `onprem watch`: the devices as they are (events: the recent ones, as
+/// `get events` lists them), then a row per change of what a row shows,
+/// until Ctrl-C. A lost connection (the control plane restarts) is one
+/// line on stderr; the watch reconnects with capped backoff, says so, and
+/// goes on without showing again what it showed.
 pub async fn watch(o: WatchOptions, stop: CancellationToken) -> anyhow::Result<()> {
-    use tokio_stream::StreamExt as _;
-    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
     let login = load_login()?;
     let kind = canonical_kind(&o.kind);
     if !matches!(kind, "devices" | "events") {
@@ -1080,112 +1081,460 @@ pub async fn watch(o: WatchOptions, stop: CancellationToken) -> anyhow::Result<(
             format!("watch {:?}: devices or events", o.kind),
         ));
     }
-    let (host, port) = connect::host_port(&login.url).map_err(|e| {
-        exit(
-            code::USAGE,
-            format!("{}: url: {e}", config_path().display()),
-        )
-    })?;
-    let mut tls = pki::client_config(&login.ca_pem, None)?;
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let name = rustls::pki_types::ServerName::try_from(host.clone())
-        .map_err(|_| exit(code::USAGE, format!("url: bad host {host:?}")))?;
-    let unreachable = |e: &dyn std::fmt::Display| {
-        exit(
-            code::UNREACHABLE,
-            format!("cannot reach the control plane at {}: {e}", login.url),
-        )
-    };
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| unreachable(&e))?;
-    let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
-        .connect(name, tcp)
-        .await
-        .map_err(|e| unreachable(&e))?;
-    let authority = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    let mut req = format!("wss://{authority}/api/v1/watch?kind={kind}")
-        .into_client_request()
-        .map_err(|e| exit(code::USAGE, format!("url: {e}")))?;
-    if let Ok(v) = format!("Bearer {}", login.token.trim()).parse() {
-        req.headers_mut().insert(http::header::AUTHORIZATION, v);
-    }
-    let (mut ws, _) = match tokio_tungstenite::client_async(req, stream).await {
-        Ok(x) => x,
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-            let body = resp
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
-            let m = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_owned))
-                .unwrap_or(body);
-            let c = match resp.status().as_u16() {
-                401 => code::UNAUTHENTICATED,
-                403 => code::FORBIDDEN,
-                404 => code::NOT_FOUND,
-                400 | 422 => code::INVALID,
-                _ => code::INTERNAL,
-            };
-            return Err(exit(c, format!("watch: {} {m}", resp.status())));
-        }
-        Err(e) => return Err(unreachable(&e)),
-    };
-    let mut header = o.output != Output::Json;
-    let names: BTreeMap<String, String> = BTreeMap::new();
-    // Room for typical ids, names, models and uuids from the start, so
-    // that later rows seldom widen the columns.
-    let mut widths = if kind == "devices" {
-        vec![20, 16, 12, 16, 32, 12]
-    } else {
-        vec![4, 16]
+    let dial = WatchDial::new(&login, kind)?;
+    let mut view = WatchView::new(kind, o.output);
+    let mut ws = tokio::select! {
+        _ = stop.cancelled() => return Ok(()),
+        r = dial.connect() => r.map_err(|f| f.into_exit(&login.url))?,
     };
     loop {
-        let msg = tokio::select! {
+        let why = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
-            m = ws.next() => m,
+            why = view.follow(&mut ws) => why,
         };
-        let text = match msg {
-            None => return Err(unreachable(&"the control plane closed the stream")),
-            Some(Err(e)) => return Err(unreachable(&e)),
-            Some(Ok(Message::Text(t))) => t.to_string(),
-            Some(Ok(Message::Close(_))) => {
-                return Err(unreachable(&"the control plane closed the stream"));
+        eprintln!(
+            "onprem: connection to {} lost ({why}); reconnecting",
+            login.url
+        );
+        let mut delay = WATCH_RETRY_FIRST;
+        ws = loop {
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(delay) => {}
             }
-            Some(Ok(_)) => continue,
+            let r = tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                r = dial.connect() => r,
+            };
+            match r {
+                Ok(ws) => break ws,
+                Err(f) if f.retry => delay = (delay * 2).min(WATCH_RETRY_MAX),
+                Err(f) => return Err(f.into_exit(&login.url)),
+            }
         };
-        let Ok(v) = serde_json::from_str::<Value>(&text) else {
-            continue;
-        };
-        let item = match (kind, v["type"].as_str()) {
-            ("devices", Some("device")) => &v["device"],
-            ("events", Some("event")) => &v["event"],
-            _ => continue,
-        };
-        let out = if o.output == Output::Json {
-            format!("{}\n", serde_json::to_string(item)?)
+        eprintln!("onprem: reconnected to {}", login.url);
+    }
+}
+
+/// The first wait before `watch` reconnects; it doubles up to
+/// [`WATCH_RETRY_MAX`].
+const WATCH_RETRY_FIRST: Duration = Duration::from_millis(250);
+const WATCH_RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long one connection attempt of `watch` may take.
+const WATCH_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+type WatchStream =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+/// How `watch` reaches the control plane's WebSocket.
+struct WatchDial {
+    host: String,
+    port: u16,
+    tls: tokio_rustls::TlsConnector,
+    server_name: rustls::pki_types::ServerName<'static>,
+    url: String,
+    token: String,
+}
+
+/// Why `watch` could not connect: `retry` when trying again may help
+/// (not for a refused token or role).
+struct DialFailure {
+    code: u8,
+    message: String,
+    retry: bool,
+}
+
+impl DialFailure {
+    fn lost(message: String) -> DialFailure {
+        DialFailure {
+            code: code::UNREACHABLE,
+            message,
+            retry: true,
+        }
+    }
+
+    fn into_exit(self, url: &str) -> anyhow::Error {
+        if self.code == code::UNREACHABLE {
+            exit(
+                self.code,
+                format!("cannot reach the control plane at {url}: {}", self.message),
+            )
         } else {
-            let out = render_list_with(
-                &mut widths,
-                kind,
-                std::slice::from_ref(item),
-                o.output,
-                header,
-                &names,
-                now(),
-            )?;
-            header = false;
-            out
+            exit(self.code, self.message)
+        }
+    }
+}
+
+impl WatchDial {
+    fn new(login: &Login, kind: &str) -> anyhow::Result<WatchDial> {
+        let (host, port) = connect::host_port(&login.url).map_err(|e| {
+            exit(
+                code::USAGE,
+                format!("{}: url: {e}", config_path().display()),
+            )
+        })?;
+        let mut tls = pki::client_config(&login.ca_pem, None)?;
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let server_name = rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(|_| exit(code::USAGE, format!("url: bad host {host:?}")))?;
+        let authority = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
         };
+        let recent = if kind == "events" {
+            format!("&recent={}", crate::controlplane::rest::RECENT_EVENTS)
+        } else {
+            String::new()
+        };
+        Ok(WatchDial {
+            host,
+            port,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            server_name,
+            url: format!("wss://{authority}/api/v1/watch?kind={kind}{recent}"),
+            token: login.token.trim().to_owned(),
+        })
+    }
+
+    async fn connect(&self) -> Result<WatchStream, DialFailure> {
+        match tokio::time::timeout(WATCH_CONNECT_TIMEOUT, self.try_connect()).await {
+            Ok(r) => r,
+            Err(_) => Err(DialFailure::lost(format!(
+                "no answer within {} s",
+                WATCH_CONNECT_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    async fn try_connect(&self) -> Result<WatchStream, DialFailure> {
+        use tokio_tungstenite::tungstenite::{Error, client::IntoClientRequest as _};
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| DialFailure::lost(plain_io(&e)))?;
+        let stream = self
+            .tls
+            .connect(self.server_name.clone(), tcp)
+            .await
+            .map_err(|e| DialFailure::lost(plain_io(&e)))?;
+        let mut req = self
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| DialFailure {
+                code: code::USAGE,
+                message: format!("url: {}", plain_ws_error(&e)),
+                retry: false,
+            })?;
+        if let Ok(v) = format!("Bearer {}", self.token).parse() {
+            req.headers_mut().insert(http::header::AUTHORIZATION, v);
+        }
+        match tokio_tungstenite::client_async(req, stream).await {
+            Ok((ws, _)) => Ok(ws),
+            Err(Error::Http(resp)) => {
+                let body = resp
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                let m = serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .and_then(|v| {
+                        let e = &v["error"];
+                        e["message"].as_str().or(e.as_str()).map(str::to_owned)
+                    })
+                    .unwrap_or(body);
+                let (code, retry) = match resp.status().as_u16() {
+                    401 => (code::UNAUTHENTICATED, false),
+                    403 => (code::FORBIDDEN, false),
+                    404 => (code::NOT_FOUND, false),
+                    400 | 422 => (code::INVALID, false),
+                    _ => (code::INTERNAL, true),
+                };
+                Err(DialFailure {
+                    code,
+                    message: format!("watch: {} {m}", resp.status()),
+                    retry,
+                })
+            }
+            Err(e) => Err(DialFailure::lost(plain_ws_error(&e))),
+        }
+    }
+}
+
+/// What `watch` showed, so that it shows only what changed.
+struct WatchView {
+    kind: &'static str,
+    output: Output,
+    /// Column widths (table): a column only ever widens.
+    widths: Vec<usize>,
+    /// The widths when the header was last printed: printed again when a
+    /// column widened, so that the rows below it line up with it.
+    header_widths: Option<Vec<usize>>,
+    /// Devices: what the last row of each showed, by id.
+    shown: std::collections::HashMap<String, String>,
+    /// Events shown, by time and content (they have no sequence number
+    /// until stored), the oldest forgotten first.
+    seen: std::collections::HashSet<String>,
+    seen_order: std::collections::VecDeque<String>,
+    /// Device names by id (events), and the ids looked up.
+    names: BTreeMap<String, String>,
+    asked: std::collections::HashSet<String>,
+}
+
+/// How many events `watch` remembers having shown: more than the control
+/// plane sends again on a reconnection.
+const WATCH_EVENTS_REMEMBERED: usize = 4 * crate::controlplane::rest::RECENT_EVENTS;
+
+impl WatchView {
+    fn new(kind: &'static str, output: Output) -> WatchView {
+        // Room for typical ids, names, models, uuids, bundles and states
+        // from the start, so that later rows seldom widen the columns.
+        let widths = if kind == "devices" {
+            vec![20, 16, 12, 16, 36, 15, 7, 6, 20, 12, 5]
+        } else {
+            vec![4, 16, 7, 20]
+        };
+        WatchView {
+            kind,
+            output,
+            widths,
+            header_widths: None,
+            shown: Default::default(),
+            seen: Default::default(),
+            seen_order: Default::default(),
+            names: BTreeMap::new(),
+            asked: Default::default(),
+        }
+    }
+
+    /// Shows what arrives on `ws` until it ends; why it ended.
+    async fn follow(&mut self, ws: &mut WatchStream) -> String {
+        use tokio_stream::StreamExt as _;
+        loop {
+            let mut batch = Vec::new();
+            let mut end = self.take(ws.next().await, &mut batch);
+            // What arrived with it (the first screen: every device, the
+            // recent events) is shown with it: the columns fit it all.
+            while end.is_none() && batch.len() < WATCH_EVENTS_REMEMBERED {
+                match tokio::time::timeout(Duration::ZERO, ws.next()).await {
+                    Ok(m) => end = self.take(m, &mut batch),
+                    Err(_) => break,
+                }
+            }
+            self.show(batch).await;
+            if let Some(why) = end {
+                return why;
+            }
+        }
+    }
+
+    /// Adds a message's record to `batch`; why the stream ended, if it did.
+    fn take(
+        &self,
+        m: Option<Result<tokio_tungstenite::tungstenite::Message, WsError>>,
+        batch: &mut Vec<Value>,
+    ) -> Option<String> {
+        use tokio_tungstenite::tungstenite::Message;
+        let closed = || "the control plane closed the connection".to_owned();
+        match m {
+            None | Some(Ok(Message::Close(_))) => Some(closed()),
+            Some(Err(e)) => Some(plain_ws_error(&e)),
+            Some(Ok(Message::Text(t))) => {
+                let Ok(mut v) = serde_json::from_str::<Value>(&t) else {
+                    return None;
+                };
+                match (self.kind, v["type"].as_str()) {
+                    ("devices", Some("device")) => batch.push(v["device"].take()),
+                    ("events", Some("event")) => batch.push(v["event"].take()),
+                    (_, Some("lagged")) => eprintln!(
+                        "onprem: this watch fell behind; {} changes were not shown",
+                        v["missed"]
+                    ),
+                    _ => {}
+                }
+                None
+            }
+            Some(Ok(_)) => None,
+        }
+    }
+
+    /// Whether an event is new to this watch (and remembers it).
+    fn first_sight(&mut self, e: &Value) -> bool {
+        let key = ["tsMs", "device", "type", "reason", "message"]
+            .iter()
+            .map(|k| text(&e[*k]))
+            .collect::<Vec<_>>()
+            .join("\u{1f}");
+        if !self.seen.insert(key.clone()) {
+            return false;
+        }
+        self.seen_order.push_back(key);
+        while self.seen_order.len() > WATCH_EVENTS_REMEMBERED {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// Looks up the names of devices that `events` name by an id not
+    /// known yet (once each; a device deleted since stays an id).
+    async fn learn_names(&mut self, events: &[Value]) {
+        let unknown: Vec<String> = events
+            .iter()
+            .map(|e| text(&e["device"]))
+            .filter(|id| !id.is_empty() && !self.names.contains_key(id))
+            .filter(|id| !self.asked.contains(id))
+            .collect();
+        if unknown.is_empty() {
+            return;
+        }
+        self.asked.extend(unknown);
+        let lookup = async {
+            let mut c = Conn::open().ok()?;
+            c.get("devices", "", "", "").await.ok()
+        };
+        if let Ok(Some(devices)) = tokio::time::timeout(WATCH_CONNECT_TIMEOUT, lookup).await {
+            for d in devices {
+                self.names.insert(text(&d["id"]), text(&d["name"]));
+            }
+        }
+    }
+
+    /// Prints what in `batch` is new: events not shown yet, devices whose
+    /// row (or object) differs from the last one shown for them.
+    async fn show(&mut self, batch: Vec<Value>) {
+        let mut items = batch;
+        if self.kind == "events" {
+            items.retain(|e| self.first_sight(e));
+            if matches!(self.output, Output::Table | Output::Wide) {
+                self.learn_names(&items).await;
+            }
+        }
+        if items.is_empty() {
+            return;
+        }
+        let now = now();
+        let mut out = String::new();
+        match self.output {
+            Output::Table | Output::Wide => {
+                let cols = columns(self.kind, self.output == Output::Wide, &self.names, now);
+                let mut rows = Vec::new();
+                for v in &items {
+                    let cells: Vec<String> = cols
+                        .iter()
+                        .map(|(_, f)| f(v).replace(['\n', '\t'], " "))
+                        .collect();
+                    if self.kind == "devices" && !self.changed(v, cells.join("\u{1f}")) {
+                        continue;
+                    }
+                    rows.push(cells);
+                }
+                if rows.is_empty() {
+                    return;
+                }
+                let headers: Vec<&str> = cols.iter().map(|(h, _)| *h).collect();
+                out = table_with(&mut self.widths, &headers, &rows, false);
+                if self.header_widths.as_ref() != Some(&self.widths) {
+                    out = table_with(&mut self.widths, &headers, &rows, true);
+                    self.header_widths = Some(self.widths.clone());
+                }
+            }
+            output => {
+                for v in &items {
+                    let one = match output {
+                        Output::Json => match serde_json::to_string(v) {
+                            Ok(s) => format!("{s}\n"),
+                            Err(_) => continue,
+                        },
+                        _ => match render_list_with(
+                            &mut self.widths,
+                            self.kind,
+                            std::slice::from_ref(v),
+                            output,
+                            false,
+                            &self.names,
+                            now,
+                        ) {
+                            Ok(s) => s,
+                            Err(_) => continue,
+                        },
+                    };
+                    if self.kind == "devices" && !self.changed(v, one.clone()) {
+                        continue;
+                    }
+                    out.push_str(&one);
+                }
+            }
+        }
         print!("{out}");
         let _ = std::io::Write::flush(&mut std::io::stdout());
     }
+
+    /// Whether device `v` now shows `what`, not what it showed last.
+    fn changed(&mut self, v: &Value, what: String) -> bool {
+        let id = text(&v["id"]);
+        if self.shown.get(&id) == Some(&what) {
+            return false;
+        }
+        self.shown.insert(id, what);
+        true
+    }
+}
+
+type WsError = tokio_tungstenite::tungstenite::Error;
+
+/// A WebSocket error in plain words, never a library's documentation URL.
+fn plain_ws_error(e: &WsError) -> String {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    match e {
+        WsError::ConnectionClosed | WsError::AlreadyClosed => {
+            "the control plane closed the connection".into()
+        }
+        WsError::Io(e) => plain_io(e),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            "the connection was cut".into()
+        }
+        WsError::Http(r) => format!("HTTP {}", r.status()),
+        other => without_urls(&other.to_string()),
+    }
+}
+
+/// An I/O or TLS error in plain words: rustls explains an unexpected end
+/// of the stream with a link to its manual, which is no help here.
+fn plain_io(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    if let Some(t) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return match t {
+            rustls::Error::InvalidCertificate(c) => format!(
+                "its TLS certificate is refused ({}); if the control plane has a new CA, log in again",
+                without_urls(&format!("{c:?}"))
+            ),
+            other => format!("TLS: {}", without_urls(&other.to_string())),
+        };
+    }
+    match e.kind() {
+        K::UnexpectedEof => "the connection was cut".into(),
+        K::ConnectionRefused => "connection refused".into(),
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
+            "the connection was reset".into()
+        }
+        K::TimedOut => "timed out".into(),
+        _ => without_urls(&e.to_string()),
+    }
+}
+
+/// `s` without the URLs in it.
+fn without_urls(s: &str) -> String {
+    let words: Vec<&str> = s
+        .split_whitespace()
+        .filter(|w| !w.contains("://"))
+        .collect();
+    words
+        .join(" ")
+        .trim_end_matches([':', ';', ',', ' '])
+        .to_owned()
 }
 
 /// Unix seconds now.

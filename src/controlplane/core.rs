@@ -1144,6 +1144,28 @@ impl Core {
         self.st().audits.push(w);
     }
 
+    /// The last `n` events, oldest first: those stored and those queued
+    /// for the next [`flush`](Self::flush).
+    pub fn recent_events(&self, n: usize) -> ApiResult<Vec<Event>> {
+        // The queue first: one flushed meanwhile is then in the store.
+        let queued = self.st().events.clone();
+        let mut all = self.store.events(None, n)?;
+        all.reverse();
+        let same = |a: &Event, b: &Event| {
+            (a.ts_ms, &a.device, &a.kind, &a.reason, &a.message)
+                == (b.ts_ms, &b.device, &b.kind, &b.reason, &b.message)
+        };
+        for e in queued {
+            if !all.iter().any(|s| same(s, &e)) {
+                all.push(e);
+            }
+        }
+        all.sort_by_key(|e| e.ts_ms);
+        let extra = all.len().saturating_sub(n);
+        all.drain(..extra);
+        Ok(all)
+    }
+
     /// Stores and publishes an event.
     pub fn record_event(&self, device: &str, kind: &str, reason: &str, message: String) {
         let e = event(device, kind, reason, message);

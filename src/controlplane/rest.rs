@@ -359,7 +359,15 @@ struct WatchQuery {
     /// `devices`, `events` or both (default).
     #[serde(default)]
     kind: String,
+    /// Events: the last this many (at most [`RECENT_EVENTS`]) first,
+    /// oldest first, then the new ones.
+    #[serde(default)]
+    recent: usize,
 }
+
+/// The most events a watch asks to see first: as many as `get events`
+/// shows.
+pub const RECENT_EVENTS: usize = 500;
 
 async fn watch(
     State(app): State<App>,
@@ -369,12 +377,14 @@ async fn watch(
 ) -> R<Response> {
     who(&app, &h)?;
     let core = Arc::clone(&app.core);
-    Ok(ws.on_upgrade(move |socket| stream_live(socket, core, q.kind)))
+    Ok(ws.on_upgrade(move |socket| stream_live(socket, core, q.kind, q.recent)))
 }
 
-/// Sends the devices as they are, then every change, until the client
-/// goes.
-async fn stream_live(mut socket: WebSocket, core: Arc<Core>, kind: String) {
+/// Sends the devices as they are (and the `recent` last events), then
+/// every change, until the client goes. An event published while the
+/// recent ones are read can come twice: the client knows it by its time
+/// and content.
+async fn stream_live(mut socket: WebSocket, core: Arc<Core>, kind: String, recent: usize) {
     let mut rx = core.subscribe();
     let want_devices = kind.is_empty() || kind.starts_with("device");
     let want_events = kind.is_empty() || kind.starts_with("event");
@@ -384,6 +394,24 @@ async fn stream_live(mut socket: WebSocket, core: Arc<Core>, kind: String) {
                 device: Box::new(device),
             })
             .unwrap_or_default();
+            if socket.send(Message::Text(msg.into())).await.is_err() {
+                return;
+            }
+        }
+    }
+    if want_events && recent > 0 {
+        let c = Arc::clone(&core);
+        let n = recent.min(RECENT_EVENTS);
+        let events = match tokio::task::spawn_blocking(move || c.recent_events(n)).await {
+            Ok(Ok(events)) => events,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "watch: cannot read the recent events");
+                Vec::new()
+            }
+            Err(_) => Vec::new(),
+        };
+        for event in events {
+            let msg = serde_json::to_string(&Live::Event { event }).unwrap_or_default();
             if socket.send(Message::Text(msg.into())).await.is_err() {
                 return;
             }
