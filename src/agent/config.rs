@@ -366,6 +366,7 @@ const FLAG_NAMES: &[(&str, &str)] = &[
     ("bundle.state_dir", "--state-dir"),
     ("control_plane.url", "--control-plane"),
     ("control_plane.enrol_token", "--enrol-token"),
+    ("control_plane.enrol_token_file", "--enrol-token-file"),
     ("control_plane.ca_file", "--ca-file"),
     ("control_plane.ca_fingerprint", "--ca-fingerprint"),
     ("control_plane.device_name", "--device-name"),
@@ -535,6 +536,16 @@ impl Flags {
             "control_plane.enrol_token",
             &mut by_flag,
         );
+        set_opt(
+            &self.enrol_token_file,
+            &mut cp.enrol_token_file,
+            "control_plane.enrol_token_file",
+            &mut by_flag,
+        );
+        // A token file given by flag wins over a token in the file.
+        if self.enrol_token_file.is_some() && self.enrol_token.is_none() {
+            cp.enrol_token = None;
+        }
         set_opt(
             &self.ca_file,
             &mut cp.ca_file,

@@ -58,6 +58,16 @@ pub struct Flags {
     /// the certificate it keeps in the state directory.
     #[arg(long = "enrol-token", value_name = "TOKEN")]
     pub enrol_token: Option<String>,
+    /// A file holding the enrolment token (`-`: standard input), so that
+    /// it is not on the command line for `ps` to show; surrounding
+    /// whitespace is ignored. Read only when the agent has not enrolled
+    /// yet.
+    #[arg(
+        long = "enrol-token-file",
+        value_name = "PATH",
+        conflicts_with = "enrol_token"
+    )]
+    pub enrol_token_file: Option<PathBuf>,
     /// The control plane's CA certificate file.
     #[arg(long = "ca-file", value_name = "FILE")]
     pub ca_file: Option<PathBuf>,

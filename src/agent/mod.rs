@@ -369,16 +369,17 @@ async fn dial_identity(config: &Config) -> Result<crate::dialhome::identity::Ide
         return Ok(Identity { url, ..id });
     }
     let token = match (&cp.enrol_token, &cp.enrol_token_file) {
-        (Some(t), _) => t.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| {
-            dev(format!(
-                "control_plane.enrol_token_file: {}: {e}",
-                f.display()
-            ))
-        })?,
+        (Some(t), _) => t.trim().to_owned(),
+        (None, Some(f)) => {
+            let f = f.clone();
+            tokio::task::spawn_blocking(move || read_enrol_token(&f))
+                .await
+                .map_err(|e| dev(format!("reading the enrolment token: {e}")))?
+                .map_err(dev)?
+        }
         (None, None) => {
             return Err(dev(format!(
-                "control_plane: not enrolled yet ({} has no identity) and no enrol token: pass --enrol-token (from `onprem token create --enrol`)",
+                "control_plane: not enrolled yet ({} has no identity) and no enrol token: pass --enrol-token-file PATH or --enrol-token (from `onprem token create --enrol`)",
                 state.join("identity").display()
             )));
         }
@@ -407,6 +408,32 @@ async fn dial_identity(config: &Config) -> Result<crate::dialhome::identity::Ide
         .map_err(|e| dev(format!("saving the identity: {e}")))?;
     tracing::info!(device = %id.device_name, id = %id.device_id, "enrolled");
     Ok(id)
+}
+
+/// The enrolment token in `path` (`-`: standard input), without
+/// surrounding whitespace; a missing, unreadable or empty one is an error
+/// naming the flag and the field.
+fn read_enrol_token(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let what = "--enrol-token-file (control_plane.enrol_token_file)";
+    let (text, shown) = if path.as_os_str() == "-" {
+        let mut t = String::new();
+        std::io::stdin()
+            .read_to_string(&mut t)
+            .map_err(|e| format!("{what} -: standard input: {e}"))?;
+        (t, "standard input".to_owned())
+    } else {
+        let t =
+            std::fs::read_to_string(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+        (t, path.display().to_string())
+    };
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!(
+            "{what}: {shown} is empty (put the token from `onprem token create --enrol` in it)"
+        ));
+    }
+    Ok(token.to_owned())
 }
 
 /// The node's identity: what the machine says, or, for a simulated node
