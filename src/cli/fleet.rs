@@ -13,7 +13,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | done (`diff`: no differences) |
-//! | 1 | `diff`: differences found |
+//! | 1 | `diff`: differences found; `rollout status`: halted, degraded or timed out |
 //! | 2 | usage: a bad flag or argument, a file that cannot be read |
 //! | 3 | the control plane cannot be reached (or its TLS is not the pinned one) |
 //! | 4 | not logged in, or the token is unknown, expired or revoked |
@@ -21,6 +21,7 @@
 //! | 6 | not found |
 //! | 7 | refused: invalid records (nothing stored), a bad selector |
 //! | 8 | the control plane failed (an internal error) |
+//! | 9 | conflict: the record changed since it was read; nothing stored |
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -71,6 +72,9 @@ pub mod code {
     /// A record changed since it was read (`metadata.generation`):
     /// nothing stored; read it again.
     pub const CONFLICT: u8 = 9;
+    /// `rollout status`: the rollout halted, is degraded, or did not
+    /// complete within `--timeout`.
+    pub const ROLLOUT_FAILED: u8 = 1;
 }
 
 pub(crate) fn exit(code: u8, message: impl Into<String>) -> anyhow::Error {
@@ -193,7 +197,7 @@ impl Conn {
         status_err(s, &self.login.url)
     }
 
-    async fn get(
+    pub(crate) async fn get(
         &mut self,
         kind: &str,
         name: &str,
@@ -260,6 +264,48 @@ pub struct LoginOptions {
     pub ca_file: Option<PathBuf>,
 }
 
+/// `-o` of `get` and `describe`: a format of [`Output`], or
+/// `jsonpath=TEMPLATE`.
+#[derive(Debug, Clone)]
+pub enum Format {
+    /// table, wide, json, yaml, name.
+    Plain(Output),
+    /// `jsonpath=TEMPLATE` ([`super::jsonpath`]).
+    JsonPath(Arc<super::jsonpath::Template>),
+}
+
+impl From<Output> for Format {
+    fn from(o: Output) -> Format {
+        Format::Plain(o)
+    }
+}
+
+/// Parses `-o`: `table`, `wide`, `json`, `yaml`, `name`, or
+/// `jsonpath=TEMPLATE` (also `jsonpath='{…}'` with the quotes the shell
+/// left, as kubectl takes it).
+pub fn parse_format(s: &str) -> Result<Format, String> {
+    if let Some(t) = s.strip_prefix("jsonpath=") {
+        let t = t
+            .strip_prefix('\'')
+            .and_then(|x| x.strip_suffix('\''))
+            .unwrap_or(t);
+        if t.is_empty() {
+            return Err("jsonpath=: the template is empty (jsonpath='{.items[*].name}')".into());
+        }
+        return super::jsonpath::Template::parse(t)
+            .map(|t| Format::JsonPath(Arc::new(t)))
+            .map_err(|e| format!("jsonpath template: {e}"));
+    }
+    Output::from_str(s, true)
+        .map(Format::Plain)
+        .map_err(|_| format!("{s:?}: expected table, wide, json, yaml, name or jsonpath=TEMPLATE"))
+}
+
+/// Parses `--sort-by`: a JSONPath to a field (`.name`, `{.lastSeen}`).
+fn parse_sort_by(s: &str) -> Result<super::jsonpath::Path, String> {
+    super::jsonpath::Path::parse_relaxed(s).map_err(|e| e.to_string())
+}
+
 /// `onprem get`.
 #[derive(Debug, Args)]
 pub struct GetOptions {
@@ -274,12 +320,25 @@ pub struct GetOptions {
     /// Events and alerts of this device only.
     #[arg(long)]
     pub device: Option<String>,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+    /// Output format: table, wide, json, yaml, name, or jsonpath=TEMPLATE
+    /// (`jsonpath='{.items[*].name}'`, `jsonpath='{range
+    /// .items[*]}{.name}{"\n"}{end}'`; each item as `-o json` prints it,
+    /// with `metadata` as `get KIND NAME -o yaml` shows it).
+    #[arg(short = 'o', long, value_name = "FORMAT", value_parser = parse_format, default_value = "table")]
+    pub output: Format,
     /// No header line in tables.
     #[arg(long)]
     pub no_headers: bool,
+    /// Sort the list by a field, a JSONPath into each item as `-o json`
+    /// prints it (`.name`, `.lastSeen`, `.metadata.name`): numbers by
+    /// value, strings in byte order, items without it first.
+    #[arg(long, value_name = "JSONPATH", value_parser = parse_sort_by)]
+    pub sort_by: Option<super::jsonpath::Path>,
+    /// After the list, print each record again as it changes (a row when
+    /// what it shows changes; `-o json`: an object per line), until
+    /// Ctrl-C.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
 }
 
 /// `onprem describe`.
@@ -289,9 +348,10 @@ pub struct DescribeOptions {
     pub kind: String,
     /// Its name or id.
     pub name: String,
-    /// Output format (table: for people).
-    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+    /// Output format: table (for people), json, yaml, name, or
+    /// jsonpath=TEMPLATE.
+    #[arg(short = 'o', long, value_name = "FORMAT", value_parser = parse_format, default_value = "table")]
+    pub output: Format,
     /// A device: also read its Redfish service through the tunnel
     /// (system, resets it allows, temperatures, fans, supplies).
     #[arg(long)]
@@ -499,34 +559,31 @@ pub async fn login(o: LoginOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `onprem get`.
-pub async fn get(o: GetOptions) -> anyhow::Result<()> {
+/// `onprem get`: the list (or one record) as `-o` asks, sorted by
+/// `--sort-by`; with `-w`, then each record again as it changes.
+pub async fn get(o: GetOptions, stop: CancellationToken) -> anyhow::Result<()> {
     let mut c = Conn::open()?;
     let kind = canonical_kind(&o.kind);
-    let items = c
-        .get(
-            &o.kind,
-            o.name.as_deref().unwrap_or_default(),
-            o.selector.as_deref().unwrap_or_default(),
-            o.device.as_deref().unwrap_or_default(),
-        )
-        .await?;
-    let items = match o.name.as_deref() {
-        Some(name) => one_named(kind, items, name)?,
-        None => items,
+    let mut items = get_items(&mut c, &o, kind).await?;
+    if let Some(key) = &o.sort_by {
+        sort_by(kind, &mut items, key)?;
+    }
+    // One named record, as YAML, JSON or a template: the record itself,
+    // which `onprem apply -f` takes back unchanged.
+    let one = match items.as_slice() {
+        [one] if o.name.is_some() && !o.watch => as_record(kind, one),
+        _ => None,
     };
-    // One named record, as YAML or JSON: the record itself, which
-    // `onprem apply -f` takes back unchanged.
-    if o.name.is_some() && matches!(o.output, Output::Json | Output::Yaml) {
-        if let [one] = items.as_slice() {
-            if let Some(r) = as_record(kind, one) {
-                let out = match o.output {
-                    Output::Json => format!("{}\n", serde_json::to_string_pretty(&r)?),
-                    _ => serde_yaml_ng::to_string(&r)?,
-                };
-                print!("{out}");
-                return Ok(());
-            }
+    if let Some(r) = one {
+        let out = match &o.output {
+            Format::Plain(Output::Json) => Some(format!("{}\n", serde_json::to_string_pretty(&r)?)),
+            Format::Plain(Output::Yaml) => Some(serde_yaml_ng::to_string(&r)?),
+            Format::JsonPath(t) => Some(t.render(&r)),
+            Format::Plain(_) => None,
+        };
+        if let Some(out) = out {
+            print!("{out}");
+            return Ok(());
         }
     }
     // Events and alerts name their device by id: show its name.
@@ -539,11 +596,220 @@ pub async fn get(o: GetOptions) -> anyhow::Result<()> {
     } else {
         BTreeMap::new()
     };
-    print!(
-        "{}",
-        render_list(kind, &items, o.output, !o.no_headers, &names, now())?
-    );
+    if !o.watch {
+        let out = match &o.output {
+            Format::Plain(output) => {
+                render_list(kind, &items, *output, !o.no_headers, &names, now())?
+            }
+            Format::JsonPath(t) => t.render(&list_view(kind, &items)),
+        };
+        print!("{out}");
+        return Ok(());
+    }
+    follow(&mut c, &o, kind, items, names, stop).await
+}
+
+/// How often `get -w` asks the control plane for the list again.
+const GET_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `get -w`: `items` as they are, then each record again when what `-o`
+/// shows of it changes (a table row's cells other than ages; the object
+/// for json, yaml and name; the template's text), until `stop`. A
+/// record that goes is not printed; one that comes back is.
+async fn follow(
+    c: &mut Conn,
+    o: &GetOptions,
+    kind: &str,
+    items: Vec<Value>,
+    names: BTreeMap<String, String>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut widths = Vec::new();
+    let mut header = !o.no_headers;
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut batch = items;
+    loop {
+        let mut out = String::new();
+        let mut changed = Vec::new();
+        let mut now_seen = BTreeMap::new();
+        for v in batch {
+            let key = identity(&v);
+            let sig = watch_signature(kind, &v, &o.output, &names);
+            if seen.get(&key) != Some(&sig) {
+                changed.push(v);
+            }
+            now_seen.insert(key, sig);
+        }
+        seen = now_seen;
+        match &o.output {
+            Format::Plain(output @ (Output::Table | Output::Wide | Output::Name)) => {
+                if !changed.is_empty() {
+                    out = render_list_with(
+                        &mut widths,
+                        kind,
+                        &changed,
+                        *output,
+                        header,
+                        &names,
+                        now(),
+                    )?;
+                    header = false;
+                }
+            }
+            Format::Plain(Output::Json) => {
+                for v in &changed {
+                    out.push_str(&serde_json::to_string(v)?);
+                    out.push('\n');
+                }
+            }
+            Format::Plain(Output::Yaml) => {
+                for v in &changed {
+                    out.push_str("---\n");
+                    out.push_str(&serde_yaml_ng::to_string(v)?);
+                }
+            }
+            Format::JsonPath(t) => {
+                for v in &changed {
+                    out.push_str(&t.render(&item_view(kind, v)));
+                }
+            }
+        }
+        if !out.is_empty() {
+            print!("{out}");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(GET_WATCH_INTERVAL) => {}
+        }
+        batch = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            r = get_items(c, o, kind) => match r {
+                Ok(items) => items,
+                // A named record that went: nothing to show until it
+                // comes back.
+                Err(e) if o.name.is_some()
+                    && e.downcast_ref::<Exit>().is_some_and(|x| x.code == code::NOT_FOUND) =>
+                {
+                    Vec::new()
+                }
+                Err(e) => return Err(e),
+            },
+        };
+    }
+}
+
+/// The records `get` asked for: the list, or those that are the one
+/// named.
+async fn get_items(c: &mut Conn, o: &GetOptions, kind: &str) -> anyhow::Result<Vec<Value>> {
+    let items = c
+        .get(
+            &o.kind,
+            o.name.as_deref().unwrap_or_default(),
+            o.selector.as_deref().unwrap_or_default(),
+            o.device.as_deref().unwrap_or_default(),
+        )
+        .await?;
+    match o.name.as_deref() {
+        Some(name) => one_named(kind, items, name),
+        None => Ok(items),
+    }
+}
+
+/// What identifies a record across lists: its id, sequence, name or
+/// bundle.
+fn identity(v: &Value) -> String {
+    ["id", "seq", "name", "bundle"]
+        .iter()
+        .map(|k| text(&v[*k]))
+        .collect::<Vec<_>>()
+        .join("\u{0}")
+}
+
+/// What `get -w` compares to decide whether a record changed.
+fn watch_signature(
+    kind: &str,
+    v: &Value,
+    output: &Format,
+    names: &BTreeMap<String, String>,
+) -> String {
+    match output {
+        // The cells, with every age as of the epoch: a row that only got
+        // older is the same row.
+        Format::Plain(o @ (Output::Table | Output::Wide)) => {
+            columns(kind, *o == Output::Wide, names, 0)
+                .iter()
+                .map(|(_, f)| f(v))
+                .collect::<Vec<_>>()
+                .join("\u{0}")
+        }
+        Format::Plain(_) => v.to_string(),
+        Format::JsonPath(t) => t.render(&item_view(kind, v)),
+    }
+}
+
+/// Sorts `items` by the field at `key` in each (as [`item_view`] shows
+/// it), numbers by value; refuses a field that no item has (exit 2), as
+/// kubectl does.
+fn sort_by(kind: &str, items: &mut [Value], key: &super::jsonpath::Path) -> anyhow::Result<()> {
+    let mut keyed: Vec<(Option<Value>, Value)> = items
+        .iter()
+        .map(|v| (key.first(&item_view(kind, v)).cloned(), v.clone()))
+        .collect();
+    if !keyed.is_empty() && keyed.iter().all(|(k, _)| k.is_none()) {
+        return Err(exit(
+            code::USAGE,
+            format!("--sort-by: no {kind} have the field {key} (see the names with -o json)"),
+        ));
+    }
+    keyed.sort_by(|(a, _), (b, _)| match (a, b) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, Some(_)) => std::cmp::Ordering::Less,
+        (Some(_), None) => std::cmp::Ordering::Greater,
+        (Some(a), Some(b)) => super::jsonpath::compare(a, b),
+    });
+    for (slot, (_, v)) in items.iter_mut().zip(keyed) {
+        *slot = v;
+    }
     Ok(())
+}
+
+/// A listed record as `-o jsonpath` and `--sort-by` see it: as `-o json`
+/// prints it, with `metadata` (name, labels, id, generation, times) as
+/// `get KIND NAME -o yaml` shows it when it has none, so kubectl's
+/// `.metadata.name` works beside `.name`.
+fn item_view(kind: &str, v: &Value) -> Value {
+    let Some(o) = v.as_object() else {
+        return v.clone();
+    };
+    if o.contains_key("metadata") {
+        return v.clone();
+    }
+    let metadata = as_record(kind, v)
+        .and_then(|r| r.get("metadata").cloned())
+        .unwrap_or_else(|| serde_json::json!({ "name": name_of(v) }));
+    let mut o = o.clone();
+    o.insert("metadata".into(), metadata);
+    Value::Object(o)
+}
+
+/// A list as `-o jsonpath` sees it: `{"kind": "List", "items": […]}`.
+fn list_view(kind: &str, items: &[Value]) -> Value {
+    serde_json::json!({
+        "apiVersion": crate::controlplane::records::API_VERSION,
+        "kind": "List",
+        "items": items.iter().map(|v| item_view(kind, v)).collect::<Vec<_>>(),
+    })
+}
+
+/// A record's name as `-o name` prints it: its name, id, bundle or
+/// sequence.
+fn name_of(v: &Value) -> String {
+    ["name", "id", "bundle"]
+        .iter()
+        .map(|k| text(&v[*k]))
+        .find(|s| !s.is_empty())
+        .unwrap_or_else(|| text(&v["seq"]))
 }
 
 /// A record as `onprem apply -f` takes it (`apiVersion`, `kind`,
@@ -619,7 +885,7 @@ pub fn as_record(kind: &str, v: &Value) -> Option<Value> {
 /// The records of `items` that are the one named `name` (by name, id,
 /// sequence, or a rollout's bundle): a control plane that answered more
 /// than the record asked for is not taken at its word; none is exit 6.
-fn one_named(kind: &str, items: Vec<Value>, name: &str) -> anyhow::Result<Vec<Value>> {
+pub(crate) fn one_named(kind: &str, items: Vec<Value>, name: &str) -> anyhow::Result<Vec<Value>> {
     let keys: &[&str] = match kind {
         "users" => &["name"],
         "audit" | "events" => &["seq"],
@@ -651,15 +917,16 @@ pub async fn describe(o: DescribeOptions) -> anyhow::Result<()> {
     let resp = c.client.describe(r).await.map_err(|s| c.err(&s))?;
     let v: Value = serde_json::from_slice(&resp.into_inner().json)
         .map_err(|e| exit(code::INTERNAL, format!("the control plane's answer: {e}")))?;
-    let out = match o.output {
-        Output::Json => format!("{}\n", serde_json::to_string_pretty(&v)?),
-        Output::Yaml => serde_yaml_ng::to_string(&v)?,
-        Output::Name => format!(
+    let out = match &o.output {
+        Format::JsonPath(t) => t.render(&v),
+        Format::Plain(Output::Json) => format!("{}\n", serde_json::to_string_pretty(&v)?),
+        Format::Plain(Output::Yaml) => serde_yaml_ng::to_string(&v)?,
+        Format::Plain(Output::Name) => format!(
             "{}/{}\n",
             singular(canonical_kind(&o.kind)),
             text(&v["name"])
         ),
-        Output::Table | Output::Wide => {
+        Format::Plain(Output::Table | Output::Wide) => {
             if canonical_kind(&o.kind) == "devices" {
                 let mut t = describe_device(&v, now());
                 if o.redfish {
@@ -996,14 +1263,19 @@ pub async fn ack(o: AckOptions) -> anyhow::Result<()> {
 pub async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::List { output } => {
-            get(GetOptions {
-                kind: "tokens".into(),
-                name: None,
-                selector: None,
-                device: None,
-                output,
-                no_headers: false,
-            })
+            get(
+                GetOptions {
+                    kind: "tokens".into(),
+                    name: None,
+                    selector: None,
+                    device: None,
+                    output: output.into(),
+                    no_headers: false,
+                    sort_by: None,
+                    watch: false,
+                },
+                CancellationToken::new(),
+            )
             .await
         }
         TokenCommand::Revoke { ids } => {
@@ -1569,7 +1841,7 @@ fn singular(kind: &str) -> &str {
 }
 
 /// A JSON value as a table cell.
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -1828,14 +2100,7 @@ fn render_list_with(
         Output::Yaml => serde_yaml_ng::to_string(items)?,
         Output::Name => items
             .iter()
-            .map(|v| {
-                let n = ["name", "id", "bundle"]
-                    .iter()
-                    .map(|k| text(&v[*k]))
-                    .find(|s| !s.is_empty())
-                    .unwrap_or_else(|| text(&v["seq"]));
-                format!("{}/{n}\n", singular(kind))
-            })
+            .map(|v| format!("{}/{}\n", singular(kind), name_of(v)))
             .collect(),
         Output::Table | Output::Wide => {
             let cols = columns(kind, output == Output::Wide, names, now);

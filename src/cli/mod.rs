@@ -3,7 +3,9 @@
 //! One binary, several roles: `onprem agent` (the node daemon),
 //! `onprem control-plane`, the kubectl-like fleet commands ([`fleet`]:
 //! `login`, `get`, `describe`, `apply`, `diff`, `delete`, `watch`,
-//! `token`, `ack`) and `onprem demo`. `main.rs` parses with [`Cli`] and
+//! `token`, `ack`), what kubectl users reach for beside them
+//! ([`kubectl`]: `version`, `whoami`, `logout`, `completion`, `rollout
+//! status`) and `onprem demo`. `main.rs` parses with [`Cli`] and
 //! hands over to [`run`].
 //!
 //! To add a command: a variant of [`Command`] with its options struct (in
@@ -11,6 +13,8 @@
 //! subsystem's `run(options, shutdown)`.
 
 pub mod fleet;
+pub mod jsonpath;
+pub mod kubectl;
 pub mod nodehttp;
 pub mod tunnel;
 
@@ -21,12 +25,21 @@ use crate::{agent, bundle, controlplane, demo, hw};
 
 /// onprem: edge agent, control plane and CLI in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "onprem", version = crate::VERSION, about, long_about = None)]
+#[command(name = "onprem", version = VERSION_AND_COMMIT, about, long_about = None)]
 pub struct Cli {
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// What `onprem --version` prints after the name: the version and the
+/// commit (`onprem version` also asks the control plane).
+const VERSION_AND_COMMIT: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ONPREM_GIT_COMMIT"),
+    ")"
+);
 
 /// The commands.
 #[derive(Debug, Subcommand)]
@@ -65,6 +78,19 @@ pub enum Command {
     /// Log in to a control plane: its URL, an API token, and its CA
     /// pinned by fingerprint (or file); kept in ~/.config/onprem.
     Login(fleet::LoginOptions),
+    /// Forget the login (the token stays valid until revoked).
+    Logout,
+    /// The login's user, role and token, and its control plane (exit 4
+    /// when not logged in).
+    Whoami(kubectl::WhoAmIOptions),
+    /// This binary's version and commit, and the control plane's when
+    /// logged in.
+    Version(kubectl::VersionOptions),
+    /// A shell completion script: `source <(onprem completion bash)`.
+    Completion(kubectl::CompletionOptions),
+    /// Follow a bundle's rollout: `onprem rollout status bundle/NAME`.
+    #[command(subcommand)]
+    Rollout(kubectl::RolloutCommand),
     /// List records: devices, bundles, profiles, facilities, chassis,
     /// alerts, tokens, events, users, rollouts, audit.
     Get(fleet::GetOptions),
@@ -120,6 +146,11 @@ impl Command {
             | Command::Bundle(_)
             | Command::Status(_)
             | Command::Login(_)
+            | Command::Logout
+            | Command::Whoami(_)
+            | Command::Version(_)
+            | Command::Completion(_)
+            | Command::Rollout(_)
             | Command::Get(_)
             | Command::Describe(_)
             | Command::Apply(_)
@@ -216,7 +247,15 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         }
         Command::Bundle(cmd) => tokio::task::spawn_blocking(move || bundle::cli::run(cmd)).await?,
         Command::Login(o) => fleet::login(o).await,
-        Command::Get(o) => fleet::get(o).await,
+        Command::Logout => kubectl::logout(),
+        Command::Whoami(o) => kubectl::whoami(o).await,
+        Command::Version(o) => kubectl::version(o).await,
+        Command::Completion(o) => {
+            kubectl::completion(&o);
+            Ok(())
+        }
+        Command::Rollout(c) => kubectl::rollout(c, shutdown).await,
+        Command::Get(o) => fleet::get(o, shutdown).await,
         Command::Describe(o) => fleet::describe(o).await,
         Command::Apply(o) => fleet::apply(o).await,
         Command::Diff(o) => fleet::diff(o).await,
