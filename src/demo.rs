@@ -188,17 +188,28 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
             .await?
             .map_err(|e| anyhow::anyhow!("hashing the Redfish password: {e}"))?
     };
+    let mut redfish_at: Vec<SocketAddr> = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let listen = if i == 0 {
             opts.listen.clone()
         } else {
-            // The same host as the first node, a free port.
-            let host = nodes.first().map_or_else(
-                || "127.0.0.1".to_owned(),
-                |n: &Node| n.addr.ip().to_string(),
+            // A loopback address of its own when the first node is on
+            // 127.0.0.1 (so that a tunnel to one node reaches it and no
+            // other), else the first node's host; a free port.
+            let first = nodes.first().map_or_else(
+                || std::net::IpAddr::from([127, 0, 0, 1]),
+                |n: &Node| n.addr.ip(),
             );
-            format!("{host}:0")
+            format!("{}:0", node_ip(first, i))
         };
+        // Its Redfish service on the standard port of its address, where
+        // that port is free.
+        let ip = match listen.parse::<SocketAddr>() {
+            Ok(a) => a.ip(),
+            Err(_) => std::net::IpAddr::from([127, 0, 0, 1]),
+        };
+        let rf_at = free_redfish_port(ip)?;
+        redfish_at.push(rf_at);
         let enrol = cp
             .core
             .create_token(
@@ -212,7 +223,7 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .token;
-        let (record, node_bundle, scenario) = bundle_record(name, &redfish_hash)?;
+        let (record, node_bundle, scenario) = bundle_record(name, &redfish_hash, rf_at)?;
         node_bundles.push(node_bundle);
         records.push(pb::Document {
             source: format!("examples/{name}.yaml"),
@@ -232,6 +243,11 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
 
     // Their bundles, applied at the control plane as `onprem apply -f`
     // would, and rolled out.
+    // Where they stand, as an operator would record it.
+    records.push(pb::Document {
+        source: "demo/site.yaml".into(),
+        text: site_records(&names),
+    });
     let r = cp
         .core
         .apply(&admin, &records, false)
@@ -320,6 +336,40 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
         println!(
             "  redfishtool -r {rf} -u admin -p {redfish_password} -S Always Systems -1   (every node: admin / {redfish_password})"
         );
+    }
+    // Each node's Redfish service through the control plane and the
+    // node's own connection (no inbound port on the node).
+    if let (Some(n), Some(at)) = (nodes.first(), redfish_at.first()) {
+        let port_flag = |flag: &str, p: u16| {
+            if p == crate::cli::nodehttp::REDFISH_PORT {
+                String::new()
+            } else {
+                format!(" {flag} {p}")
+            }
+        };
+        println!(
+            "  onprem port-forward device/{} 18443:{}   (then redfishtool -r 127.0.0.1:18443 -u admin -p {redfish_password} -S Always Systems)",
+            n.name,
+            at.port()
+        );
+        println!("  export ONPREM_REDFISH_PASSWORD={redfish_password}");
+        for (n, at) in nodes.iter().zip(&redfish_at).skip(1).take(1) {
+            println!(
+                "  onprem curl --device {} /redfish/v1/Systems/1 -u admin{}",
+                n.name,
+                port_flag("--port", at.port())
+            );
+            println!(
+                "  onprem reset device/{} --type GracefulRestart{}",
+                n.name,
+                port_flag("--redfish-port", at.port())
+            );
+            println!(
+                "  onprem describe device {} --redfish{}",
+                n.name,
+                port_flag("--redfish-port", at.port())
+            );
+        }
     }
     println!("  onprem get alerts; onprem get events");
     println!(
@@ -425,7 +475,11 @@ fn node_names(asked: &[String]) -> anyhow::Result<Vec<String>> {
 /// with the demo's changes to its simulated world, selecting the devices
 /// labelled `example=<name>`; the bundle as the node will run it; and
 /// what the demo changed.
-fn bundle_record(name: &str, redfish_hash: &str) -> anyhow::Result<(String, String, Vec<String>)> {
+fn bundle_record(
+    name: &str,
+    redfish_hash: &str,
+    redfish_at: SocketAddr,
+) -> anyhow::Result<(String, String, Vec<String>)> {
     let text = examples::get(name).ok_or_else(|| anyhow::anyhow!("no such example"))?;
     let mut scenario = Vec::new();
     let mut bundle: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)?;
@@ -454,9 +508,11 @@ fn bundle_record(name: &str, redfish_hash: &str) -> anyhow::Result<(String, Stri
             spec.insert("telemetry".into(), t);
         }
     }
-    // Redfish on a free loopback port, with the demo's administrator.
+    // Redfish on the node's own address, with the demo's administrator,
+    // and its port open to tunnels (`onprem port-forward`, `curl
+    // --device`, `reset`).
     let mut rf = serde_yaml_ng::Mapping::new();
-    rf.insert("listen".into(), "127.0.0.1:0".into());
+    rf.insert("listen".into(), redfish_at.to_string().into());
     let mut account = serde_yaml_ng::Mapping::new();
     account.insert("userName".into(), "admin".into());
     account.insert("role".into(), "Administrator".into());
@@ -465,8 +521,11 @@ fn bundle_record(name: &str, redfish_hash: &str) -> anyhow::Result<(String, Stri
         "accounts".into(),
         serde_yaml_ng::Value::Sequence(vec![account.into()]),
     );
+    let tunnel: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&format!("{{allowedPorts: [{}]}}", redfish_at.port()))?;
     if let Some(spec) = bundle["spec"].as_mapping_mut() {
         spec.insert("redfish".into(), rf.into());
+        spec.insert("tunnel".into(), tunnel);
     }
     let node_bundle = serde_yaml_ng::to_string(&bundle)?;
     let selector: serde_yaml_ng::Value =
@@ -475,6 +534,59 @@ fn bundle_record(name: &str, redfish_hash: &str) -> anyhow::Result<(String, Stri
         spec.insert("selector".into(), selector);
     }
     Ok((serde_yaml_ng::to_string(&bundle)?, node_bundle, scenario))
+}
+
+/// The demo's site: a facility, the chassis its nodes sit in (a shelf
+/// for the boards, a cluster blade, a GPU server's rack unit), and a
+/// Device record placing each node.
+fn site_records(names: &[String]) -> String {
+    let chassis_of = |name: &str| -> &'static str {
+        if name.starts_with("bitscope") {
+            "blade-1"
+        } else if name.starts_with("gpu-server") {
+            "gpu-1"
+        } else {
+            "shelf-1"
+        }
+    };
+    let mut out = String::from(
+        "apiVersion: onprem/v1\nkind: Facility\nmetadata: {name: demo-lab}\nspec: {description: onprem demo bench, address: this machine}\n\
+         ---\napiVersion: onprem/v1\nkind: Chassis\nmetadata: {name: shelf-1}\nspec: {facility: demo-lab, model: DIN-rail shelf, rack: r1, position: 1}\n\
+         ---\napiVersion: onprem/v1\nkind: Chassis\nmetadata: {name: blade-1}\nspec: {facility: demo-lab, model: BitScope Cluster Blade, rack: r1, position: 2}\n\
+         ---\napiVersion: onprem/v1\nkind: Chassis\nmetadata: {name: gpu-1}\nspec: {facility: demo-lab, model: 2U GPU server, rack: r2, position: 10}\n",
+    );
+    for n in names {
+        let _ = write!(
+            out,
+            "---\napiVersion: onprem/v1\nkind: Device\nmetadata: {{name: {n}}}\nspec: {{facility: demo-lab, chassis: {}}}\n",
+            chassis_of(n)
+        );
+    }
+    out
+}
+
+/// The address of node `i` when the first node is on `first`: a loopback
+/// address of its own (127.0.0.2, .3, …) when the first is on 127.0.0.1,
+/// else the same.
+fn node_ip(first: std::net::IpAddr, i: usize) -> std::net::IpAddr {
+    match first {
+        std::net::IpAddr::V4(v4) if v4 == std::net::Ipv4Addr::LOCALHOST && i > 0 && i < 250 => {
+            std::net::IpAddr::from([127, 0, 0, (i + 1) as u8])
+        }
+        other => other,
+    }
+}
+
+/// Where a node's Redfish service listens: the standard port on `ip`
+/// when it is free there, else a free one.
+fn free_redfish_port(ip: std::net::IpAddr) -> anyhow::Result<SocketAddr> {
+    let standard = SocketAddr::new(ip, crate::cli::nodehttp::REDFISH_PORT);
+    if std::net::TcpListener::bind(standard).is_ok() {
+        return Ok(standard);
+    }
+    let l = std::net::TcpListener::bind(SocketAddr::new(ip, 0))
+        .map_err(|e| anyhow::anyhow!("no free port on {ip} for a Redfish service: {e}"))?;
+    Ok(l.local_addr()?)
 }
 
 /// Where a node's Redfish service listens, from its `/-/status`.
@@ -537,45 +649,30 @@ async fn start_node(
     })
 }
 
-/// Signals for the node's ADC inputs and pulse counters: a transmitter's
-/// slow swing on every single-ended ADS1x15 input, pulses on every GPIO
-/// counter.
+/// Signals for the node's pulse counters (pulses on every GPIO counter),
+/// and what its ADC inputs carry.
 fn drive_world(
     hardware: &onprem_hal::inventory::Spec,
     world: &onprem_hal::sim::world::World,
     stop: CancellationToken,
 ) -> Vec<String> {
-    use onprem_hal::drivers::ads1x15::DEFAULT_ADDRESS;
     use onprem_hal::inventory::spec::Device;
-    use onprem_hal::sim::chips::ads1x15::{Ads1x15, Sine};
-    let mut out = Vec::new();
+    // The ADC inputs carry the bundle's `hardware.sim.signals` from the
+    // world's start (set here, later, the first samples read the model's
+    // supply divider instead: a pressure peak that is not there).
+    let mut out: Vec<String> = hardware
+        .sim
+        .signals
+        .iter()
+        .map(|s| {
+            format!(
+                "{}: {} V ± {} V, a cycle every {} s",
+                s.device, s.volts, s.amplitude, s.period_seconds
+            )
+        })
+        .collect();
     for d in &hardware.devices {
         match d {
-            Device::Ads1x15(a) => {
-                // Differential inputs (`a0-a1`) are left alone.
-                let Some(input) = a
-                    .input
-                    .strip_prefix('a')
-                    .and_then(|i| i.parse::<usize>().ok())
-                else {
-                    continue;
-                };
-                // 1.44 V ± 0.3 V (a 4–20 mA loop at 12 mA through 120 Ω),
-                // one cycle every 4,300 conversions (5 s at 860/s).
-                let sine = Sine {
-                    offset: 1.44,
-                    amplitude: 0.3,
-                    period: 4300,
-                };
-                let addr = a.address.unwrap_or(DEFAULT_ADDRESS);
-                if world
-                    .i2c(a.bus)
-                    .with_chip(addr, |c: &mut Ads1x15| c.set_sine(input, Some(sine)))
-                    .is_some()
-                {
-                    out.push(format!("{}: 1.44 V ± 0.3 V sine on input a{input}", a.name));
-                }
-            }
             Device::GpioCounter(c) => {
                 let line = world.gpio_line(c.pin);
                 let stop = stop.clone();

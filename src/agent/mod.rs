@@ -222,7 +222,7 @@ impl Agent {
         }
         let dial = match (identity, &node) {
             (Some((identity, offers, dial)), Some(n)) => {
-                let facts = n.facts.clone();
+                let facts = n.facts();
                 Some(crate::dialhome::session::Parts {
                     identity,
                     status: n.status_source(),
@@ -396,7 +396,7 @@ async fn dial_identity(config: &Config) -> Result<crate::dialhome::identity::Ide
             ));
         }
     };
-    let facts = identity::facts(std::path::Path::new("/"));
+    let facts = node_facts(config, None);
     let name = cp
         .device_name
         .clone()
@@ -437,18 +437,41 @@ fn read_enrol_token(path: &std::path::Path) -> Result<String, String> {
 }
 
 /// The node's identity: what the machine says, or, for a simulated node
-/// (which is not this machine), a serial and UUID of its own, stable for
-/// its state directory.
-pub fn node_facts(config: &Config) -> crate::proto::v1::HardwareFacts {
-    let mut facts = crate::dialhome::identity::facts(std::path::Path::new("/"));
+/// (which is not this machine), what its board says (`board`: the root of
+/// the simulated world's identity files, once its hardware is up; see
+/// `onprem_hal::sim::identity`), with a serial and UUID of its own,
+/// stable for its state directory, its device name as host name and the
+/// address its agent listens on.
+pub fn node_facts(
+    config: &Config,
+    board: Option<&std::path::Path>,
+) -> crate::proto::v1::HardwareFacts {
+    let root = match board {
+        Some(b) if config.sim => b,
+        _ => std::path::Path::new("/"),
+    };
+    let mut facts = crate::dialhome::identity::facts(root);
     if config.sim {
         use sha2::Digest as _;
         let h = sha2::Sha256::digest(config.bundle.state_dir.to_string_lossy().as_bytes());
         let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
-        facts.manufacturer = "onprem".into();
-        facts.model = "simulated node".into();
+        if board.is_none() {
+            facts.manufacturer = "onprem".into();
+            facts.model = "simulated node".into();
+        }
         facts.serial = format!("SIM{}", &hex[..10]);
         facts.uuid = hex[..32].to_owned();
+        if let Some(name) = &config.control_plane.device_name {
+            facts.hostname = name.clone();
+        } else if board.is_some() {
+            facts.hostname = crate::dialhome::identity::facts(std::path::Path::new("/")).hostname;
+        }
+        let ip = config.listen.ip();
+        facts.addresses = if ip.is_unspecified() {
+            Vec::new()
+        } else {
+            vec![ip.to_string()]
+        };
     }
     facts
 }

@@ -68,8 +68,9 @@ pub struct Node {
     redfish: crate::redfish::Service,
     /// The settings it last took.
     redfish_settings: Option<crate::redfish::Settings>,
-    /// The node's identity (Redfish, enrolment).
-    pub facts: crate::proto::v1::HardwareFacts,
+    /// The node's identity (Redfish, the control plane), which a
+    /// simulated node's board changes.
+    facts: Arc<Mutex<crate::proto::v1::HardwareFacts>>,
     /// The running bundle's tunnel ports and the Redfish address.
     tunnel: Arc<Mutex<(Vec<u16>, Option<std::net::SocketAddr>)>>,
 }
@@ -117,14 +118,14 @@ impl Node {
         let events = Events::default();
         let requests = super::host::Requests::default();
         let hub: Arc<Mutex<Option<Hub>>> = Arc::new(Mutex::new(None));
-        let facts = super::node_facts(config);
+        let facts = Arc::new(Mutex::new(super::node_facts(config, None)));
         let redfish = crate::redfish::Service::new(
             crate::redfish::Sources {
                 hub: Arc::clone(&hub),
                 events: events.clone(),
                 requests: requests.clone(),
                 registry: registry.clone(),
-                facts: facts.clone(),
+                facts: Arc::clone(&facts),
                 state_dir: store.as_ref().map(|_| config.bundle.state_dir.clone()),
             },
             parent.child_token(),
@@ -328,6 +329,11 @@ impl Node {
         let devices = super::open_devices(&hw).await?;
         let hub = devices.hub.clone();
         if self.config.sim {
+            // The simulated node is its board now.
+            if let Some(w) = hub.world() {
+                *self.facts.lock().unwrap_or_else(|e| e.into_inner()) =
+                    super::node_facts(&self.config, Some(&w.identity_root()));
+            }
             hub.set_stepping(false);
             spawn_stepper(hub.clone(), devices.stop_token());
         }
@@ -459,10 +465,16 @@ impl Node {
     pub fn tunnel_target(&self) -> crate::dialhome::tunnel::TargetFn {
         let t = Arc::clone(&self.tunnel);
         let inlet = self.redfish.inlet();
+        let listen = self.config.listen.ip();
+        let local = if listen.is_loopback() {
+            listen
+        } else {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        };
         Arc::new(move |port| {
             use crate::dialhome::tunnel::Target;
             let (ports, redfish) = t.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let addr = crate::dialhome::tunnel::target(&ports, redfish, port)?;
+            let addr = crate::dialhome::tunnel::target(&ports, redfish, port, local)?;
             // The Redfish service runs in this process: hand it the
             // connection directly.
             if redfish.is_some_and(|a| a.port() == port) {
@@ -472,6 +484,11 @@ impl Node {
             }
             Ok(Target::Tcp(addr))
         })
+    }
+
+    /// The node's facts now.
+    pub fn facts(&self) -> crate::proto::v1::HardwareFacts {
+        self.facts.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Where the Redfish service listens.
@@ -552,6 +569,7 @@ impl Node {
         let bundle = Arc::clone(&self.bundle);
         let registry = self.registry.clone();
         let alerts = self.loops.alerts();
+        let facts = Arc::clone(&self.facts);
         Arc::new(move || {
             use crate::proto::v1 as pb;
             let b = bundle.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -598,6 +616,7 @@ impl Node {
                 conditions,
                 alerts,
                 telemetry_dropped_total: 0,
+                facts: Some(facts.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             }
         })
     }

@@ -764,12 +764,31 @@ impl Core {
 
     /// Takes a reported status; returns whether the device changed.
     fn on_status(&self, id: &str, s: &pb::Status) -> bool {
+        let mut relabelled = false;
         let changed = {
             let mut st = self.st();
             let Some(d) = st.devices.get_mut(id) else {
                 return false;
             };
-            let before = (d.current.clone(), d.conditions.clone(), d.tainted);
+            let before = (
+                d.current.clone(),
+                d.conditions.clone(),
+                d.tainted,
+                d.facts.clone(),
+            );
+            if s.facts.is_some() {
+                d.facts = facts_of(s.facts.as_ref());
+                // The `arch` label follows the facts (a simulated node
+                // takes its board's), unless an applied record set it.
+                let arch = d.facts.arch.clone();
+                if !arch.is_empty()
+                    && !d.applied_labels.iter().any(|k| k == "arch")
+                    && d.labels.get("arch") != Some(&arch)
+                {
+                    d.labels.insert("arch".into(), arch);
+                    relabelled = true;
+                }
+            }
             d.current = super::store::Running {
                 name: s.bundle_name.clone(),
                 version: s.bundle_version,
@@ -790,8 +809,29 @@ impl Core {
                 .collect();
             d.telemetry_dropped = s.telemetry_dropped_total;
             taint(d);
-            before != (d.current.clone(), d.conditions.clone(), d.tainted)
+            before
+                != (
+                    d.current.clone(),
+                    d.conditions.clone(),
+                    d.tainted,
+                    d.facts.clone(),
+                )
         };
+        let fresh = relabelled
+            .then(|| self.st().devices.get(id).cloned())
+            .flatten();
+        if let Some(mut d) = fresh {
+            // Its labels changed: the bundle that selects it may too.
+            let mut writes = vec![Write::PutDevice(d.clone())];
+            let retargeted = self.retarget(&mut d, &mut writes);
+            match retargeted.and_then(|()| Ok(self.store.commit(writes)?)) {
+                Ok(()) => {
+                    self.put_devices(vec![d]);
+                    self.deliver(id);
+                }
+                Err(e) => tracing::error!(error = %e, "cannot store the device's new arch label"),
+            }
+        }
         self.sync_alerts(id, &s.alerts);
         if changed {
             self.publish_device(id);

@@ -210,6 +210,48 @@ pub async fn enrol(
     })
 }
 
+/// The machine's own addresses: IPv4 from the kernel's routing trie
+/// (`/proc/net/fib_trie`: each `/32 host LOCAL` leaf), global IPv6 from
+/// `/proc/net/if_inet6` (scope 00); loopback and link-local left out,
+/// each once, in the kernel's order.
+pub fn addresses(fib_trie: &str, if_inet6: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut last: Option<&str> = None;
+    for line in fib_trie.lines() {
+        let t = line.trim_start_matches([' ', '|', '+', '-']).trim();
+        if t.parse::<std::net::Ipv4Addr>().is_ok() {
+            last = Some(t);
+        } else if t == "/32 host LOCAL" {
+            if let Some(a) = last.and_then(|a| a.parse::<std::net::Ipv4Addr>().ok()) {
+                let s = a.to_string();
+                if !a.is_loopback() && !a.is_link_local() && !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+        }
+    }
+    for line in if_inet6.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // address, ifindex, prefix length, scope, flags, name
+        if f.len() < 6 || f[3] != "00" || f[0].len() != 32 {
+            continue;
+        }
+        let mut bytes = [0u8; 16];
+        let ok = (0..16).all(|i| {
+            u8::from_str_radix(&f[0][2 * i..2 * i + 2], 16)
+                .map(|b| bytes[i] = b)
+                .is_ok()
+        });
+        if ok {
+            let s = std::net::Ipv6Addr::from(bytes).to_string();
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    out
+}
+
 /// This machine's facts, read from /proc, /sys and the device tree.
 pub fn facts(root: &Path) -> pb::HardwareFacts {
     let read = |p: &str| {
@@ -261,16 +303,44 @@ pub fn facts(root: &Path) -> pb::HardwareFacts {
         .find_map(|l| l.strip_prefix("MemTotal:"))
         .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024);
+    let arch = read("proc/sys/kernel/arch");
     pb::HardwareFacts {
         manufacturer,
         model,
         serial,
         uuid,
         hostname: read("proc/sys/kernel/hostname"),
-        addresses: Vec::new(),
-        arch: std::env::consts::ARCH.to_owned(),
+        addresses: addresses(&read("proc/net/fib_trie"), &read("proc/net/if_inet6")),
+        arch: if arch.is_empty() {
+            std::env::consts::ARCH.to_owned()
+        } else {
+            arch
+        },
         cores,
         memory_bytes,
         agent_version: crate::VERSION.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_come_from_the_routing_trie_and_if_inet6() {
+        let trie = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 0.0.0.0\n        /0 universe UNICAST\n     +-- 10.0.0.0/24 2 0 2\n        |-- 10.0.0.0\n           /24 link UNICAST\n        |-- 10.0.0.5\n           /32 host LOCAL\n     +-- 127.0.0.0/8 2 0 2\n        |-- 127.0.0.1\n           /32 host LOCAL\nLocal:\n        |-- 10.0.0.5\n           /32 host LOCAL\n        |-- 169.254.1.1\n           /32 host LOCAL\n";
+        let v6 = "fe800000000000000000000000000001 02 40 20 80 eth0\n20010db8000000000000000000000005 02 40 00 00 eth0\n00000000000000000000000000000001 01 80 10 80 lo\n";
+        assert_eq!(addresses(trie, v6), vec!["10.0.0.5", "2001:db8::5"]);
+        assert!(addresses("", "").is_empty());
+    }
+
+    #[test]
+    fn this_machines_facts_name_its_addresses() {
+        let f = facts(Path::new("/"));
+        for a in &f.addresses {
+            let ip: std::net::IpAddr = a.parse().unwrap_or_else(|e| panic!("{a}: {e}"));
+            assert!(!ip.is_loopback(), "{a}");
+        }
+        assert!(f.cores > 0);
     }
 }

@@ -46,11 +46,15 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The target of `port` given the running bundle's allowed ports and the
 /// Redfish service's address: the Redfish address when it is that port
-/// on a specific interface, else loopback.
+/// on a specific interface, else the node's loopback address `local`
+/// (127.0.0.1, or the loopback address the agent itself listens on, so
+/// that nodes sharing one machine's loopback, as the demo's do, reach
+/// only their own services).
 pub fn target(
     allowed: &[u16],
     redfish: Option<SocketAddr>,
     port: u16,
+    local: std::net::IpAddr,
 ) -> Result<SocketAddr, String> {
     if !allowed.contains(&port) {
         return Err(format!(
@@ -60,7 +64,7 @@ pub fn target(
     if let Some(a) = redfish.filter(|a| a.port() == port && !a.ip().is_unspecified()) {
         return Ok(a);
     }
-    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+    Ok(SocketAddr::new(local, port))
 }
 
 fn header(s: &str) -> tonic::metadata::MetadataValue<tonic::metadata::Ascii> {
@@ -365,23 +369,29 @@ mod tests {
 
     #[test]
     fn targets_follow_the_bundle() {
-        assert!(target(&[], None, 8443).is_err());
+        let lo = std::net::IpAddr::from([127, 0, 0, 1]);
+        assert!(target(&[], None, 8443, lo).is_err());
         assert_eq!(
-            target(&[8443], None, 8443),
-            Ok("127.0.0.1:8443"
-                .parse()
-                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))))
+            target(&[8443], None, 8443, lo),
+            Ok(SocketAddr::new(lo, 8443))
         );
         let rf: SocketAddr = "10.0.0.5:8443"
             .parse()
             .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-        assert_eq!(target(&[8443, 22], Some(rf), 8443), Ok(rf));
-        assert_eq!(target(&[8443, 22], Some(rf), 22).map(|a| a.port()), Ok(22));
+        assert_eq!(target(&[8443, 22], Some(rf), 8443, lo), Ok(rf));
+        assert_eq!(
+            target(&[8443, 22], Some(rf), 22, lo).map(|a| a.port()),
+            Ok(22)
+        );
         let any: SocketAddr = "0.0.0.0:8443".parse().unwrap_or(rf);
         assert_eq!(
-            target(&[8443], Some(any), 8443).map(|a| a.ip().is_loopback()),
+            target(&[8443], Some(any), 8443, lo).map(|a| a.ip().is_loopback()),
             Ok(true)
         );
+        // A node on its own loopback address reaches its own services
+        // only.
+        let own = std::net::IpAddr::from([127, 0, 0, 7]);
+        assert_eq!(target(&[22], None, 22, own), Ok(SocketAddr::new(own, 22)));
     }
 
     #[tokio::test]

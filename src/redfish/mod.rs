@@ -106,8 +106,9 @@ pub struct Sources {
     pub requests: Requests,
     /// The loops' conditions (health).
     pub registry: Registry,
-    /// The node's identity.
-    pub facts: HardwareFacts,
+    /// The node's identity (a simulated node takes its board's once the
+    /// bundle's hardware is up).
+    pub facts: Arc<Mutex<HardwareFacts>>,
     /// The state directory (self-signed certificate).
     pub state_dir: Option<PathBuf>,
 }
@@ -338,7 +339,14 @@ impl Service {
             .map_err(|e| format!("binding the Redfish service to {want}: {e}"))?;
         let addr = listener.local_addr().unwrap_or(want);
         let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-        let host = &self.inner.sources.facts.hostname;
+        let host = &self
+            .inner
+            .sources
+            .facts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .hostname
+            .clone();
         if !host.is_empty() {
             names.push(host.clone());
         }
@@ -428,7 +436,12 @@ impl Inner {
             "OK"
         };
         let mut s = Snapshot {
-            facts: self.sources.facts.clone(),
+            facts: self
+                .sources
+                .facts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
             cpu_model: self.cpu_model.clone(),
             boot_time: self.boot_time,
             agent_started: Some(self.started),

@@ -13,6 +13,7 @@
 
 pub mod chips;
 pub mod gpio;
+pub mod identity;
 pub mod model;
 #[cfg(feature = "nvml")]
 pub mod nvml;

@@ -167,6 +167,22 @@ impl World {
             sysfs: None,
         };
         inner.sysfs = sys_world(spec, &dir.join("sysroot"), s.ambient_celsius)?;
+        // The board's identity (model, serial, CPUs, memory), seeded by
+        // the spec's seed and the world's directory.
+        let seed = {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&s.seed, &mut h);
+            std::hash::Hash::hash(&dir, &mut h);
+            let a = std::hash::Hasher::finish(&h);
+            std::hash::Hash::hash(&a, &mut h);
+            let b = std::hash::Hasher::finish(&h);
+            let mut seed = [0u8; 16];
+            seed[..8].copy_from_slice(&a.to_le_bytes());
+            seed[8..].copy_from_slice(&b.to_le_bytes());
+            seed
+        };
+        super::identity::Board::of(spec.board.as_deref().unwrap_or_default())
+            .write(&dir.join("identity"), &seed)?;
         inner.model.set_gpu_load(s.load);
         for dev in &spec.devices {
             #[cfg(feature = "nvml")]
@@ -249,6 +265,13 @@ impl World {
             Some(w) => w.board.tree().sysfs(),
             None => self.dir.join("sysroot/sys"),
         }
+    }
+
+    /// The root of the board's identity files (`proc/device-tree/model`,
+    /// `sys/class/dmi/id/*`, `proc/cpuinfo`, …: [`super::identity`]),
+    /// read as the real machine's `/`.
+    pub fn identity_root(&self) -> PathBuf {
+        self.dir.join("identity")
     }
 
     /// The world's directory.
