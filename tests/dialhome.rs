@@ -61,9 +61,17 @@ async fn enrol_apply_and_every_node_converges() {
     let again = cp.core.apply(&who, &[doc], false).unwrap();
     assert_eq!(again.results[0].outcome, "unchanged");
     assert_eq!(cp.core.rollouts()[0].version, version);
-    // The device shows its facts and the bundle's conditions.
-    let d = cp.core.device("pi-a").unwrap();
-    assert_eq!(d.device.facts.model, "simulated node");
+    // The device shows its facts (once its bundle's hardware is up, its
+    // board's: a Pi 5) and the bundle's conditions.
+    let d = until("pi-a to report its board", Duration::from_secs(10), || {
+        cp.core
+            .device("pi-a")
+            .filter(|d| d.device.facts.model == "Raspberry Pi 5 Model B Rev 1.0")
+    })
+    .await;
+    assert_eq!(d.device.facts.manufacturer, "Raspberry Pi");
+    assert_eq!(d.device.facts.arch, "aarch64");
+    assert_eq!(d.device.labels["arch"], "aarch64", "the arch label follows");
     assert!(
         d.device
             .conditions
