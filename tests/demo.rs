@@ -11,6 +11,15 @@ use std::time::Duration;
 
 use onprem::httpc::Client;
 
+/// The binary under test: `$ONPREM_DEMO_BIN` (CI points it at the
+/// release build, as the README's `cargo run --release -- demo` runs
+/// it), else the test build's.
+fn bin() -> std::path::PathBuf {
+    std::env::var_os("ONPREM_DEMO_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_onprem").into())
+}
+
 /// What each demo node's board calls itself.
 fn board_model(node: &str) -> &'static str {
     match node {
@@ -37,7 +46,7 @@ fn number_after(line: &str, key: &str) -> Option<f64> {
 
 #[test]
 fn demo_runs_simulated_nodes_with_the_example_bundles_then_stops() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_onprem"))
+    let mut child = Command::new(bin())
         .args([
             "demo",
             "--duration",
@@ -119,7 +128,7 @@ fn demo_runs_simulated_nodes_with_the_example_bundles_then_stops() {
         .map(str::to_owned)
         .collect();
     let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_onprem"))
+        let out = Command::new(bin())
             .args(args)
             .env("ONPREM_CONFIG", &config)
             .output()
@@ -226,7 +235,7 @@ fn demo_runs_simulated_nodes_with_the_example_bundles_then_stops() {
             .next()
             .unwrap()
             .to_owned();
-        let mut pf = Command::new(env!("CARGO_BIN_EXE_onprem"))
+        let mut pf = Command::new(bin())
             .args([
                 "port-forward",
                 &format!("device/{name}"),
@@ -267,7 +276,7 @@ fn demo_runs_simulated_nodes_with_the_example_bundles_then_stops() {
     // `onprem curl --device` and `onprem reset` reach the node named, and
     // no other.
     let with_pw = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_onprem"))
+        let out = Command::new(bin())
             .args(args)
             .env("ONPREM_CONFIG", &config)
             .env("ONPREM_REDFISH_PASSWORD", &password)
