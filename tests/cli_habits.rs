@@ -206,6 +206,8 @@ async fn version_whoami_logout_and_completion_without_a_control_plane() {
     )
     .await;
     assert!(r.stderr.contains("{end}"), "{r:?}");
+    let r = expect(&config, &["get", "devices", "-o", "xml"], 2).await;
+    assert!(r.stderr.contains("jsonpath=TEMPLATE"), "{r:?}");
     let r = expect(&config, &["get", "devices", "--sort-by", "{.name"], 2).await;
     assert!(r.stderr.contains("--sort-by"), "{r:?}");
     let r = expect(&config, &["rollout", "status", "device/x"], 2).await;
@@ -216,12 +218,14 @@ async fn version_whoami_logout_and_completion_without_a_control_plane() {
         "bash",
         r#"source <("$ONPREM" completion bash) && complete -p onprem &&
            COMP_WORDS=(onprem rol); COMP_CWORD=1; _onprem onprem rol onprem; echo "[${COMPREPLY[*]}]";
-           COMP_WORDS=(onprem get devices --sort); COMP_CWORD=3; _onprem onprem --sort devices; echo "[${COMPREPLY[*]}]""#,
+           COMP_WORDS=(onprem get devices --sort); COMP_CWORD=3; _onprem onprem --sort devices; echo "[${COMPREPLY[*]}]";
+           COMP_WORDS=(onprem get devices -o j); COMP_CWORD=4; _onprem onprem j -o; echo "[${COMPREPLY[*]}]""#,
     );
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("-F _onprem onprem"), "{r:?}");
     assert!(r.stdout.contains("[rollout]"), "{r:?}");
     assert!(r.stdout.contains("[--sort-by]"), "{r:?}");
+    assert!(r.stdout.contains("[json jsonpath=]"), "{r:?}");
     // zsh and fish: loaded where installed, else well-formed.
     let zsh = expect(&config, &["completion", "zsh"], 0).await.stdout;
     assert!(zsh.starts_with("#compdef onprem"), "{zsh:.200}");
@@ -245,6 +249,7 @@ async fn version_whoami_logout_and_completion_without_a_control_plane() {
         assert!(r.stdout.starts_with("rollout\t"), "{r:?}");
         assert!(r.stdout.contains("--sort-by\t"), "{r:?}");
     }
+    expect(&config, &["completion", "powershell"], 2).await;
     let r = expect(&config, &["completion", "tcsh"], 2).await;
     assert!(r.stderr.contains("tcsh"), "{r:?}");
 }

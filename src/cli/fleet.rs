@@ -298,7 +298,36 @@ pub fn parse_format(s: &str) -> Result<Format, String> {
     }
     Output::from_str(s, true)
         .map(Format::Plain)
-        .map_err(|_| format!("{s:?}: expected table, wide, json, yaml, name or jsonpath=TEMPLATE"))
+        .map_err(|_| "expected table, wide, json, yaml, name or jsonpath=TEMPLATE".to_owned())
+}
+
+/// `-o` of `get` and `describe` for clap: [`parse_format`], and the
+/// formats offered in help and shell completion.
+#[derive(Debug, Clone, Copy)]
+pub struct FormatParser;
+
+impl clap::builder::TypedValueParser for FormatParser {
+    type Value = Format;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Format, clap::Error> {
+        let parse: fn(&str) -> Result<Format, String> = parse_format;
+        parse.parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            ["table", "wide", "json", "yaml", "name", "jsonpath="]
+                .into_iter()
+                .map(clap::builder::PossibleValue::new),
+        ))
+    }
 }
 
 /// Parses `--sort-by`: a JSONPath to a field (`.name`, `{.lastSeen}`).
@@ -324,7 +353,7 @@ pub struct GetOptions {
     /// (`jsonpath='{.items[*].name}'`, `jsonpath='{range
     /// .items[*]}{.name}{"\n"}{end}'`; each item as `-o json` prints it,
     /// with `metadata` as `get KIND NAME -o yaml` shows it).
-    #[arg(short = 'o', long, value_name = "FORMAT", value_parser = parse_format, default_value = "table")]
+    #[arg(short = 'o', long, value_name = "FORMAT", value_parser = FormatParser, default_value = "table")]
     pub output: Format,
     /// No header line in tables.
     #[arg(long)]
@@ -350,7 +379,7 @@ pub struct DescribeOptions {
     pub name: String,
     /// Output format: table (for people), json, yaml, name, or
     /// jsonpath=TEMPLATE.
-    #[arg(short = 'o', long, value_name = "FORMAT", value_parser = parse_format, default_value = "table")]
+    #[arg(short = 'o', long, value_name = "FORMAT", value_parser = FormatParser, default_value = "table")]
     pub output: Format,
     /// A device: also read its Redfish service through the tunnel
     /// (system, resets it allows, temperatures, fans, supplies).

@@ -44,9 +44,36 @@ pub struct WhoAmIOptions {
 /// `onprem completion`.
 #[derive(Debug, Args)]
 pub struct CompletionOptions {
-    /// The shell: bash, zsh, fish, elvish, powershell.
+    /// The shell.
     #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
+    pub shell: Shell,
+}
+
+/// The shells `onprem completion` writes for: those of Linux nodes and
+/// workstations (clap_complete's elvish and PowerShell generators are left
+/// out of the binary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// bash (3.2 and later): `source <(onprem completion bash)`.
+    Bash,
+    /// zsh: `onprem completion zsh > "${fpath[1]}/_onprem"`.
+    Zsh,
+    /// fish: `onprem completion fish | source`.
+    Fish,
+}
+
+/// The completion script for `shell`.
+fn completion_script(shell: Shell) -> Vec<u8> {
+    use clap::CommandFactory as _;
+    use clap_complete::shells;
+    let mut cmd = super::Cli::command();
+    let mut buf = Vec::new();
+    match shell {
+        Shell::Bash => clap_complete::generate(shells::Bash, &mut cmd, "onprem", &mut buf),
+        Shell::Zsh => clap_complete::generate(shells::Zsh, &mut cmd, "onprem", &mut buf),
+        Shell::Fish => clap_complete::generate(shells::Fish, &mut cmd, "onprem", &mut buf),
+    }
+    buf
 }
 
 /// `onprem rollout`.
@@ -220,10 +247,7 @@ pub fn logout() -> anyhow::Result<()> {
 
 /// `onprem completion SHELL`: the completion script on standard output.
 pub fn completion(o: &CompletionOptions) {
-    use clap::CommandFactory as _;
-    let mut cmd = super::Cli::command();
-    let mut buf = Vec::new();
-    clap_complete::generate(o.shell, &mut cmd, "onprem", &mut buf);
+    let buf = completion_script(o.shell);
     // Through print!, so that a closed standard output ends the process
     // quietly (main's hook) rather than with clap_complete's panic.
     print!("{}", String::from_utf8_lossy(&buf));
@@ -358,15 +382,8 @@ mod tests {
 
     #[test]
     fn completion_scripts_name_the_commands() {
-        for shell in [
-            clap_complete::Shell::Bash,
-            clap_complete::Shell::Zsh,
-            clap_complete::Shell::Fish,
-        ] {
-            use clap::CommandFactory as _;
-            let mut buf = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "onprem", &mut buf);
-            let s = String::from_utf8(buf).unwrap();
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let s = String::from_utf8(completion_script(shell)).unwrap();
             for word in ["rollout", "whoami", "sort-by", "enrol-token-file"] {
                 assert!(s.contains(word), "{shell:?} lacks {word}");
             }
