@@ -645,6 +645,28 @@ async fn kubectl_habits_against_a_control_plane() {
     assert!(r.stderr.contains("rollout Halted"), "{r:?}");
     expect(&config, &["rollout", "status", "nosuch"], 6).await;
 
+    // A control plane that does not answer: version says so and exits 0,
+    // whoami exits 3.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("https://127.0.0.1:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+    let dead = write(
+        dir.path(),
+        "dead.yaml",
+        &std::fs::read_to_string(&config)
+            .unwrap()
+            .replace(&url, &dead_url),
+    );
+    let r = expect(&dead, &["version"], 0).await;
+    assert!(r.stdout.starts_with("Client Version: "), "{r:?}");
+    assert!(
+        r.stdout.contains(&format!(
+            "Server Version: unavailable: cannot reach the control plane at {dead_url}"
+        )),
+        "{r:?}"
+    );
+    expect(&dead, &["whoami"], 3).await;
+
     // logout: forgets the login, says so; again: nothing to do.
     let r = expect(&config, &["logout"], 0).await;
     assert!(
