@@ -152,6 +152,18 @@ pub fn describe_not_ready(not: &[NotReady]) -> String {
         .join("; ")
 }
 
+/// Whether `d` is converged ([`assess`]'s `converged`), without building
+/// any message: for checks over a whole fleet.
+pub fn converged(d: &Device) -> bool {
+    d.desired_version != 0
+        && !d.current.source.starts_with("file:")
+        && !desired_failed(d)
+        && d.current.version == d.desired_version
+        && d.conditions
+            .iter()
+            .all(|c| (c.kind != "Bundle" && !c.kind.starts_with("Loop/")) || c.status == "True")
+}
+
 /// The state of `d`; `online` says whether its session is up now.
 pub fn assess(d: &Device, online: bool) -> Assessment {
     let (n, not_ready) = loops(d);
@@ -273,10 +285,17 @@ mod tests {
         d
     }
 
+    /// `converged` agrees with `assess` on every case below.
+    fn check(d: &Device) -> Assessment {
+        let a = assess(d, true);
+        assert_eq!(converged(d), a.converged, "{d:?}");
+        a
+    }
+
     #[test]
     fn converged_needs_the_version_applied_and_every_loop_ready() {
         let d = device(3, 3);
-        let a = assess(&d, true);
+        let a = check(&d);
         assert!(a.converged, "{a:?}");
         assert_eq!((a.loops, a.loops_ready), (2, 2));
         assert_eq!(taint(&d), (false, String::new()));
@@ -287,7 +306,7 @@ mod tests {
         let mut d = device(3, 3);
         d.conditions[1] = cond("Loop/fans", "False", "Failsafe", 3);
         d.conditions[1].message = "zone cpu: sensor stale".into();
-        let a = assess(&d, true);
+        let a = check(&d);
         assert!(!a.converged);
         assert_eq!(a.state, State::Degraded);
         assert!(
@@ -320,7 +339,7 @@ mod tests {
         d.last_result.message = "fans: SensorMissing; nothing to roll back to".into();
         d.last_result.at = 100;
         d.conditions[0] = cond("Bundle", "False", "RolledBack", 3);
-        let a = assess(&d, true);
+        let a = check(&d);
         assert_eq!(a.state, State::Failed, "{a:?}");
         assert!(!a.converged);
         let (t, why) = taint(&d);
@@ -333,19 +352,19 @@ mod tests {
         let mut d = device(4, 3);
         d.last_result.version = 4;
         d.last_result.outcome = "RolledBack".into();
-        let a = assess(&d, true);
+        let a = check(&d);
         assert_eq!(a.state, State::Failed);
         assert!(taint(&d).0);
         // A refusal likewise.
         d.last_result.outcome = "Rejected".into();
-        assert!(assess(&d, true).message.contains("refused"));
+        assert!(check(&d).message.contains("refused"));
     }
 
     #[test]
     fn a_bundle_condition_false_on_the_desired_version_is_failed() {
         let mut d = device(3, 3);
         d.conditions[0] = cond("Bundle", "False", "RolledBack", 3);
-        assert_eq!(assess(&d, true).state, State::Failed);
+        assert_eq!(check(&d).state, State::Failed);
     }
 
     #[test]
@@ -354,20 +373,20 @@ mod tests {
         d.last_result.version = 3;
         d.last_result.outcome = "RolledBack".into();
         d.last_result.at = 100;
-        assert!(assess(&d, true).converged);
+        assert!(check(&d).converged);
     }
 
     #[test]
     fn no_desired_bundle_is_never_converged() {
         let mut d = device(0, 3);
         d.desired_bundle.clear();
-        let a = assess(&d, true);
+        let a = check(&d);
         assert_eq!(a.state, State::NoBundle);
         assert!(!a.converged);
         assert!(a.message.contains("runs fans version 3"), "{}", a.message);
         let fresh = Device::default();
         assert_eq!(
-            assess(&fresh, true).message,
+            check(&fresh).message,
             "no bundle selects it; it runs no bundle"
         );
     }
@@ -376,7 +395,7 @@ mod tests {
     fn a_local_override_is_tainted() {
         let mut d = device(3, 3);
         d.current.source = "file:/etc/onprem/bundle.yaml".into();
-        assert_eq!(assess(&d, true).state, State::Override);
+        assert_eq!(check(&d).state, State::Override);
         assert!(taint(&d).0);
     }
 

@@ -356,11 +356,9 @@ fn may_progress(
     } else {
         r.batches.get(r.batch).into_iter().flatten().collect()
     };
-    batch.into_iter().all(|i| {
-        devices
-            .get(i)
-            .is_none_or(|d| super::health::assess(d, true).converged)
-    })
+    batch
+        .into_iter()
+        .all(|i| devices.get(i).is_none_or(super::health::converged))
 }
 
 impl Core {
@@ -394,12 +392,14 @@ impl Core {
             let mut r = r0.clone();
             let next = self.with_fleet(|ds, online| {
                 if r.strategy == "AllAtOnce" {
+                    let members: std::collections::HashSet<&String> =
+                        r.batches.iter().flatten().collect();
                     let mut joined: Vec<(&String, &String)> = ds
                         .values()
                         .filter(|d| {
                             d.desired_bundle == r.bundle
                                 && d.desired_version == r.version
-                                && !r.batches.iter().flatten().any(|i| *i == d.id)
+                                && !members.contains(&d.id)
                         })
                         .map(|d| (&d.name, &d.id))
                         .collect();
@@ -411,10 +411,17 @@ impl Core {
                         r.batches[0].extend(joined.into_iter().map(|(_, id)| id.clone()));
                         r.batch_started = t;
                         r.phase = "Progressing".into();
+                    } else if r.phase == "Complete" {
+                        // Nothing new: a complete rollout stays so (its
+                        // devices' own states say how they run now).
+                        return None;
                     }
                 }
-                step(&r, ds, online, t)
+                Some(step(&r, ds, online, t))
             });
+            let Some(next) = next else {
+                continue;
+            };
             let was = r0.phase.as_str();
             match next {
                 Step::Wait(why) => {
