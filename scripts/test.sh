@@ -3,7 +3,8 @@
 # runs every test of the workspace.
 #
 #   Debian: prometheus-node-exporter (node_exporter 1.5, the compatibility
-#           reference), prometheus (promtool), systemd (systemd-analyze)
+#           reference), prometheus (promtool), systemd (systemd-analyze),
+#           zsh and fish (completion scripts)
 #   PyPI:   prometheus-client (an independent exposition parser);
 #           in target/redfish-venv: redfish-service-validator (DMTF),
 #           redfishtool and sushy (unmodified Redfish clients)
@@ -18,6 +19,9 @@ command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporte
 command -v promtool >/dev/null || need+=(prometheus)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v mkfifo >/dev/null || need+=(coreutils)
+# Shells whose completion scripts (`onprem completion zsh|fish`) are loaded.
+command -v zsh >/dev/null || need+=(zsh)
+command -v fish >/dev/null || need+=(fish)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "installing test peers: ${need[*]}"

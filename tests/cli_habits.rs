@@ -226,10 +226,14 @@ async fn version_whoami_logout_and_completion_without_a_control_plane() {
     assert!(r.stdout.contains("[rollout]"), "{r:?}");
     assert!(r.stdout.contains("[--sort-by]"), "{r:?}");
     assert!(r.stdout.contains("[json jsonpath=]"), "{r:?}");
-    // zsh and fish: loaded where installed, else well-formed.
+    // zsh and fish (scripts/test.sh installs both): loaded for real.
     let zsh = expect(&config, &["completion", "zsh"], 0).await.stdout;
     assert!(zsh.starts_with("#compdef onprem"), "{zsh:.200}");
-    if installed("zsh") {
+    assert!(
+        installed("zsh"),
+        "zsh is missing: run `bash scripts/test.sh`"
+    );
+    {
         let r = shell(
             "zsh",
             r#"autoload -U compinit && compinit -u -D && source <("$ONPREM" completion zsh) && whence -w _onprem"#,
@@ -240,7 +244,11 @@ async fn version_whoami_logout_and_completion_without_a_control_plane() {
     let fish = expect(&config, &["completion", "fish"], 0).await.stdout;
     assert!(fish.contains("complete -c onprem"), "{fish:.200}");
     assert!(fish.contains("rollout") && fish.contains("sort-by"));
-    if installed("fish") {
+    assert!(
+        installed("fish"),
+        "fish is missing: run `bash scripts/test.sh`"
+    );
+    {
         let r = shell(
             "fish",
             r#"$ONPREM completion fish | source; complete -C 'onprem rol'; complete -C 'onprem get devices --sort'"#,
