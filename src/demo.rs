@@ -103,14 +103,10 @@ impl Node {
     }
 }
 
-/// Removes the demo's directory when the demo ends, however it ends.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// The demo's directory (`$TMPDIR/onprem-demo-PID`), removed when the
+/// demo ends, however it ends: the second field's drop, or
+/// [`crate::hw::remove_temporary_dirs`] on an exit without destructors.
+struct Scratch(PathBuf, #[allow(dead_code)] crate::hw::TempDir);
 
 /// Waits for `f` to hold, up to [`SETTLE`] or until `shutdown`.
 async fn settle(
@@ -152,7 +148,10 @@ fn not_converged(fleet: &[crate::controlplane::core::DeviceView]) -> String {
 /// Runs the demo until `shutdown` is cancelled or the duration passes.
 pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<()> {
     let names = node_names(&opts.nodes)?;
-    let scratch = Scratch(std::env::temp_dir().join(format!("onprem-demo-{}", std::process::id())));
+    let scratch = {
+        let dir = crate::hw::TempDir::create(format!("onprem-demo-{}", std::process::id()))?;
+        Scratch(dir.path().to_path_buf(), dir)
+    };
     let stop = shutdown.child_token();
 
     // The control plane.
@@ -672,29 +671,26 @@ fn drive_world(
         })
         .collect();
     for d in &hardware.devices {
-        match d {
-            Device::GpioCounter(c) => {
-                let line = world.gpio_line(c.pin);
-                let stop = stop.clone();
-                // 150 pulses per second (20 L/min on a 450 pulse/L meter).
-                tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(Duration::from_millis(100));
-                    loop {
-                        tokio::select! {
-                            _ = stop.cancelled() => return,
-                            _ = tick.tick() => {}
-                        }
-                        for _ in 0..15 {
-                            line.set_level(true);
-                            line.advance(Duration::from_micros(3300));
-                            line.set_level(false);
-                            line.advance(Duration::from_micros(3300));
-                        }
+        if let Device::GpioCounter(c) = d {
+            let line = world.gpio_line(c.pin);
+            let stop = stop.clone();
+            // 150 pulses per second (20 L/min on a 450 pulse/L meter).
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tick.tick() => {}
                     }
-                });
-                out.push(format!("{}: 150 pulses/s on GPIO {}", c.name, c.pin));
-            }
-            _ => {}
+                    for _ in 0..15 {
+                        line.set_level(true);
+                        line.advance(Duration::from_micros(3300));
+                        line.set_level(false);
+                        line.advance(Duration::from_micros(3300));
+                    }
+                }
+            });
+            out.push(format!("{}: 150 pulses/s on GPIO {}", c.name, c.pin));
         }
     }
     out

@@ -72,6 +72,9 @@ fn exit_quietly_when_output_is_gone() {
             .or_else(|| payload.downcast_ref::<&str>().copied())
             .unwrap_or_default();
         if is_closed_output(message) {
+            // No destructor runs on this exit: the simulated worlds' and
+            // the demo's temporary directories go here.
+            onprem::hw::remove_temporary_dirs();
             std::process::exit(BROKEN_PIPE_EXIT);
         }
         default(info);

@@ -126,29 +126,69 @@ pub fn load_profile(name: &str) -> anyhow::Result<Spec> {
 pub struct SimWorld {
     /// The world.
     pub world: onprem_hal::sim::world::World,
-    dir: PathBuf,
+    _dir: TempDir,
 }
 
 impl SimWorld {
-    /// Builds the world for `spec` in a fresh temporary directory.
+    /// Builds the world for `spec` in a fresh temporary directory
+    /// (`$TMPDIR/onprem-sim-PID-N`).
     pub fn new(spec: &Spec) -> anyhow::Result<SimWorld> {
-        let dir = std::env::temp_dir().join(format!(
+        let dir = TempDir::create(format!(
             "onprem-sim-{}-{}",
             std::process::id(),
             SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let world = onprem_hal::sim::world::World::new(spec, &dir)
+        ))?;
+        let world = onprem_hal::sim::world::World::new(spec, dir.path())
             .map_err(|e| anyhow::anyhow!("building the simulated world: {e}"))?;
-        Ok(SimWorld { world, dir })
+        Ok(SimWorld { world, _dir: dir })
     }
 }
 
 static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-impl Drop for SimWorld {
+/// The temporary directories of this process that exist now.
+static TEMP_DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// A directory under [`std::env::temp_dir`] (`$TMPDIR`, else `/tmp`),
+/// removed when dropped, or by [`remove_temporary_dirs`] when the process
+/// ends without running destructors.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates `name` in the temporary directory.
+    pub fn create(name: String) -> anyhow::Result<TempDir> {
+        let dir = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        TEMP_DIRS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(dir.clone());
+        Ok(TempDir(dir))
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_dir_all(&self.0);
+        TEMP_DIRS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|d| d != &self.0);
+    }
+}
+
+/// Removes every [`TempDir`] of this process now: for an exit that runs
+/// no destructor (`std::process::exit`, as on a closed standard output).
+pub fn remove_temporary_dirs() {
+    let dirs = std::mem::take(&mut *TEMP_DIRS.lock().unwrap_or_else(|e| e.into_inner()));
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
     }
 }
 

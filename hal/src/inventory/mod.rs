@@ -298,6 +298,29 @@ pub fn validate(spec: &Spec) -> Vec<SpecError> {
             );
         }
     }
+    for (i, sig) in s.signals.iter().enumerate() {
+        let at = |f: &str| format!("sim.signals[{i}].{f}");
+        let single_ended = spec.devices.iter().any(|d| match d {
+            Device::Ads1x15(a) => a.name == sig.device && !a.input.contains('-'),
+            _ => false,
+        });
+        if !single_ended {
+            err(
+                at("device"),
+                format!(
+                    "{:?} is not an ads1x15 device with a single-ended input",
+                    sig.device
+                ),
+            );
+        }
+        if !(sig.volts.is_finite() && sig.amplitude.is_finite() && sig.amplitude >= 0.0) {
+            err(
+                at("amplitude"),
+                format!("{} ± {} V is not a swing", sig.volts, sig.amplitude),
+            );
+        }
+        positive(&mut err, at("periodSeconds"), sig.period_seconds);
+    }
     errs
 }
 

@@ -66,6 +66,33 @@ pub struct SimSpec {
     /// Number of discrete GPUs the fake NVML library enumerates.
     #[serde(default)]
     pub gpus: u32,
+    /// Waveforms on ADC inputs, there from the first conversion (without
+    /// one an ADS1x15 reads the model: a0 the supply through a 1:2
+    /// divider, a1 the load as 0–3.3 V).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<SimSignal>,
+}
+
+/// A sine on the input of an ADC device in simulation: what the sensor
+/// wired to it would put there.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SimSignal {
+    /// The `ads1x15` device (its name) whose single-ended input carries it.
+    pub device: String,
+    /// Volts at the middle of the swing.
+    pub volts: f64,
+    /// Volts from the middle to a peak (0: steady).
+    #[serde(default)]
+    pub amplitude: f64,
+    /// Seconds per cycle, at the device's data rate.
+    #[serde(default = "default_signal_period")]
+    pub period_seconds: f64,
+}
+
+const fn default_signal_period() -> f64 {
+    10.0
 }
 
 const fn default_seed() -> u64 {
@@ -92,6 +119,7 @@ impl Default for SimSpec {
             mains_outages: Vec::new(),
             gpu_watts: [0.0, 0.0],
             gpus: 0,
+            signals: Vec::new(),
         }
     }
 }

@@ -199,7 +199,49 @@ impl World {
             dir: dir.to_path_buf(),
         };
         world.sync();
+        world.put_signals(spec);
         Ok(world)
+    }
+
+    /// Puts the spec's `sim.signals` on their ADC inputs, before the first
+    /// conversion: a sensor's signal is there when the node starts.
+    fn put_signals(&self, spec: &Spec) {
+        for sig in &spec.sim.signals {
+            for dev in &spec.devices {
+                let Device::Ads1x15(a) = dev else { continue };
+                let Some(input) = a
+                    .input
+                    .strip_prefix('a')
+                    .and_then(|i| i.parse::<usize>().ok())
+                else {
+                    continue;
+                };
+                if a.name != sig.device {
+                    continue;
+                }
+                // The chip steps its sine once per conversion.
+                let sps = if a.variant == "ads1015" {
+                    [128.0, 250.0, 490.0, 920.0, 1600.0, 2400.0, 3300.0, 3300.0]
+                } else {
+                    [8.0, 16.0, 32.0, 64.0, 128.0, 250.0, 475.0, 860.0]
+                };
+                let rate = sps[usize::from(a.rate.min(7))];
+                let sine = chips::ads1x15::Sine {
+                    offset: sig.volts,
+                    amplitude: sig.amplitude,
+                    period: (sig.period_seconds * rate)
+                        .round()
+                        .clamp(1.0, f64::from(u32::MAX)) as u32,
+                };
+                let addr = a
+                    .address
+                    .unwrap_or(crate::drivers::ads1x15::DEFAULT_ADDRESS);
+                self.i2c(a.bus)
+                    .with_chip(addr, |c: &mut chips::ads1x15::Ads1x15| {
+                        c.set_sine(input, Some(sine))
+                    });
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
