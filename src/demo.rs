@@ -488,7 +488,8 @@ fn bundle_record(
         .to_owned();
     if profile == "pi-sixfab-ups" {
         // Mains lost early and a small battery, so that the protective
-        // shutdown (recorded, not performed, in simulation) comes soon.
+        // shutdown comes soon (in simulation the node then stays off,
+        // its battery kept, until mains returns).
         let sim: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
             "{{ batteryWh: {DEMO_BATTERY_WH}, mainsOutages: [[{MAINS_LOST_AT}, 100000]] }}"
         ))?;
@@ -773,6 +774,9 @@ fn describe(name: &str, text: &str) -> String {
                 "on mains"
             }
         );
+    }
+    if text.lines().any(|l| l == "onprem_power_powered_off 1") {
+        line.push_str(" | POWERED OFF until mains returns");
     }
     let signals: Vec<String> = series(text, "onprem_signal_mean")
         .into_iter()

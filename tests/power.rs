@@ -163,7 +163,8 @@ fn shuts_down_once_when_the_charge_reaches_the_threshold() {
             );
         } else if shut_at.is_none() {
             assert!(charge <= 20.0, "shut down early at {charge} %");
-            assert_eq!(reason(&a), "OnBattery");
+            // The simulated node is off once its shutdown is done.
+            assert_eq!(reason(&a), "PoweredOff");
             shut_at = Some(i);
         }
     }
@@ -727,7 +728,9 @@ async fn the_runner_drives_the_loop_to_a_protective_shutdown() {
     // One more period so that the registry has the tick after it.
     tokio::time::sleep(secs(2)).await;
     let rep = ctx.registry.get("power").expect("the loop registered");
-    assert_eq!(rep.condition.reason, "OnBattery");
+    // The simulated node is off after its shutdown, still on battery.
+    assert_eq!(rep.condition.reason, "PoweredOff");
+    assert_eq!(rep.details["ups"]["onBattery"], true);
     assert_eq!(rep.condition.observed_version, 7);
     assert_eq!(rep.details["ups"]["shutdownDone"], true);
     assert!(
@@ -743,4 +746,59 @@ async fn the_runner_drives_the_loop_to_a_protective_shutdown() {
     stepper.await.unwrap();
     assert_eq!(ctx.host.taken().len(), 1);
     drop(world);
+}
+
+#[test]
+fn a_simulated_node_is_off_after_its_shutdown_until_mains_returns() {
+    // Mains out from 5 s to 120 s: the shutdown runs at 20 % after about
+    // half a minute on battery; before, the node kept running on a flat
+    // battery.
+    let mut node = Node::new(small_ups([5.0, 120.0]));
+    let w = want("ups: { battery: ups, shutdownAtPercent: 20, grace: 5s }");
+    let mut l = PowerLoop::new();
+    let mut off_at: Option<(u64, f64)> = None;
+    let mut on_again = None;
+    for t in 1..=180 {
+        let a = node.tick(&mut l, &w, secs(1));
+        let d = l.details();
+        let charge = d["ups"]["chargePercent"].as_f64().unwrap();
+        let off = metric(&l, "onprem_power_powered_off", None);
+        match (off_at, node.taken().is_empty()) {
+            (None, true) => assert_eq!(off, Some(0.0), "t={t}: {d}"),
+            (None, false) => {
+                assert_eq!(reason(&a), "PoweredOff", "t={t}: {a:?}");
+                assert_eq!(off, Some(1.0));
+                assert_eq!(d["ups"]["poweredOff"], true, "{d}");
+                off_at = Some((t, charge));
+            }
+            (Some((_, at_off)), _) if t < 120 => {
+                // Off, it draws nothing: the charge stays where it was.
+                assert_eq!(reason(&a), "PoweredOff", "t={t}: {a:?}");
+                assert!(
+                    (charge - at_off).abs() < 1.0,
+                    "t={t}: {charge} % vs {at_off} %"
+                );
+                assert!(charge > 10.0, "t={t}: {charge} %");
+            }
+            (Some(_), _) if t >= 125 => {
+                assert_ne!(reason(&a), "PoweredOff", "t={t}: on again: {a:?}");
+                assert_eq!(off, Some(0.0), "t={t}");
+                on_again.get_or_insert(t);
+            }
+            _ => {}
+        }
+    }
+    let (t, _) = off_at.expect("never shut down");
+    assert!(t < 120, "{t}");
+    assert!(on_again.is_some());
+    assert_eq!(node.taken().len(), 1, "{:?}", node.taken());
+    let reasons = node.reasons();
+    for r in [
+        "ShutdownDecided",
+        "PoweredOff",
+        "MainsRestored",
+        "PoweredOn",
+    ] {
+        assert!(reasons.iter().any(|x| x == r), "{r} missing: {reasons:?}");
+    }
 }

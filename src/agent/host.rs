@@ -8,7 +8,9 @@
 //!
 //! On a real node the action goes through systemd (`systemctl reboot` /
 //! `systemctl poweroff`, which ask logind and honour its inhibitors); in
-//! simulation it is recorded, never performed ([`Recorded`]).
+//! simulation it is recorded, never performed on this machine
+//! ([`Recorded`]), and a power-off turns the simulated node off (the power
+//! loop tells the simulated world).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -224,7 +226,7 @@ impl Host for Recorded {
         tracing::warn!(
             action = kind.as_str(),
             why,
-            "simulated host: {} recorded, not performed",
+            "simulated host: {} recorded, nothing done on this machine",
             kind.as_str()
         );
         record(&self.taken, kind, why);

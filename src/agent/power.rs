@@ -48,6 +48,13 @@
 //!
 //! Every host action goes through [`crate::agent::host::Host::act`] here,
 //! and nowhere else.
+//!
+//! In simulation the host only records its actions, but a power-off done
+//! turns the simulated node off, as it would a real one: it draws nothing
+//! (its battery keeps its charge), the loop reports `PoweredOff`
+//! (`onprem_power_powered_off`), and the UPS's auto power-on turns it on
+//! again when mains returns (`PoweredOn`). A battery that runs flat turns
+//! it off too.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
@@ -88,6 +95,7 @@ const NAME: &str = "power";
 
 /// Condition reasons, most important first.
 const REASONS: &[&str] = &[
+    "PoweredOff",
     "BatteryUnreadable",
     "OnBattery",
     "CriticalTemperature",
@@ -110,6 +118,9 @@ pub struct PowerLoop {
     switches: SwitchState,
     gpus: BTreeMap<String, GpuState>,
     host: HostLog,
+    /// In simulation: the simulated node is off (after its shutdown, or
+    /// its battery ran flat) until mains powers it on again.
+    powered_off: bool,
 }
 
 impl PowerLoop {
@@ -215,6 +226,9 @@ struct HostLog {
     done: BTreeMap<&'static str, u64>,
     refused: BTreeMap<&'static str, u64>,
     taken: VecDeque<serde_json::Value>,
+    /// The simulated world, when the node is simulated: a power-off done
+    /// there turns the simulated node off, as it would a real one.
+    world: Option<onprem_hal::sim::world::World>,
 }
 
 /// A problem of this tick: condition reason and message.
@@ -311,6 +325,11 @@ impl HostLog {
     fn act(&mut self, ctx: &Ctx, kind: RequestKind, why: &str) -> Result<(), String> {
         match ctx.host.act(kind, why) {
             Ok(()) => {
+                if !kind.reboots() {
+                    if let Some(w) = &self.world {
+                        w.with_model(|m| m.power_off());
+                    }
+                }
                 *self.done.entry(kind.as_str()).or_default() += 1;
                 if self.taken.len() == TAKEN_KEPT {
                     self.taken.pop_front();
@@ -936,6 +955,43 @@ impl PowerLoop {
         }
     }
 
+    /// In simulation, whether the simulated node is on: off after a
+    /// shutdown done (or a flat battery) it reports `PoweredOff`, its
+    /// battery keeps its charge, and the UPS powers it on when mains
+    /// returns.
+    fn tick_powered(&mut self, ctx: &Ctx, p: &mut Problems) {
+        let Some(on) = self
+            .host
+            .world
+            .as_ref()
+            .map(|w| w.with_model(|m| m.state().powered))
+        else {
+            return;
+        };
+        if !on && !self.powered_off {
+            ctx.events.push(
+                NAME,
+                "critical",
+                "PoweredOff",
+                "the simulated node is off; it powers on when mains returns".into(),
+            );
+        } else if on && self.powered_off {
+            ctx.events.push(
+                NAME,
+                "info",
+                "PoweredOn",
+                "mains returned: the UPS powered the simulated node on".into(),
+            );
+        }
+        self.powered_off = !on;
+        if !on {
+            p.push((
+                "PoweredOff",
+                "the simulated node is off; it powers on when mains returns".into(),
+            ));
+        }
+    }
+
     /// The critical temperature.
     fn tick_heat(
         &mut self,
@@ -1116,6 +1172,7 @@ impl Reconciler for PowerLoop {
             self.started = true;
             self.start_switches(want, ctx);
         }
+        self.host.world = ctx.hub.as_ref().and_then(Hub::world);
         self.tick_requests(want, ctx, now);
         let hub = ctx.hub.as_ref();
         match hub {
@@ -1142,6 +1199,7 @@ impl Reconciler for PowerLoop {
             }
         }
         self.tick_switches(want, ctx, hub, &mut p);
+        self.tick_powered(ctx, &mut p);
         if p.is_empty() {
             return Ok(Action::ready());
         }
@@ -1196,6 +1254,14 @@ impl Reconciler for PowerLoop {
                 } else {
                     0.0
                 },
+            );
+        }
+        if self.host.world.is_some() {
+            out.gauge(
+                "onprem_power_powered_off",
+                "Simulation: whether the simulated node is off (after its shutdown, or a flat battery) until mains returns.",
+                &[],
+                if self.powered_off { 1.0 } else { 0.0 },
             );
         }
         for action in ["reboot", "shutdown", "force-reboot", "force-shutdown"] {
@@ -1279,6 +1345,7 @@ impl Reconciler for PowerLoop {
                 "pendingShutdown": if self.ups.attempt.done { None } else { self.ups.pending.clone() },
                 "shutdownDone": self.ups.attempt.done,
                 "shutdownRefused": self.ups.attempt.refused,
+                "poweredOff": self.powered_off,
                 "error": self.ups.error,
             })
         });

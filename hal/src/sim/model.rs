@@ -167,6 +167,11 @@ pub struct State {
     pub battery_percent: f64,
     /// Mains present.
     pub mains: bool,
+    /// The node is on. It goes off when its host powers off
+    /// ([`Model::power_off`]) or its battery runs flat without mains; a
+    /// UPS HAT with auto power-on turns it on again when mains returns.
+    /// Off, it draws nothing: the battery keeps its charge.
+    pub powered: bool,
     /// GPU temperature, °C.
     pub gpu_celsius: f64,
     /// GPU power, W.
@@ -202,6 +207,7 @@ impl Model {
             board_watts: params.idle_watts,
             battery_percent: 100.0,
             mains: true,
+            powered: true,
             gpu_celsius: params.ambient_celsius + 5.0,
             gpu_watts: params.gpu_watts.0,
             gpu_limit_watts: params.gpu_watts.1,
@@ -260,6 +266,12 @@ impl Model {
         self.state.gpu_load = load.clamp(0.0, 1.0);
     }
 
+    /// The host powers itself off (a shutdown done): the node draws
+    /// nothing until mains powers it on again.
+    pub fn power_off(&mut self) {
+        self.state.powered = false;
+    }
+
     /// A temperature reading with the model's sensor noise.
     pub fn noisy(&mut self, celsius: f64) -> f64 {
         celsius + self.rng.symmetric() * self.params.noise_celsius
@@ -283,10 +295,18 @@ impl Model {
             .mains_outages
             .iter()
             .any(|(from, until)| now >= *from && now < *until);
+        // The UPS's auto power-on.
+        if self.state.mains {
+            self.state.powered = true;
+        }
 
         // Load: a bounded random walk around the mean.
         self.load_walk = (self.load_walk + self.rng.symmetric() * 0.2 * h.sqrt()).clamp(-1.0, 1.0);
-        self.state.load = (p.load_mean + p.load_swing * self.load_walk).clamp(0.0, 1.0);
+        self.state.load = if self.state.powered {
+            (p.load_mean + p.load_swing * self.load_walk).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
 
         // Fan: rpm follows duty with a first-order lag; nothing below the
         // start duty; a seized fan stands still.
@@ -300,7 +320,11 @@ impl Model {
 
         // Heat balance of the SoC.
         let airflow = (self.state.fan_rpm / p.fan_max_rpm.max(1.0)).clamp(0.0, 1.0);
-        let watts = p.idle_watts + (p.max_watts - p.idle_watts) * self.state.load;
+        let watts = if self.state.powered {
+            p.idle_watts + (p.max_watts - p.idle_watts) * self.state.load
+        } else {
+            0.0
+        };
         let g = p.passive_conductance + p.fan_conductance * airflow;
         let d_t = (watts - g * (self.state.cpu_celsius - p.ambient_celsius)) / p.heat_capacity;
         self.state.cpu_celsius += d_t * h;
@@ -336,6 +360,10 @@ impl Model {
             };
             self.state.battery_percent =
                 (self.state.battery_percent + wh / p.battery_wh * 100.0).clamp(0.0, 100.0);
+            // Flat: the UPS cuts the node's power.
+            if !self.state.mains && self.state.battery_percent <= 0.0 {
+                self.state.powered = false;
+            }
         }
     }
 
@@ -416,6 +444,43 @@ mod tests {
         m.set_fan_duty(50.0);
         settle(&mut m, 30);
         assert!((m.state().fan_rpm - 2500.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn can_power_off_keep_its_charge_and_power_on_when_mains_returns() {
+        let mut m = Model::new(Params {
+            battery_wh: 10.0,
+            mains_outages: vec![(Duration::from_secs(60), Duration::from_secs(1260))],
+            ..Params::default()
+        });
+        m.set_load(1.0);
+        settle(&mut m, 600);
+        assert!(!m.state().mains && m.state().powered);
+        m.power_off();
+        settle(&mut m, 1);
+        let left = m.state().battery_percent;
+        settle(&mut m, 600);
+        assert!(!m.state().powered);
+        assert_eq!(m.state().battery_percent, left);
+        assert_eq!(m.state().board_watts, 0.0);
+        settle(&mut m, 120);
+        assert!(m.state().mains && m.state().powered);
+        assert!(m.state().battery_percent > left);
+        assert!(m.state().board_watts > 0.0);
+    }
+
+    #[test]
+    fn goes_off_when_its_battery_runs_flat() {
+        let mut m = Model::new(Params {
+            battery_wh: 1.0,
+            mains_outages: vec![(Duration::from_secs(60), Duration::from_secs(100_000))],
+            ..Params::default()
+        });
+        m.set_load(1.0);
+        settle(&mut m, 1800);
+        assert!(!m.state().powered);
+        assert_eq!(m.state().battery_percent, 0.0);
+        assert_eq!(m.state().board_watts, 0.0);
     }
 
     #[test]
