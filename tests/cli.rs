@@ -11,90 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::cli::{expect, onprem_env, onprem_stdin};
 use common::fleet::{bundle_record, start_agent, until};
 use onprem::controlplane;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-
-/// What a CLI run gave.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `onprem ARGS` with `ONPREM_CONFIG=config`, off the runtime.
-async fn onprem(config: &Path, args: &[&str]) -> Run {
-    onprem_env(config, args, &[]).await
-}
-
-/// The same with more environment variables.
-async fn onprem_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let config = config.to_owned();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new(env!("CARGO_BIN_EXE_onprem"))
-            .args(&args)
-            .env("ONPREM_CONFIG", &config)
-            .env_remove("ONPREM_TOKEN")
-            .env_remove("VISUAL")
-            .envs(env)
-            .output()
-            .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        }
-    })
-    .await
-    .unwrap()
-}
-
-/// Runs `onprem ARGS` with `input` on its standard input.
-async fn onprem_stdin(config: &Path, args: &[&str], input: &str) -> Run {
-    use std::io::Write as _;
-    let config = config.to_owned();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let input = input.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_onprem"))
-            .args(&args)
-            .env("ONPREM_CONFIG", &config)
-            .env_remove("ONPREM_TOKEN")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        }
-    })
-    .await
-    .unwrap()
-}
-
-/// Runs and insists on exit `code`.
-async fn expect(config: &Path, args: &[&str], code: i32) -> Run {
-    let r = onprem(config, args).await;
-    assert_eq!(r.code, code, "onprem {args:?}: {r:#?}");
-    r
-}
 
 /// The `pi5-fan-curve` example as a Bundle record for `board=pi5`.
 fn bundle(period: &str) -> String {

@@ -15,49 +15,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::cli::{Run, expect};
 use common::fleet::{bundle_record, enrol_token, start_agent, until};
 use onprem::controlplane;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 const BIN: &str = env!("CARGO_BIN_EXE_onprem");
-
-/// What a CLI run gave.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `onprem ARGS` with `ONPREM_CONFIG=config`, off the runtime.
-async fn onprem(config: &Path, args: &[&str]) -> Run {
-    let config = config.to_owned();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new(BIN)
-            .args(&args)
-            .env("ONPREM_CONFIG", &config)
-            .env_remove("ONPREM_TOKEN")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        }
-    })
-    .await
-    .unwrap()
-}
-
-/// Runs and insists on exit `code`.
-async fn expect(config: &Path, args: &[&str], code: i32) -> Run {
-    let r = onprem(config, args).await;
-    assert_eq!(r.code, code, "onprem {args:?}: {r:#?}");
-    r
-}
 
 /// Runs `shell -c script` with `$ONPREM` the binary.
 fn shell(shell: &str, script: &str) -> Run {

@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::cli::expect;
 use common::fleet::{bundle_record, enrol_token, start_agent};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
@@ -164,42 +165,6 @@ async fn control_plane(dir: &Path, stop: &CancellationToken) -> Handle {
 }
 
 // ---- the CLI -------------------------------------------------------------
-
-/// What a CLI run gave.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `onprem ARGS` with `ONPREM_CONFIG=config`, off the runtime.
-async fn onprem(config: &Path, args: &[&str]) -> Run {
-    let config = config.to_owned();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new(env!("CARGO_BIN_EXE_onprem"))
-            .args(&args)
-            .env("ONPREM_CONFIG", &config)
-            .env_remove("ONPREM_TOKEN")
-            .output()
-            .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        }
-    })
-    .await
-    .unwrap()
-}
-
-/// Runs and insists on exit `code`.
-async fn expect(config: &Path, args: &[&str], code: i32) -> Run {
-    let r = onprem(config, args).await;
-    assert_eq!(r.code, code, "onprem {args:?}: {r:#?}");
-    r
-}
 
 /// Logs in as `token`; the config file.
 async fn login(dir: &Path, cp: &Handle, token: &str) -> std::path::PathBuf {

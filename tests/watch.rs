@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::Agent;
+use common::cli::{Run, onprem};
 use common::fleet::bundle_record;
 use serde_json::Value;
 
@@ -44,34 +45,6 @@ where
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// What a CLI run gave.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `onprem ARGS` with `ONPREM_CONFIG=config`, off the runtime.
-async fn onprem(config: &Path, args: &[&str]) -> Run {
-    let config = config.to_owned();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new(env!("CARGO_BIN_EXE_onprem"))
-            .args(&args)
-            .env("ONPREM_CONFIG", &config)
-            .env_remove("ONPREM_TOKEN")
-            .output()
-            .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        }
-    })
-    .await
-    .unwrap()
 }
 
 /// Runs and insists on success.

@@ -2,6 +2,7 @@
 //! loopback port 0, learn its address from its log, scrape it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cli;
 pub mod expo;
 pub mod fake_agent;
 pub mod fleet;
