@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::Agent;
+use common::fake_agent::{Answer, FakeAgent};
 use common::fleet::bundle_record;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
@@ -756,130 +757,34 @@ async fn a_full_buffer_drops_the_oldest_samples_and_counts_them() {
 
 // ---- a staged rollout whose canary fails ---------------------------------
 
-/// An agent of our own over the real protocol: enrolled with a one-time
-/// token, holding a session over mutual TLS with heartbeats every second,
-/// answering every bundle with `answer`, and recording what it got.
-struct FakeAgent {
-    deliveries: Arc<Mutex<Vec<pb::BundleDelivery>>>,
-    beats: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl FakeAgent {
-    fn beats(&self) -> u64 {
-        self.beats.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    fn deliveries(&self) -> Vec<pb::BundleDelivery> {
-        self.deliveries.lock().unwrap().clone()
-    }
-}
-
+/// A fake agent (tests/common/fake_agent.rs) answering every bundle with
+/// `outcome`: applied, it runs the version, as a real agent reports.
 async fn fake_agent(
     cp: &onprem::controlplane::Handle,
     token: &str,
     name: &str,
-    answer: pb::Outcome,
-    stop: &CancellationToken,
+    outcome: pb::Outcome,
 ) -> FakeAgent {
-    fake_agent_gated(cp, token, name, answer, None, stop).await
+    FakeAgent::start(cp, token, name, answer(outcome)).await
 }
 
-/// A fake agent that, with `gate`, answers each delivery only once the
-/// test adds a permit.
-async fn fake_agent_gated(
-    cp: &onprem::controlplane::Handle,
-    token: &str,
-    name: &str,
-    answer: pb::Outcome,
-    gate: Option<Arc<tokio::sync::Semaphore>>,
-    stop: &CancellationToken,
-) -> FakeAgent {
-    use onprem::dialhome::identity::{self, CaTrust};
-    use pb::agent_message::Msg;
-    let trust = CaTrust::Fingerprint(cp.ca_fingerprint.clone());
-    let facts = pb::HardwareFacts {
-        hostname: name.into(),
-        model: "fake agent".into(),
-        ..Default::default()
-    };
-    let id = identity::enrol(&cp.url(), token, &trust, name, facts.clone())
-        .await
-        .unwrap();
-    let ch = onprem::dialhome::connect::channel(&cp.url(), id.tls().unwrap(), LIMIT).unwrap();
-    let mut client = pb::agent_service_client::AgentServiceClient::new(ch);
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let send = |m: Msg| pb::AgentMessage { msg: Some(m) };
-    tx.send(send(Msg::Hello(pb::Hello {
-        facts: Some(facts),
-        status: Some(pb::Status::default()),
-    })))
-    .await
-    .unwrap();
-    let mut inbound = client
-        .session(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    match inbound.message().await.unwrap().and_then(|m| m.msg) {
-        Some(pb::control_message::Msg::Welcome(_)) => {}
-        other => panic!("{name}: no Welcome but {other:?}"),
-    }
-    let fake = FakeAgent {
-        deliveries: Arc::default(),
-        beats: Arc::default(),
-    };
-    let (deliveries, beats, stop) = (
-        Arc::clone(&fake.deliveries),
-        Arc::clone(&fake.beats),
-        stop.clone(),
-    );
-    tokio::spawn(async move {
-        let _client = client;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tick.tick() => {
-                    let hb = send(Msg::Heartbeat(pb::Heartbeat { unix_ms: now_ms() }));
-                    if tx.send(hb).await.is_err() {
-                        return;
-                    }
-                    beats.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                }
-                m = inbound.message() => {
-                    let Ok(Some(m)) = m else { return };
-                    if let Some(pb::control_message::Msg::Bundle(d)) = m.msg {
-                        let r = pb::BundleResult {
-                            version: d.version,
-                            digest: d.digest.clone(),
-                            outcome: answer as i32,
-                            message: "fans loop failed to start; rolled back".into(),
-                            // Applied: it runs the version now, as a real
-                            // agent reports.
-                            status: Some(if answer == pb::Outcome::Applied {
-                                pb::Status {
-                                    bundle_version: d.version,
-                                    bundle_digest: d.digest.clone(),
-                                    bundle_source: "control-plane".into(),
-                                    ..Default::default()
-                                }
-                            } else {
-                                pb::Status::default()
-                            }),
-                        };
-                        deliveries.lock().unwrap().push(d);
-                        if let Some(g) = &gate {
-                            g.acquire().await.unwrap().forget();
-                        }
-                        if tx.send(send(Msg::BundleResult(r))).await.is_err() {
-                            return;
-                        }
-                    }
-                }
+fn answer(outcome: pb::Outcome) -> Answer {
+    Arc::new(move |d: &pb::BundleDelivery| pb::BundleResult {
+        version: d.version,
+        digest: d.digest.clone(),
+        outcome: outcome as i32,
+        message: "fans loop failed to start; rolled back".into(),
+        status: Some(if outcome == pb::Outcome::Applied {
+            pb::Status {
+                bundle_version: d.version,
+                bundle_digest: d.digest.clone(),
+                bundle_source: "control-plane".into(),
+                ..Default::default()
             }
-        }
-    });
-    fake
+        } else {
+            pb::Status::default()
+        }),
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -890,13 +795,10 @@ async fn a_staged_rollout_halts_when_its_canary_rolls_back() {
     let admin = common::fleet::admin(&cp);
     let token = || common::fleet::enrol_token(&cp, &[("board", "pi5")]);
     // Devices are taken in name order: the canary sorts first.
-    let canary = fake_agent(&cp, &token(), "a-canary", pb::Outcome::RolledBack, &stop).await;
+    let canary = fake_agent(&cp, &token(), "a-canary", pb::Outcome::RolledBack).await;
     let mut rest = Vec::new();
     for n in ["b-1", "b-2", "b-3"] {
-        rest.push((
-            n,
-            fake_agent(&cp, &token(), n, pb::Outcome::Applied, &stop).await,
-        ));
+        rest.push((n, fake_agent(&cp, &token(), n, pb::Outcome::Applied).await));
     }
     poll("four devices online", LIMIT, || async {
         let d = cp.core.devices();
@@ -963,7 +865,7 @@ async fn a_staged_rollout_halts_when_its_canary_rolls_back() {
     assert_eq!(cp.core.rollouts()[0].phase, "Halted");
     // A device that enrols while the rollout stands halted does not skip
     // the staging either.
-    let late = fake_agent(&cp, &token(), "c-late", pb::Outcome::Applied, &stop).await;
+    let late = fake_agent(&cp, &token(), "c-late", pb::Outcome::Applied).await;
     poll("c-late online", LIMIT, || async {
         cp.core
             .device("c-late")
@@ -991,16 +893,15 @@ async fn a_device_that_joins_a_staged_rollout_waits_for_it_to_complete() {
     let token = || common::fleet::enrol_token(&cp, &[("board", "pi5")]);
     // The canary answers only when the test lets it.
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let canary = fake_agent_gated(
+    let canary = FakeAgent::start_gated(
         &cp,
         &token(),
         "a-canary",
-        pb::Outcome::Applied,
-        Some(Arc::clone(&gate)),
-        &stop,
+        answer(pb::Outcome::Applied),
+        Arc::clone(&gate),
     )
     .await;
-    let second = fake_agent(&cp, &token(), "b-1", pb::Outcome::Applied, &stop).await;
+    let second = fake_agent(&cp, &token(), "b-1", pb::Outcome::Applied).await;
     let doc = pb::Document {
         source: "staged.yaml".into(),
         text: bundle_record(
@@ -1018,7 +919,7 @@ async fn a_device_that_joins_a_staged_rollout_waits_for_it_to_complete() {
     let version = cp.core.rollouts()[0].version;
 
     // A device enrols while the canary batch is under way: it waits.
-    let late = fake_agent(&cp, &token(), "c-late", pb::Outcome::Applied, &stop).await;
+    let late = fake_agent(&cp, &token(), "c-late", pb::Outcome::Applied).await;
     let seen = late.beats();
     poll("c-late to send three heartbeats", LIMIT, || async {
         (late.beats() >= seen + 3).then_some(())

@@ -97,6 +97,8 @@ pub struct FakeAgent {
     url: String,
     id: Identity,
     deliveries: Arc<Mutex<Vec<pb::BundleDelivery>>>,
+    beats: Arc<std::sync::atomic::AtomicU64>,
+    gate: Option<Arc<tokio::sync::Semaphore>>,
     session: Option<(
         CancellationToken,
         tokio::sync::mpsc::Sender<pb::AgentMessage>,
@@ -115,8 +117,30 @@ impl FakeAgent {
             url: cp.url(),
             id,
             deliveries: Arc::default(),
+            beats: Arc::default(),
+            gate: None,
             session: None,
         }
+    }
+
+    /// Enrols and connects; it answers each bundle only once the test
+    /// adds a permit to `gate` (what it got is recorded at once).
+    pub async fn start_gated(
+        cp: &Handle,
+        token: &str,
+        name: &str,
+        answer: Answer,
+        gate: Arc<tokio::sync::Semaphore>,
+    ) -> FakeAgent {
+        let mut a = FakeAgent::enrol(cp, token, name).await;
+        a.gate = Some(gate);
+        a.connect(answer).await;
+        a
+    }
+
+    /// Heartbeats it sent.
+    pub fn beats(&self) -> u64 {
+        self.beats.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Enrols and connects.
@@ -167,6 +191,7 @@ impl FakeAgent {
         }
         let stop = CancellationToken::new();
         let (deliveries, stop2, tx2) = (Arc::clone(&self.deliveries), stop.clone(), tx.clone());
+        let (beats, gate) = (Arc::clone(&self.beats), self.gate.clone());
         tokio::spawn(async move {
             let _client = client;
             let tx = tx2;
@@ -181,12 +206,16 @@ impl FakeAgent {
                         if tx.send(hb).await.is_err() {
                             return;
                         }
+                        beats.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }
                     m = inbound.message() => {
                         let Ok(Some(m)) = m else { return };
                         if let Some(pb::control_message::Msg::Bundle(d)) = m.msg {
                             let r = answer(&d);
                             deliveries.lock().unwrap().push(d);
+                            if let Some(g) = &gate {
+                                g.acquire().await.unwrap().forget();
+                            }
                             if tx.send(send(Msg::BundleResult(r))).await.is_err() {
                                 return;
                             }
