@@ -17,14 +17,17 @@
 pub mod agent;
 pub mod bundle;
 pub mod cli;
+pub mod clock;
 pub mod controlplane;
 pub mod demo;
 pub mod dialhome;
 pub mod exporter;
 pub mod httpc;
 pub mod hw;
+pub mod pki;
 pub mod proto;
 pub mod redfish;
+pub mod tlsserver;
 pub mod tunnel;
 pub mod validate;
 

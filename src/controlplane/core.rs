@@ -105,19 +105,7 @@ impl From<ApiError> for tonic::Status {
 /// A result of an operation.
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// Unix seconds now.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use crate::clock::{now, now_ms};
 
 /// A change pushed to live watchers (WebSocket, `onprem watch`).
 #[derive(Debug, Clone, Serialize)]

@@ -33,9 +33,7 @@ pub type ToAgent = crate::tunnel::Spliced<Streaming<TunnelFrame>>;
 /// agent on its session; two cover a client that opens a pair at once
 /// while the agent replaces them.
 pub const WARM_TUNNELS: u32 = 2;
-/// At most this many warm streams are kept per device (an agent that
-/// opens more loses its oldest), and an agent opens no more than this.
-pub const WARM_MAX: u32 = 8;
+pub use crate::tunnel::WARM_MAX;
 
 /// A warm stream: the agent's frames, and where to send the tunnel it
 /// is given (its `open` frame and the spliced frames from the user).

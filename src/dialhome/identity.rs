@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::connect;
 use crate::bundle::sign::{PublicKey, TrustedKeys};
-use crate::controlplane::pki;
+use crate::pki;
 use crate::proto::v1 as pb;
 use crate::proto::v1::agent_service_client::AgentServiceClient;
 

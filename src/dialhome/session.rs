@@ -120,10 +120,7 @@ async fn once(
 
     let session_stop = stop.child_token();
     let _guard = session_stop.clone().drop_guard();
-    for _ in 0..welcome
-        .warm_tunnels
-        .min(crate::controlplane::tunnel::WARM_MAX)
-    {
+    for _ in 0..welcome.warm_tunnels.min(crate::tunnel::WARM_MAX) {
         tokio::spawn(super::tunnel::warm(
             client.clone(),
             Arc::clone(&parts.tunnel_target),
@@ -155,7 +152,7 @@ async fn once(
                 };
             }
             _ = beat.tick() => {
-                let now = crate::controlplane::core::now_ms();
+                let now = crate::clock::now_ms();
                 if tx.send(msg(pb::agent_message::Msg::Heartbeat(pb::Heartbeat { unix_ms: now }))).await.is_err() {
                     return Err("session closed".into());
                 }

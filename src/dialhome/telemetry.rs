@@ -386,7 +386,7 @@ pub async fn sample(t: Telemetry, metrics: MetricsFn, spec: SpecFn, stop: Cancel
         let filter = Filter::new(&s);
         t.set_metadata(&metadata(&fams, &filter));
         let series = select(&fams, &filter);
-        let ts = crate::controlplane::core::now_ms();
+        let ts = crate::clock::now_ms();
         let t2 = t.clone();
         match tokio::task::spawn_blocking(move || t2.push(ts, series)).await {
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot buffer a telemetry sample"),

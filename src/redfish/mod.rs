@@ -205,7 +205,7 @@ pub struct Service {
 pub struct Inlet(Arc<Mutex<Option<(u16, Handovers)>>>);
 
 /// Where the running service takes handed-over connections.
-type Handovers = tokio::sync::mpsc::Sender<crate::controlplane::server::Handover>;
+type Handovers = tokio::sync::mpsc::Sender<crate::tlsserver::Handover>;
 
 /// Bytes an in-process connection buffers each way.
 pub const INLET_PIPE: usize = 64 * 1024;
@@ -222,7 +222,7 @@ impl Inlet {
             }
         };
         let (ours, theirs) = tokio::io::duplex(INLET_PIPE);
-        tx.try_send(crate::controlplane::server::Handover {
+        tx.try_send(crate::tlsserver::Handover {
             io: theirs,
             peer: peer.to_owned(),
         })
@@ -373,7 +373,7 @@ impl Service {
         });
         let (handover, handed) = tokio::sync::mpsc::channel(64);
         self.inlet.set(Some((addr.port(), handover)));
-        tokio::spawn(crate::controlplane::server::serve_with(
+        tokio::spawn(crate::tlsserver::serve_with(
             listener,
             Some(handed),
             config,
@@ -611,7 +611,7 @@ async fn serve(inner: &Arc<Inner>, req: Request<Body>) -> Result<Response<Body>,
     }
     let peer = parts
         .extensions
-        .get::<crate::controlplane::server::Peer>()
+        .get::<crate::tlsserver::Peer>()
         .map(|p| p.addr.clone())
         .unwrap_or_default();
     let snap = inner.snapshot();

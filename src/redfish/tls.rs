@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
 
 use crate::bundle::schema::RedfishTls;
-use crate::controlplane::pki::{self, Error};
+use crate::pki::{self, Error};
 
 /// Days a self-signed certificate is valid.
 pub const SELF_SIGNED_DAYS: i64 = 3650;

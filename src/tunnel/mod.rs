@@ -50,6 +50,11 @@ pub use crate::proto::v1::TunnelFrame;
 mod readahead;
 pub use readahead::{READ_AHEAD, ReadAhead};
 
+/// At most this many warm tunnel streams are kept per device (an agent
+/// that opens more loses its oldest), and an agent opens no more than
+/// this.
+pub const WARM_MAX: u32 = 8;
+
 /// Largest frame: one TCP read.
 pub const CHUNK: usize = 64 * 1024;
 /// Largest HTTP/2 frame the control plane, the agent and the CLI take: a

@@ -1,5 +1,6 @@
 //! The control plane's keys and certificates, and the TLS configurations
-//! of both ends.
+//! of both ends (below both the agent and the control plane, as DESIGN.md's
+//! layers put TLS and PKI; the control plane names it `controlplane::pki`).
 //!
 //! On first start the control plane creates, in its state directory:
 //! `ca.crt`/`ca.key` (its certificate authority, ECDSA P-256, ten

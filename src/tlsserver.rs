@@ -1,5 +1,7 @@
-//! The control plane's one listener: TLS (rustls), then HTTP/2 for gRPC
-//! and HTTP/1.1 or HTTP/2 for REST and WebSocket, on the same port.
+//! The TLS server loop the control plane and the node's Redfish service
+//! share: TLS (rustls), then HTTP/2 for gRPC and HTTP/1.1 or HTTP/2 for
+//! REST and WebSocket, on the same port. It lives below both (DESIGN.md's
+//! layers); the control plane names it `controlplane::server`.
 //!
 //! Each connection's peer address and client-certificate fingerprint
 //! travel into every request as a [`Peer`] extension: the agent service
@@ -117,7 +119,7 @@ async fn connection<IO>(
             .1
             .peer_certificates()
             .and_then(|c| c.first())
-            .map(|c| super::pki::fingerprint(c)),
+            .map(|c| crate::pki::fingerprint(c)),
     };
     let svc = app.map_request(move |mut req: http::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(peer.clone());
