@@ -255,11 +255,63 @@ pub struct LoopReport {
     pub last_duration_seconds: f64,
     /// The period, seconds.
     pub period_seconds: f64,
+    /// Time between the starts of consecutive ticks.
+    #[serde(skip)]
+    pub intervals: Intervals,
     /// What the loop says of itself.
     pub details: serde_json::Value,
     /// The loop's own metric families.
     #[serde(skip)]
     pub families: Vec<Family>,
+}
+
+/// Upper bounds (seconds) of `onprem_loop_interval_seconds`' buckets.
+pub const INTERVAL_BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+
+/// A histogram of the time between the starts of a loop's consecutive
+/// ticks: the period it keeps in fact. A tick that starts late (the
+/// runtime or the blocking pool busy, a device slow to answer) shows as
+/// an interval above the period; backoff after errors shows too.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Intervals {
+    /// Cumulative counts, one per [`INTERVAL_BUCKETS`] bound.
+    pub buckets: [u64; INTERVAL_BUCKETS.len()],
+    /// Sum of the intervals, seconds.
+    pub sum: f64,
+    /// Intervals observed.
+    pub count: u64,
+    /// The longest interval observed, seconds.
+    pub max: f64,
+}
+
+impl Intervals {
+    /// Records one interval.
+    pub fn observe(&mut self, d: Duration) {
+        let s = d.as_secs_f64();
+        for (b, le) in self.buckets.iter_mut().zip(INTERVAL_BUCKETS) {
+            if s <= le {
+                *b += 1;
+            }
+        }
+        self.sum += s;
+        self.count += 1;
+        self.max = self.max.max(s);
+    }
+
+    /// The histogram's value, as `/metrics` writes it.
+    pub fn value(&self) -> crate::exporter::metrics::Value {
+        let mut buckets: Vec<(f64, f64)> = INTERVAL_BUCKETS
+            .iter()
+            .zip(self.buckets)
+            .map(|(le, n)| (*le, n as f64))
+            .collect();
+        buckets.push((f64::INFINITY, self.count as f64));
+        crate::exporter::metrics::Value::Histogram {
+            buckets,
+            sum: self.sum,
+            count: self.count as f64,
+        }
+    }
 }
 
 /// The loops' reports, shared with `/metrics` and status; clones share it.
@@ -320,6 +372,13 @@ impl Registry {
                 "Ticks of a reconcile loop that took longer than its period.",
                 &l,
                 r.overruns as f64,
+            );
+            out.push(
+                "onprem_loop_interval_seconds",
+                "Time between the starts of a reconcile loop's consecutive ticks (its period in fact: above the period when ticks start late).",
+                crate::exporter::metrics::Kind::Histogram,
+                &l,
+                r.intervals.value(),
             );
             out.gauge(
                 "onprem_loop_duration_seconds",
@@ -519,6 +578,7 @@ pub async fn run<R: Reconciler>(
         overruns: 0,
         last_duration_seconds: 0.0,
         period_seconds: period.as_secs_f64(),
+        intervals: Intervals::default(),
         details: serde_json::Value::Null,
         families: Vec::new(),
     };
@@ -527,10 +587,14 @@ pub async fn run<R: Reconciler>(
         report.runs = old.runs;
         report.errors = old.errors;
         report.overruns = old.overruns;
+        report.intervals = old.intervals;
     }
     ctx.registry.lock().insert(R::NAME, report.clone());
+    let mut last_start: Option<Instant> = None;
     loop {
         let start = Instant::now();
+        let interval = last_start.map(|l| start.saturating_duration_since(l));
+        last_start = Some(start);
         let (back, outcome) = {
             let want = Arc::clone(&want);
             let tick_ctx = Arc::clone(&ctx);
@@ -602,6 +666,9 @@ pub async fn run<R: Reconciler>(
             rep.last_duration_seconds = took.as_secs_f64();
             if took > period {
                 rep.overruns += 1;
+            }
+            if let Some(i) = interval {
+                rep.intervals.observe(i);
             }
             if rep.condition.status != status {
                 rep.condition.last_transition_time = unix_now();
@@ -742,5 +809,23 @@ mod tests {
         assert_eq!(r.condition.observed_version, 7);
         let events = ctx.events.since(0);
         assert!(events.iter().any(|e| e.reason == "Broken"));
+        // The interval histogram saw every gap between tick starts: three
+        // backoffs under 8 s, the rest at the 10 s period (in 16 s).
+        assert_eq!(r.intervals.count as usize, gaps.len());
+        let le =
+            |b: f64| r.intervals.buckets[INTERVAL_BUCKETS.iter().position(|x| *x == b).unwrap()];
+        assert_eq!(le(8.0), 3, "{:?}", r.intervals);
+        assert_eq!(le(16.0) as usize, gaps.len(), "{:?}", r.intervals);
+        assert!((r.intervals.sum - gaps.iter().sum::<f64>()).abs() < 1e-6);
+        assert!((r.intervals.max - 10.0).abs() < 0.01, "{:?}", r.intervals);
+        let mut out = MetricWriter::new();
+        ctx.registry.write_metrics(&mut out);
+        let fams = out.finish();
+        let h = fams
+            .iter()
+            .find(|f| f.name == "onprem_loop_interval_seconds")
+            .unwrap();
+        assert_eq!(h.kind, crate::exporter::metrics::Kind::Histogram);
+        assert_eq!(h.metrics[0].value, r.intervals.value());
     }
 }
