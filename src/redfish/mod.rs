@@ -641,15 +641,7 @@ async fn serve(inner: &Arc<Inner>, req: Request<Body>) -> Result<Response<Body>,
             .await
             .map_err(|_| errors::payload_too_large(MAX_BODY))?
             .to_bytes();
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            Some(Map::new())
-        } else {
-            match serde_json::from_slice::<Value>(&bytes) {
-                Ok(Value::Object(m)) => Some(m),
-                Ok(_) => return Err(errors::not_an_object()),
-                Err(e) => return Err(errors::malformed_json(&e.to_string())),
-            }
-        }
+        Some(parse_body(&bytes)?)
     } else {
         None
     };
@@ -827,9 +819,64 @@ async fn verify(
     r
 }
 
-/// `POST /redfish/v1/SessionService/Sessions`.
-async fn login(inner: &Arc<Inner>, r: &Req) -> Result<Response<Body>, Error> {
-    let body = r.body.clone().unwrap_or_default();
+/// Reads a POST or PATCH body (read whole, at most [`MAX_BODY`] bytes):
+/// a blank body is an empty object; anything else must be one JSON
+/// object.
+#[doc(hidden)]
+pub fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, Error> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(errors::not_an_object()),
+        Err(e) => Err(errors::malformed_json(&e.to_string())),
+    }
+}
+
+/// What [`check_body`] checks a body as.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub enum BodyCheck<'a> {
+    /// `POST SessionService/Sessions`.
+    Login,
+    /// `PATCH` of the resource at `uri` (path segments below the root),
+    /// whose current JSON is `current`.
+    Patch {
+        /// The resource's path segments.
+        uri: &'a [&'a str],
+        /// The resource as a GET shows it.
+        current: &'a Value,
+    },
+    /// `ComputerSystem.Reset`, with these reset types allowed.
+    SystemReset(&'a [&'a str]),
+    /// `Chassis.Reset` of a power switch.
+    ChassisReset,
+}
+
+/// Parses a POST or PATCH body and checks it as the handler `what`
+/// does, without acting on it (no login, no unlock, no reset): the entry
+/// of the fuzz targets in `fuzz/`.
+#[doc(hidden)]
+pub fn check_body(bytes: &[u8], what: BodyCheck<'_>) -> Result<(), Error> {
+    let body = parse_body(bytes)?;
+    match what {
+        BodyCheck::Login => login_body(&body).map(drop),
+        BodyCheck::Patch { uri, current } => {
+            let (_, writable, why) = patch_rules(uri);
+            patch_body(&body, writable, current, why).map(drop)
+        }
+        BodyCheck::SystemReset(allowed) => {
+            reset_type(Some(&body), "ComputerSystem.Reset", allowed).map(drop)
+        }
+        BodyCheck::ChassisReset => {
+            reset_type(Some(&body), "Chassis.Reset", resources::SWITCH_RESET_TYPES).map(drop)
+        }
+    }
+}
+
+/// The user name and password of a login body, or every problem with it.
+fn login_body(body: &Map<String, Value>) -> Result<(String, String), Error> {
     let mut bad = Vec::new();
     let mut field = |name: &str| -> Option<String> {
         match body.get(name) {
@@ -854,6 +901,12 @@ async fn login(inner: &Arc<Inner>, r: &Req) -> Result<Response<Body>, Error> {
     let (Some(user), Some(pass), true) = (user, pass, bad.is_empty()) else {
         return Err(errors::bad_request(bad));
     };
+    Ok((user, pass))
+}
+
+/// `POST /redfish/v1/SessionService/Sessions`.
+async fn login(inner: &Arc<Inner>, r: &Req) -> Result<Response<Body>, Error> {
+    let (user, pass) = login_body(&r.body.clone().unwrap_or_default())?;
     let uri = format!("{}/SessionService/Sessions", resources::ROOT);
     let role = verify(inner, &user, &pass, &r.peer)
         .await
@@ -925,7 +978,30 @@ fn patch(
             return Err(errors::precondition_failed());
         }
     }
-    let body = r.body.clone().unwrap_or_default();
+    let unlock = patch_body(&r.body.clone().unwrap_or_default(), writable, &current, why)?;
+    if unlock {
+        if let ["AccountService", "Accounts", user] = p.as_slice() {
+            inner.auth.unlock(user);
+            inner.sources.events.push(
+                "redfish",
+                "info",
+                "AccountUnlocked",
+                format!("Redfish account {user:?} unlocked by {}", who.user),
+            );
+        }
+    }
+    let fresh = resources::get(&inner.snapshot(), &p, Some(who))?;
+    Ok(json_response(StatusCode::OK, &fresh, allow, false, &[]))
+}
+
+/// Checks a PATCH body against what may be written (`writable`) and what
+/// the resource has (`current`); true when it unlocks an account.
+fn patch_body(
+    body: &Map<String, Value>,
+    writable: &[&str],
+    current: &Value,
+    why: &str,
+) -> Result<bool, Error> {
     if body.is_empty() {
         return Err(errors::bad_request(vec![
             errors::property_unknown("(none)").resolution("The body holds no property to change."),
@@ -933,7 +1009,7 @@ fn patch(
     }
     let mut bad = Vec::new();
     let mut unlock = false;
-    for (k, v) in &body {
+    for (k, v) in body {
         if writable.contains(&k.as_str()) {
             // The only writable property: an account's Locked.
             match v {
@@ -954,24 +1030,15 @@ fn patch(
     if !bad.is_empty() {
         return Err(errors::bad_request(bad));
     }
-    if unlock {
-        if let ["AccountService", "Accounts", user] = p.as_slice() {
-            inner.auth.unlock(user);
-            inner.sources.events.push(
-                "redfish",
-                "info",
-                "AccountUnlocked",
-                format!("Redfish account {user:?} unlocked by {}", who.user),
-            );
-        }
-    }
-    let fresh = resources::get(&inner.snapshot(), &p, Some(who))?;
-    Ok(json_response(StatusCode::OK, &fresh, allow, false, &[]))
+    Ok(unlock)
 }
 
 /// The `ResetType` of an action body, checked against `allowed`.
-fn reset_type<'a>(r: &'a Req, action: &str, allowed: &[&str]) -> Result<&'a str, Error> {
-    let body = r.body.as_ref();
+fn reset_type<'a>(
+    body: Option<&'a Map<String, Value>>,
+    action: &str,
+    allowed: &[&str],
+) -> Result<&'a str, Error> {
     if let Some(k) = body.and_then(|b| b.keys().find(|k| *k != "ResetType" && !k.starts_with('@')))
     {
         return Err(errors::action_parameter_unknown(action, k));
@@ -1000,7 +1067,7 @@ fn reset_system(
     who: &Principal,
 ) -> Result<Response<Body>, Error> {
     const ACTION: &str = "ComputerSystem.Reset";
-    let t = match reset_type(r, ACTION, &snap.reset_types) {
+    let t = match reset_type(r.body.as_ref(), ACTION, &snap.reset_types) {
         Ok(t) => t,
         Err(e) => {
             // A reset type Redfish knows but the bundle does not allow:
@@ -1072,7 +1139,7 @@ fn reset_chassis(
     id: &str,
 ) -> Result<Response<Body>, Error> {
     const ACTION: &str = "Chassis.Reset";
-    let t = reset_type(r, ACTION, resources::SWITCH_RESET_TYPES)?;
+    let t = reset_type(r.body.as_ref(), ACTION, resources::SWITCH_RESET_TYPES)?;
     let Some(blade) = snap.blades.iter().find(|b| b.id == id) else {
         return Err(errors::not_found(&resources::uri(&r.parts())));
     };
