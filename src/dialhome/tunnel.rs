@@ -67,7 +67,9 @@ pub fn target(
     Ok(SocketAddr::new(local, port))
 }
 
-fn header(s: &str) -> tonic::metadata::MetadataValue<tonic::metadata::Ascii> {
+/// `s` as a metadata value (the tunnel's id, a refusal's reason): at
+/// most 500 characters, each one not printable ASCII replaced by `?`.
+pub fn header(s: &str) -> tonic::metadata::MetadataValue<tonic::metadata::Ascii> {
     let clean: String = s
         .chars()
         .map(|c| {
@@ -117,21 +119,25 @@ enum Local {
 
 /// Connects tunnel `t` to its port on this node, or says why not.
 async fn connect_local(t: &pb::TunnelOpen, target: &TargetFn) -> Result<Local, String> {
-    let port = u16::try_from(t.port).ok().filter(|p| *p != 0);
-    match port {
-        None => Err(format!("{} is not a port", t.port)),
-        Some(p) => match target(p) {
-            Err(e) => Err(e),
-            Ok(Target::InProcess(io)) => Ok(Local::Pipe(io)),
-            Ok(Target::Tcp(addr)) => {
-                match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-                    Ok(Ok(s)) => Ok(Local::Tcp(s)),
-                    Ok(Err(e)) => Err(format!("nothing answers on {addr}: {e}")),
-                    Err(_) => Err(format!("connecting to {addr} timed out")),
-                }
+    match target(open_port(t)?)? {
+        Target::InProcess(io) => Ok(Local::Pipe(io)),
+        Target::Tcp(addr) => {
+            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => Ok(Local::Tcp(s)),
+                Ok(Err(e)) => Err(format!("nothing answers on {addr}: {e}")),
+                Err(_) => Err(format!("connecting to {addr} timed out")),
             }
-        },
+        }
     }
+}
+
+/// The port a tunnel's `open` names (the control plane's first frame on
+/// a warm stream), or why it is not one.
+pub fn open_port(t: &pb::TunnelOpen) -> Result<u16, String> {
+    u16::try_from(t.port)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("{} is not a port", t.port))
 }
 
 async fn serve(
