@@ -50,6 +50,13 @@ impl Client {
         }
     }
 
+    /// The same client with another connect, read and write timeout
+    /// (30 s unless set).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     /// GETs `path` with extra `headers`, reconnecting once if the kept
     /// connection was closed.
     pub fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> io::Result<Response> {

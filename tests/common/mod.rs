@@ -6,6 +6,7 @@ pub mod cli;
 pub mod expo;
 pub mod fake_agent;
 pub mod fleet;
+pub mod flood;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
