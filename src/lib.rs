@@ -22,6 +22,8 @@ pub mod controlplane;
 pub mod demo;
 pub mod dialhome;
 pub mod exporter;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod httpc;
 pub mod hw;
 pub mod pki;

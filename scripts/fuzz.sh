@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# A bounded run of every fuzz target (fuzz/README.md): builds them all
+# once, runs each for FUZZ_SECONDS seconds (default 20) from its kept
+# inputs (fuzz/corpus/<target>/ and fuzz/regressions/<target>/), and fails
+# if any target finds a panic, a unit slower than FUZZ_TIMEOUT seconds
+# (default 10) or one that takes more than FUZZ_RSS_MB of memory (default
+# 2048). What a target finds is left in fuzz/artifacts/<target>/; the
+# inputs it found new coverage with are thrown away (fuzz/README.md says
+# how to keep them).
+#
+#   FUZZ_SECONDS=300 bash scripts/fuzz.sh        # longer
+#   FUZZ_TARGETS="bundle_yaml record" bash scripts/fuzz.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CARGO_FUZZ_VERSION=0.13.2
+seconds=${FUZZ_SECONDS:-20}
+unit_timeout=${FUZZ_TIMEOUT:-10}
+rss_mb=${FUZZ_RSS_MB:-2048}
+# The largest input tried: bundles, records and configs are files of a few
+# KiB; 64 KiB is past every real one and keeps each unit quick.
+max_len=${FUZZ_MAX_LEN:-65536}
+# cargo fuzz asks the compiler for nightly options; the stable compiler
+# takes them with this. Without a sanitizer (`-s none`) no nightly-only
+# runtime is needed: onprem has no unsafe code, and what is looked for is
+# panics, hangs and runaway memory.
+export RUSTC_BOOTSTRAP=1
+
+if [ "$(cargo fuzz --version 2>/dev/null || true)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+  cargo install --locked "cargo-fuzz@$CARGO_FUZZ_VERSION"
+fi
+
+# The fuzz crate's lock is onprem's, plus libfuzzer-sys (pinned in
+# fuzz/Cargo.toml) and what it needs: every crate onprem uses is built at
+# the version onprem is tested with.
+cp Cargo.lock fuzz/Cargo.lock
+
+start=$(date +%s)
+cargo fuzz build -s none
+built=$(( $(date +%s) - start ))
+echo "fuzz: built every target in ${built}s"
+
+bin=fuzz/target/x86_64-unknown-linux-gnu/release
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# The targets' scratch files (onprem::fuzzing::scratch) go here too.
+mkdir -p "$work/tmp"
+
+targets=${FUZZ_TARGETS:-$(cargo fuzz list)}
+failed=()
+summary=()
+for t in $targets; do
+  mkdir -p "$work/$t" "fuzz/artifacts/$t"
+  dirs=("fuzz/corpus/$t")
+  [ -d "fuzz/regressions/$t" ] && dirs+=("fuzz/regressions/$t")
+  log="$work/$t.log"
+  echo "fuzz: $t for ${seconds}s"
+  if TMPDIR="$work/tmp" "$bin/$t" "$work/$t" "${dirs[@]}" \
+      -max_total_time="$seconds" -max_len="$max_len" -timeout="$unit_timeout" \
+      -rss_limit_mb="$rss_mb" -artifact_prefix="fuzz/artifacts/$t/" \
+      -print_final_stats=1 >"$log" 2>&1; then
+    result=ok
+  else
+    result=FAILED
+    failed+=("$t")
+    echo "--- $t: the end of libFuzzer's output"
+    tail -n 60 "$log"
+    echo "--- $t: what it found, in fuzz/artifacts/$t/:"
+    ls -l "fuzz/artifacts/$t/"
+  fi
+  execs=$(awk '/stat::number_of_executed_units/ {print $2}' "$log")
+  rate=$(awk '/stat::average_exec_per_sec/ {print $2}' "$log")
+  cov=$(grep -Eo 'cov: [0-9]+' "$log" | tail -n 1 | cut -d' ' -f2)
+  kept=$(find "${dirs[@]}" -type f | wc -l)
+  summary+=("$(printf '%-20s %-6s %10s execs %7s/s  cov %6s  kept inputs %4s' \
+    "$t" "$result" "${execs:-?}" "${rate:-?}" "${cov:-?}" "$kept")")
+done
+
+echo
+echo "fuzz: build ${built}s, total $(( $(date +%s) - start ))s, ${seconds}s a target"
+printf '%s\n' "${summary[@]}"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fuzz: findings in: ${failed[*]}"
+  echo "fuzz: reproduce with: RUSTC_BOOTSTRAP=1 cargo fuzz run -s none TARGET fuzz/artifacts/TARGET/FILE;"
+  echo "      fix, then keep the input in fuzz/regressions/TARGET/ (tests/fuzz_regressions.rs runs it)"
+  exit 1
+fi
