@@ -105,11 +105,17 @@ impl Requirement {
 impl fmt::Display for Requirement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let first = self.values.first().map_or("", String::as_str);
+        // A set of the empty value alone is `(,)`: `()` does not parse.
+        let set = if self.values == [""] {
+            ",".to_owned()
+        } else {
+            self.values.join(",")
+        };
         match self.operator {
             Operator::Equals => write!(f, "{}={first}", self.key),
             Operator::NotEquals => write!(f, "{}!={first}", self.key),
-            Operator::In => write!(f, "{} in ({})", self.key, self.values.join(",")),
-            Operator::NotIn => write!(f, "{} notin ({})", self.key, self.values.join(",")),
+            Operator::In => write!(f, "{} in ({set})", self.key),
+            Operator::NotIn => write!(f, "{} notin ({set})", self.key),
             Operator::Exists => write!(f, "{}", self.key),
             Operator::DoesNotExist => write!(f, "!{}", self.key),
         }
