@@ -156,13 +156,50 @@ devices:
         "devices[4].lineEnding: \"cr-lf\" is not cr, lf or crlf",
         "devices[5].shuntOhms: 0 must be more than 0",
         "sim.load: 2 is not within 0–1",
-        "sim.batteryWh: must not be negative",
+        "sim.batteryWh: -1 is not within 0–100000",
     ] {
         assert!(
             errs.iter().any(|e| e.starts_with(want)),
             "{want} not in {errs:#?}"
         );
     }
+}
+
+#[test]
+fn refuses_simulated_values_that_would_hurt_the_node() {
+    let spec = parse(
+        r#"
+sim:
+  gpus: 100000000
+  ambientCelsius: 1e300
+  gpuWatts: [.nan, .inf]
+  boardWatts: [10, 5]
+  mainsOutages: [[0, 1e300]]
+devices:
+  - { driver: lm75, name: a }
+"#,
+    )
+    .unwrap();
+    let errs: Vec<String> = inventory::validate(&spec)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    for want in [
+        "sim.gpus: 100000000 is more than the maximum of 16 simulated GPUs",
+        "sim.ambientCelsius: 1e300 is not within -40–85",
+        "sim.gpuWatts[0]: NaN is not within 0–2000",
+        "sim.gpuWatts[1]: inf is not within 0–2000",
+        "sim.boardWatts: [10, 5]: idle is above full load",
+        "sim.mainsOutages[0]: [0, 1e300] is not a span",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "{want} not in {errs:#?}"
+        );
+    }
+    let ok = parse("sim: { gpus: 16, ambientCelsius: -40, gpuWatts: [0, 2000] }\ndevices: []\n")
+        .unwrap();
+    assert_eq!(inventory::validate(&ok), Vec::new());
 }
 
 #[test]

@@ -33,6 +33,9 @@
 //!   when its selector matches nothing (a label value spelt differently, a
 //!   collector turned off).
 //! - `NoMetrics`: the agent started the loop without a metrics source.
+//! - `TooManySeries`: a rule's selector matches more than
+//!   [`MAX_SERIES_PER_CHECK`] series; only the first ones are evaluated
+//!   (narrow the selector with labels).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,6 +45,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::reconcile::{Action, Ctx, LoopError, Reconciler, Stop, unix_now};
+pub use crate::bundle::bounds::MAX_SERIES_PER_CHECK;
 use crate::bundle::schema::{Checks, Rule, Severity};
 use crate::bundle::selector::Selector;
 use crate::exporter::{MetricWriter, Value};
@@ -356,6 +360,7 @@ impl Reconciler for ChecksLoop {
             .retain(|name, _| current.contains_key(name.as_str()));
 
         let mut problems = Vec::new();
+        let mut too_many = Vec::new();
         for rule in &want.rules {
             let c = self.compile(rule);
             let selector = match &c.selector {
@@ -370,11 +375,15 @@ impl Reconciler for ChecksLoop {
                 continue;
             };
             let mut seen = BTreeSet::new();
-            for f in &families {
+            'families: for f in &families {
                 for m in &f.metrics {
                     let Value::Single(v) = m.value else { continue };
                     if !selector.matches(&f.name, &m.labels) {
                         continue;
+                    }
+                    if seen.len() >= MAX_SERIES_PER_CHECK {
+                        too_many.push(rule.name.as_str());
+                        break 'families;
                     }
                     let key: Key = (rule.name.clone(), f.name.clone(), m.labels.clone());
                     seen.insert(key.clone());
@@ -446,10 +455,19 @@ impl Reconciler for ChecksLoop {
             }
         }
         drop(st);
-        if problems.is_empty() {
-            Ok(Action::ready())
-        } else {
+        let over = (!too_many.is_empty()).then(|| {
+            format!(
+                "{} match more than {MAX_SERIES_PER_CHECK} series each; only the first {MAX_SERIES_PER_CHECK} are evaluated",
+                too_many.join(", ")
+            )
+        });
+        if !problems.is_empty() {
+            problems.extend(over);
             Ok(Action::degraded("BadRule", problems.join("; ")))
+        } else if let Some(over) = over {
+            Ok(Action::degraded("TooManySeries", over))
+        } else {
+            Ok(Action::ready())
         }
     }
 
@@ -850,6 +868,38 @@ rules:
         );
         // The good rule is evaluated all the same.
         assert_eq!(l.firing().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn evaluates_at_most_the_series_cap_of_one_rule() {
+        let (c, src) = ctx();
+        let names: Vec<String> = (0..MAX_SERIES_PER_CHECK + 5)
+            .map(|i| format!("s{i:05}"))
+            .collect();
+        let series: Vec<(&str, f64)> = names.iter().map(|n| (n.as_str(), 80.0)).collect();
+        temp(&src, &series);
+        let w = checks(
+            r#"rules:
+  - { name: every, metric: onprem_temperature_celsius, op: ">", threshold: 1 }
+"#,
+        );
+        let mut l = ChecksLoop::new();
+        let a = tick(&mut l, &w, &c);
+        let Health::Degraded { reason, message } = &a.health else {
+            panic!("{a:?}")
+        };
+        assert_eq!(reason, "TooManySeries");
+        assert!(message.contains("every match more than 1000"), "{message}");
+        assert_eq!(l.firing().len(), MAX_SERIES_PER_CHECK);
+        let m = report(&l);
+        assert_eq!(
+            family(&m, "onprem_check_matched_series").unwrap().metrics[0].value,
+            Value::Single(MAX_SERIES_PER_CHECK as f64)
+        );
+        // Within the cap, the loop is ready again.
+        temp(&src, &series[..10]);
+        assert!(matches!(tick(&mut l, &w, &c).health, Health::Ready));
+        assert_eq!(l.firing().len(), 10);
     }
 
     #[tokio::test(start_paused = true)]

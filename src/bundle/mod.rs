@@ -25,6 +25,7 @@
 //! [`validate`](mod@validate), and give `tests/fixtures/bundles/invalid/`
 //! a file that breaks it.
 
+pub mod bounds;
 pub mod cli;
 pub mod diff;
 pub mod duration;

@@ -37,7 +37,8 @@ pub struct Bundle {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Metadata {
-    /// The bundle's name: letters, digits, `-`, `.` and `_`.
+    /// The bundle's name: 1–63 letters, digits, `-`, `.` and `_`,
+    /// starting and ending with a letter or digit (never `.` or `..`).
     pub name: String,
     /// Labels, `key: value`, for selecting and grouping (the control
     /// plane matches them against device labels).
@@ -610,7 +611,7 @@ pub struct Checks {
     /// Time between two evaluations of the rules.
     #[serde(default = "default_checks_period")]
     pub period: Dur,
-    /// The rules.
+    /// The rules (at most 1000).
     #[serde(default)]
     pub rules: Vec<Rule>,
 }
@@ -701,8 +702,8 @@ pub struct Telemetry {
     /// Metric names never uploaded (regular expressions, anchored).
     #[serde(default)]
     pub exclude: Vec<String>,
-    /// Largest size of the on-disk buffer, bytes; the oldest samples are
-    /// dropped (and counted) beyond it.
+    /// Largest size of the on-disk buffer, bytes (64 KiB to 1 GiB); the
+    /// oldest samples are dropped (and counted) beyond it.
     #[serde(default = "default_telemetry_buffer")]
     pub buffer_bytes: u64,
 }

@@ -12,6 +12,7 @@ use std::path::Path;
 use onprem_hal::inventory::{self, Device, Spec as HwSpec};
 use sha2::{Digest, Sha256};
 
+use super::bounds::{self, *};
 use super::duration::Dur;
 use super::schema::*;
 use super::selector::Selector;
@@ -78,6 +79,16 @@ pub fn validate_in(
         v.err("kind", format!("{:?} is not {KIND:?}", bundle.kind));
     }
     metadata(&mut v, &bundle.metadata);
+    // NaN and infinities anywhere (the hardware's after the merge, below).
+    if let Ok(doc) = serde_yaml_ng::to_value(bundle) {
+        bounds::non_finite(
+            "",
+            &doc,
+            &|p| p == "spec.hardware",
+            crate::validate::MOST_PROBLEMS,
+            &mut v.errors,
+        );
+    }
     let hardware = hardware(&mut v, &bundle.spec.hardware, dir, profiles);
     let parts = Parts::new(&hardware);
     let s = &bundle.spec;
@@ -88,7 +99,9 @@ pub fn validate_in(
     telemetry(&mut v, &s.telemetry);
     redfish(&mut v, &s.redfish);
     let mut ports = BTreeSet::new();
-    for (i, p) in s.tunnel.allowed_ports.iter().enumerate() {
+    let n = s.tunnel.allowed_ports.len();
+    let ok = v.list("spec.tunnel.allowedPorts", n, MAX_TUNNEL_PORTS);
+    for (i, p) in s.tunnel.allowed_ports.iter().enumerate().filter(|_| ok) {
         let at = format!("spec.tunnel.allowedPorts[{i}]");
         if *p == 0 {
             v.err(&at, "port 0 is not a port");
@@ -172,7 +185,12 @@ fn redfish(v: &mut V, r: &crate::bundle::schema::Redfish) {
         );
     }
     let mut names = BTreeSet::new();
-    for (i, a) in r.accounts.iter().enumerate() {
+    let ok = v.list(
+        "spec.redfish.accounts",
+        r.accounts.len(),
+        MAX_REDFISH_ACCOUNTS,
+    );
+    for (i, a) in r.accounts.iter().enumerate().filter(|_| ok) {
         let at = format!("spec.redfish.accounts[{i}]");
         let ok_name = !a.user_name.is_empty()
             && a.user_name.len() <= 64
@@ -215,13 +233,35 @@ impl V {
         self.errors.push(FieldError::new(path, msg));
     }
 
+    /// A list of at most `max` entries; `false` (and an error) when it is
+    /// longer, and its entries are better not checked one by one.
+    fn list(&mut self, path: &str, len: usize, max: usize) -> bool {
+        bounds::list(&mut self.errors, path, len, max)
+    }
+
+    /// `x` is NaN or infinite: an error, unless the pass over the whole
+    /// bundle already gave one at `path` (or inside it, `path[1]`).
+    fn not_a_number(&mut self, path: &str, x: f64) {
+        let said = self.errors.iter().any(|e| {
+            e.path
+                .strip_prefix(path)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('['))
+        });
+        if !said {
+            self.err(path, format!("{x} is not a number"));
+        }
+    }
+
     /// A finite number within `lo..=hi`.
     fn range(&mut self, path: &str, x: f64, lo: f64, hi: f64) -> bool {
         if !x.is_finite() {
-            self.err(path, format!("{x} is not a number"));
+            self.not_a_number(path, x);
             false
         } else if x < lo || x > hi {
-            self.err(path, format!("{x} is not within {lo}–{hi}"));
+            self.err(
+                path,
+                format!("{} is not within {lo}–{hi}", onprem_hal::inventory::num(x)),
+            );
             false
         } else {
             true
@@ -236,7 +276,7 @@ impl V {
         if x.is_finite() {
             true
         } else {
-            self.err(path, format!("{x} is not a number"));
+            self.not_a_number(path, x);
             false
         }
     }
@@ -248,16 +288,9 @@ impl V {
     }
 
     fn name(&mut self, path: &str, name: &str, seen: &mut BTreeSet<String>, what: &str) {
-        if name.is_empty()
-            || name.len() > 63
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        {
-            self.err(
-                path,
-                format!("{name:?} must be 1–63 letters, digits, '-', '_' or '.'"),
-            );
+        if !bounds::name_ok(name) {
+            let shown: String = name.chars().take(NAME_MAX + 1).collect();
+            self.err(path, format!("{shown:?} must be {NAME_RULE}"));
         } else if !seen.insert(name.to_owned()) {
             self.err(path, format!("{what} {name:?} is defined twice"));
         }
@@ -266,6 +299,9 @@ impl V {
 
 fn metadata(v: &mut V, m: &Metadata) {
     v.name("metadata.name", &m.name, &mut BTreeSet::new(), "name");
+    if !v.list("metadata.labels", m.labels.len(), MAX_LABELS) {
+        return;
+    }
     for (k, val) in &m.labels {
         let key_ok = !k.is_empty()
             && k.len() <= 253
@@ -318,6 +354,11 @@ fn hardware(v: &mut V, h: &Hardware, dir: Option<&Path>, profiles: ProfileLookup
     };
     // Where each merged device came from, for error paths.
     let mut origin: Vec<String> = Vec::new();
+    let fits = v.list("spec.hardware.devices", h.devices.len(), MAX_DEVICES)
+        & v.list("spec.hardware.remove", h.remove.len(), MAX_DEVICES);
+    if !fits {
+        return spec;
+    }
     if let Some(name) = &h.profile {
         match profiles(name).unwrap_or_else(|| profile(name, dir)) {
             Ok(p) => {
@@ -367,7 +408,25 @@ fn hardware(v: &mut V, h: &Hardware, dir: Option<&Path>, profiles: ProfileLookup
         spec.description = Some(d.clone());
     }
     spec.provisional |= h.provisional;
-    for e in inventory::validate(&spec) {
+    let mut found: Vec<FieldError> = inventory::validate(&spec)
+        .into_iter()
+        .map(|e| FieldError::new(e.path, e.message))
+        .collect();
+    // NaN and infinities in the merged hardware; such a number's own
+    // error replaces what the hardware layer said at the same path.
+    if let Ok(doc) = serde_yaml_ng::to_value(&spec) {
+        let mut odd = Vec::new();
+        bounds::non_finite(
+            "",
+            &doc,
+            &|_| false,
+            crate::validate::MOST_PROBLEMS,
+            &mut odd,
+        );
+        found.retain(|e| !odd.iter().any(|o| o.path == e.path));
+        found.extend(odd);
+    }
+    for e in found {
         // Map `devices[N].x` back to where device N came from.
         let path = match e.path.strip_prefix("devices[").and_then(|r| {
             let (n, rest) = r.split_once(']')?;
@@ -461,9 +520,18 @@ fn fans(v: &mut V, f: &Fans, parts: &Parts) {
     v.percent("spec.fans.failsafePercent", f.failsafe_percent);
     let mut names = BTreeSet::new();
     let mut owner: BTreeMap<&str, usize> = BTreeMap::new();
+    if !v.list("spec.fans.zones", f.zones.len(), MAX_FAN_ZONES) {
+        return;
+    }
     for (zi, z) in f.zones.iter().enumerate() {
         let at = |s: &str| format!("spec.fans.zones[{zi}].{s}");
         v.name(&at("name"), &z.name, &mut names, "zone");
+        let fits = v.list(&at("fans"), z.fans.len(), MAX_ZONE_MEMBERS)
+            & v.list(&at("sensors"), z.sensors.len(), MAX_ZONE_MEMBERS)
+            & v.list(&at("controllers"), z.controllers.len(), MAX_ZONE_MEMBERS);
+        if !fits {
+            continue;
+        }
         if z.fans.is_empty() {
             v.err(&at("fans"), "a zone needs at least one fan");
         }
@@ -523,6 +591,9 @@ fn fans(v: &mut V, f: &Fans, parts: &Parts) {
                 Controller::Stepwise(c) => &c.sensors,
                 Controller::Pid(c) => &c.sensors,
             };
+            if !v.list(&p("sensors"), sensors.len(), MAX_ZONE_MEMBERS) {
+                continue;
+            }
             for (i, s) in sensors.iter().enumerate() {
                 if !z.sensors.iter().any(|z| &z.name == s) {
                     v.err(
@@ -635,6 +706,18 @@ fn table(v: &mut V, path: &str, points: &[[f64; 2]], min: usize, max: usize) {
 
 fn power(v: &mut V, p: &Power, parts: &Parts) {
     v.positive("spec.power.period", p.period);
+    let mut fits = v.list("spec.power.switches", p.switches.len(), MAX_POWER_ITEMS)
+        & v.list("spec.power.gpus", p.gpus.len(), MAX_POWER_ITEMS);
+    if let Some(c) = &p.critical_temperature {
+        fits &= v.list(
+            "spec.power.criticalTemperature.sensors",
+            c.sensors.len(),
+            MAX_POWER_ITEMS,
+        );
+    }
+    if !fits {
+        return;
+    }
     if let Some(u) = &p.ups {
         parts.check(
             v,
@@ -701,6 +784,9 @@ fn power(v: &mut V, p: &Power, parts: &Parts) {
 
 fn signals(v: &mut V, s: &Signals, parts: &Parts, hw: &HwSpec) {
     let mut names = BTreeSet::new();
+    if !v.list("spec.signals.sources", s.sources.len(), MAX_SIGNALS) {
+        return;
+    }
     for (i, sig) in s.sources.iter().enumerate() {
         let at = |f: &str| format!("spec.signals.sources[{i}].{f}");
         v.name(&at("name"), &sig.name, &mut names, "signal");
@@ -775,10 +861,24 @@ fn ads_max_rate(a: &onprem_hal::inventory::spec::Ads1x15) -> f64 {
 fn checks(v: &mut V, c: &Checks) {
     v.positive("spec.checks.period", c.period);
     let mut names = BTreeSet::new();
+    if !v.list("spec.checks.rules", c.rules.len(), MAX_CHECK_RULES) {
+        return;
+    }
     for (i, r) in c.rules.iter().enumerate() {
         let at = |f: &str| format!("spec.checks.rules[{i}].{f}");
         v.name(&at("name"), &r.name, &mut names, "rule");
-        if let Err(e) = Selector::parse(&r.metric) {
+        for (f, text) in [("metric", &r.metric), ("summary", &r.summary)] {
+            let n = text.chars().count();
+            if n > MAX_RULE_TEXT {
+                v.err(
+                    &at(f),
+                    format!("{n} characters is more than the maximum of {MAX_RULE_TEXT}"),
+                );
+            }
+        }
+        if r.metric.chars().count() > MAX_RULE_TEXT {
+            // Not parsed: the length is the problem.
+        } else if let Err(e) = Selector::parse(&r.metric) {
             v.err(&at("metric"), e);
         }
         if !["<", "<=", ">", ">=", "==", "!="].contains(&r.op.as_str()) {
@@ -788,6 +888,9 @@ fn checks(v: &mut V, c: &Checks) {
             );
         }
         v.finite(&at("threshold"), r.threshold);
+        if !v.list(&at("labels"), r.labels.len(), MAX_LABELS) {
+            continue;
+        }
         for k in r.labels.keys() {
             if k.is_empty()
                 || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -810,15 +913,31 @@ fn telemetry(v: &mut V, t: &Telemetry) {
     }
     let mut errs = Vec::new();
     for (f, list) in [("include", &t.include), ("exclude", &t.exclude)] {
+        let at = format!("spec.telemetry.{f}");
+        if !v.list(&at, list.len(), MAX_TELEMETRY_PATTERNS) {
+            continue;
+        }
         for (i, p) in list.iter().enumerate() {
             crate::validate::regex(&format!("spec.telemetry.{f}[{i}]"), p, &mut errs);
         }
     }
     v.errors.extend(errs);
-    if t.buffer_bytes < 64 * 1024 {
+    let (lo, hi) = (MIN_TELEMETRY_BUFFER_BYTES, MAX_TELEMETRY_BUFFER_BYTES);
+    if t.buffer_bytes < lo {
         v.err(
             "spec.telemetry.bufferBytes",
-            format!("{} is below the minimum of 65536", t.buffer_bytes),
+            format!(
+                "{} is below the minimum of {lo} (64 KiB; {lo}–{hi})",
+                t.buffer_bytes
+            ),
+        );
+    } else if t.buffer_bytes > hi {
+        v.err(
+            "spec.telemetry.bufferBytes",
+            format!(
+                "{} is above the maximum of {hi} (1 GiB; {lo}–{hi})",
+                t.buffer_bytes
+            ),
         );
     }
 }

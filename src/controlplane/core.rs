@@ -526,7 +526,8 @@ impl Core {
         }
         if !super::records::name_ok(&name) {
             return Err(ApiError::Invalid(format!(
-                "name: {name:?} must be 1–63 letters, digits, '-', '_' or '.'"
+                "name: {name:?} must be {}",
+                crate::bundle::bounds::NAME_RULE
             )));
         }
         let id = super::id::new();

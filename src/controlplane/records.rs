@@ -261,13 +261,12 @@ fn err(path: impl Into<String>, message: impl Into<String>) -> FieldError {
     FieldError::new(path, message)
 }
 
-/// Whether `name` is a record name: 1–63 letters, digits, `-`, `_`, `.`.
+/// Whether `name` is a record name: the bundle's rule
+/// ([`crate::bundle::bounds::name_ok`]: 1–63 letters, digits, `-`, `_`,
+/// `.`, starting and ending with a letter or digit), so that a record's
+/// name is always a valid `metadata.name` of the bundle it becomes.
 pub fn name_ok(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    crate::bundle::bounds::name_ok(name)
 }
 
 /// Reads a typed value at `path` from a YAML value, with the failing
@@ -459,7 +458,7 @@ pub fn parse_record(source: &str, index: usize, value: Value) -> Result<Record, 
         if !name_ok(&m.name) {
             errors.push(err(
                 "metadata.name",
-                format!("{:?} must be 1–63 letters, digits, '-', '_' or '.'", m.name),
+                format!("{:?} must be {}", m.name, crate::bundle::bounds::NAME_RULE),
             ));
         }
         for (k, problem) in validate_labels(&m.labels) {

@@ -152,13 +152,17 @@ pub fn validate(spec: &Spec) -> Vec<SpecError> {
         let at = |f: &str| format!("devices[{i}].{f}");
         let name = dev.name();
         if name.is_empty()
+            || name.len() > spec::NAME_MAX
             || !name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
             err(
                 at("name"),
-                format!("{name:?} must be letters, digits, '-' or '_'"),
+                format!(
+                    "{name:?} must be 1–{} letters, digits, '-' or '_'",
+                    spec::NAME_MAX
+                ),
             );
         }
         if let Some(first) = names.insert(name.to_string(), i) {
@@ -287,14 +291,68 @@ pub fn validate(spec: &Spec) -> Vec<SpecError> {
     if !(0.0..=1.0).contains(&s.load) {
         err("sim.load".into(), format!("{} is not within 0–1", s.load));
     }
-    if s.battery_wh < 0.0 {
-        err("sim.batteryWh".into(), "must not be negative".into());
+    let [lo, hi] = spec::SIM_AMBIENT_CELSIUS;
+    within(
+        &mut err,
+        "sim.ambientCelsius".into(),
+        s.ambient_celsius,
+        lo,
+        hi,
+    );
+    for (f, [idle, full], max) in [
+        ("boardWatts", s.board_watts, spec::SIM_MAX_BOARD_WATTS),
+        ("gpuWatts", s.gpu_watts, spec::SIM_MAX_GPU_WATTS),
+    ] {
+        let ok = within(&mut err, format!("sim.{f}[0]"), idle, 0.0, max)
+            & within(&mut err, format!("sim.{f}[1]"), full, 0.0, max);
+        if ok && idle > full {
+            err(
+                format!("sim.{f}"),
+                format!("[{idle}, {full}]: idle is above full load"),
+            );
+        }
+    }
+    within(
+        &mut err,
+        "sim.batteryWh".into(),
+        s.battery_wh,
+        0.0,
+        spec::SIM_MAX_BATTERY_WH,
+    );
+    if s.gpus > spec::SIM_MAX_GPUS {
+        err(
+            "sim.gpus".into(),
+            format!(
+                "{} is more than the maximum of {} simulated GPUs",
+                s.gpus,
+                spec::SIM_MAX_GPUS
+            ),
+        );
+    }
+    for (f, n) in [
+        ("mainsOutages", s.mains_outages.len()),
+        ("signals", s.signals.len()),
+    ] {
+        if n > spec::SIM_MAX_ENTRIES {
+            err(
+                format!("sim.{f}"),
+                format!(
+                    "{n} entries is more than the maximum of {}",
+                    spec::SIM_MAX_ENTRIES
+                ),
+            );
+        }
     }
     for (i, [from, until]) in s.mains_outages.iter().enumerate() {
-        if !(*from >= 0.0 && until > from) {
+        if !(*from >= 0.0 && until > from && *until <= spec::SIM_MAX_SECONDS) {
             err(
                 format!("sim.mainsOutages[{i}]"),
-                format!("[{from}, {until}] is not a span (0 ≤ from < until)"),
+                format!(
+                    "[{}, {}] is not a span (0 ≤ from < until ≤ {})",
+                    num(*from),
+                    num(*until),
+                    spec::SIM_MAX_SECONDS
+                ),
             );
         }
     }
@@ -313,15 +371,50 @@ pub fn validate(spec: &Spec) -> Vec<SpecError> {
                 ),
             );
         }
-        if !(sig.volts.is_finite() && sig.amplitude.is_finite() && sig.amplitude >= 0.0) {
-            err(
-                at("amplitude"),
-                format!("{} ± {} V is not a swing", sig.volts, sig.amplitude),
-            );
+        within(
+            &mut err,
+            at("volts"),
+            sig.volts,
+            -spec::SIM_MAX_VOLTS,
+            spec::SIM_MAX_VOLTS,
+        );
+        within(
+            &mut err,
+            at("amplitude"),
+            sig.amplitude,
+            0.0,
+            spec::SIM_MAX_VOLTS,
+        );
+        if within(
+            &mut err,
+            at("periodSeconds"),
+            sig.period_seconds,
+            0.0,
+            spec::SIM_MAX_SECONDS,
+        ) {
+            positive(&mut err, at("periodSeconds"), sig.period_seconds);
         }
-        positive(&mut err, at("periodSeconds"), sig.period_seconds);
     }
     errs
+}
+
+/// A finite `v` within `lo..=hi`; otherwise an error naming the range.
+fn within(err: &mut impl FnMut(String, String), path: String, v: f64, lo: f64, hi: f64) -> bool {
+    if v.is_finite() && (lo..=hi).contains(&v) {
+        true
+    } else {
+        err(path, format!("{} is not within {lo}–{hi}", num(v)));
+        false
+    }
+}
+
+/// A number for a message: `1e300`, not three hundred digits.
+pub fn num(v: f64) -> String {
+    if v.is_finite() && v != 0.0 && !(1e-6..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
 }
 
 fn positive(err: &mut impl FnMut(String, String), path: String, v: f64) {

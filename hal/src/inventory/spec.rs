@@ -36,6 +36,29 @@ pub struct Spec {
     pub devices: Vec<Device>,
 }
 
+/// Most discrete GPUs a simulated node has (`sim.gpus`): the fake NVML
+/// library builds a device for each.
+pub const SIM_MAX_GPUS: u32 = 16;
+/// Plausible ambient air temperature of a simulated node
+/// (`sim.ambientCelsius`), °C: an industrial part's range.
+pub const SIM_AMBIENT_CELSIUS: [f64; 2] = [-40.0, 85.0];
+/// Most power a simulated board draws (`sim.boardWatts`), W.
+pub const SIM_MAX_BOARD_WATTS: f64 = 5_000.0;
+/// Most power one simulated GPU draws (`sim.gpuWatts`), W.
+pub const SIM_MAX_GPU_WATTS: f64 = 2_000.0;
+/// Largest simulated battery (`sim.batteryWh`), Wh.
+pub const SIM_MAX_BATTERY_WH: f64 = 100_000.0;
+/// Most simulated mains outages, and most simulated ADC signals.
+pub const SIM_MAX_ENTRIES: usize = 256;
+/// Latest moment a simulated outage may end, and longest period of a
+/// simulated signal, seconds (a year).
+pub const SIM_MAX_SECONDS: f64 = 366.0 * 86_400.0;
+/// Largest simulated signal voltage, either sign, and largest amplitude, V
+/// (an ADS1x15 reads ±6.144 V at most).
+pub const SIM_MAX_VOLTS: f64 = 100.0;
+/// Longest device name.
+pub const NAME_MAX: usize = 63;
+
 /// Parameters of the physical model when the spec runs in simulation.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
