@@ -350,13 +350,20 @@ impl Node {
         Ok(())
     }
 
-    /// Applies a checked bundle; rolls back if it fails to apply.
+    /// Applies a checked bundle; rolls back if it fails to apply: a loop
+    /// that cannot take it, or a Redfish service that cannot (its address
+    /// cannot be bound, its certificate cannot be read; the old listener
+    /// then serves on).
     async fn apply(&mut self, r: Resolved, text: String, sig: Option<String>, source: String) {
         let previous = self.loops.current().cloned();
         if let Err(e) = self.open(&r).await {
             tracing::error!(error = %e, "cannot open the bundle's devices");
         }
-        match self.loops.apply(&r).await {
+        let applied = match self.loops.apply(&r).await {
+            Ok(diff) => self.follow_redfish().await.map(|()| diff),
+            Err(why) => Err(why),
+        };
+        match applied {
             Ok(diff) => {
                 tracing::info!(name = %r.name(), version = r.version(), changes = %diff, "bundle applied");
                 if let Some(store) = &mut self.store {
@@ -398,7 +405,10 @@ impl Node {
                     if let Err(e) = Box::pin(self.open(&p)).await {
                         tracing::error!(error = %e, "cannot reopen the previous bundle's devices");
                     }
-                    let again = self.loops.apply(&p).await;
+                    let again = match self.loops.apply(&p).await {
+                        Ok(_) => self.follow_redfish().await,
+                        Err(e) => Err(e),
+                    };
                     note = format!(
                         "{msg}; rolled back to {} version {} ({src}){}",
                         p.name(),
@@ -431,33 +441,48 @@ impl Node {
             .current()
             .map(|c| c.bundle.spec.telemetry.clone())
             .unwrap_or_default();
-        self.follow_redfish().await;
-    }
-
-    /// Gives the Redfish service the running bundle's settings (when they
-    /// changed).
-    async fn follow_redfish(&mut self) {
-        let Some(want) = self
-            .loops
-            .current()
-            .map(|c| crate::redfish::Settings::of(&c.bundle))
-        else {
-            return;
-        };
         let ports = self
             .loops
             .current()
             .map(|c| c.bundle.spec.tunnel.allowed_ports.clone())
             .unwrap_or_default();
-        if self.redfish_settings.as_ref() != Some(&want) {
-            self.redfish_settings = Some(want.clone());
-            if let Err(e) = self.redfish.apply(want).await {
-                tracing::error!(error = %e, "the Redfish service cannot start");
+        *self.tunnel.lock().unwrap_or_else(|e| e.into_inner()) = (ports, self.redfish.addr());
+    }
+
+    /// Gives the Redfish service the running bundle's settings (when they
+    /// changed). When it cannot take them, it keeps serving the previous
+    /// ones (or serves nothing, if it did not before), and the error,
+    /// which names the address and what the OS said, fails the bundle.
+    async fn follow_redfish(&mut self) -> Result<(), String> {
+        let Some(want) = self
+            .loops
+            .current()
+            .map(|c| crate::redfish::Settings::of(&c.bundle))
+        else {
+            return Ok(());
+        };
+        if self.redfish_settings.as_ref() == Some(&want) {
+            return Ok(());
+        }
+        match self.redfish.apply(want.clone()).await {
+            Ok(()) => {
+                self.redfish_settings = Some(want);
+                Ok(())
+            }
+            Err(e) => {
+                let (reason, still) = match self.redfish.addr() {
+                    Some(a) => (
+                        "RedfishNotApplied",
+                        format!("; it keeps serving on {a} as before"),
+                    ),
+                    None => ("RedfishNotServing", String::new()),
+                };
+                tracing::error!(error = %e, "the Redfish service cannot take the bundle's settings{still}");
                 self.events
-                    .push("redfish", "critical", "RedfishNotServing", e);
+                    .push("redfish", "critical", reason, format!("{e}{still}"));
+                Err(format!("redfish: {e}"))
             }
         }
-        *self.tunnel.lock().unwrap_or_else(|e| e.into_inner()) = (ports, self.redfish.addr());
     }
 
     /// Where tunnels to a port connect on this node (the running bundle

@@ -186,7 +186,17 @@ struct Running {
     stop: CancellationToken,
     listen: String,
     tls: Option<crate::bundle::schema::RedfishTls>,
+    /// A second handle on the listening socket: a new certificate on the
+    /// same address takes the socket over, with no moment unbound.
+    socket: std::net::TcpListener,
+    /// Its TLS setup, to serve the old address again when a new one on
+    /// the same port cannot take it.
+    config: Arc<rustls::ServerConfig>,
 }
+
+/// How long a new listener waits for the old one to let go of their
+/// shared port (`127.0.0.1:8443` to `0.0.0.0:8443`) before it gives up.
+const REBIND_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The node's Redfish service; follows the running bundle.
 pub struct Service {
@@ -299,34 +309,33 @@ impl Service {
 
     /// Takes a bundle's settings: accounts and policies at once; starts,
     /// stops or rebinds the listener when `enabled`, `listen` or `tls`
-    /// changed. An error (address in use, unreadable certificate) leaves
-    /// the service stopped and is returned for the log and events.
+    /// changed. The new listener is bound and its certificate loaded
+    /// before the old one closes (on the same address, the new one takes
+    /// the old one's socket over). An error (address in use, unreadable
+    /// certificate) changes nothing: the old listener, accounts and
+    /// settings stay as they were, and the error names the address and
+    /// what the OS said, for the caller to refuse the bundle.
     pub async fn apply(&mut self, s: Settings) -> Result<(), String> {
-        self.inner.auth.configure(&s.redfish);
-        let same_listener = self.running.as_ref().is_some_and(|r| {
-            r.listen == s.redfish.listen
-                && r.tls == s.redfish.tls
-                && s.redfish.enabled
-                && !s.redfish.accounts.is_empty()
-        });
-        *self
-            .inner
-            .settings
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = s.clone();
+        let serve = s.redfish.enabled && !s.redfish.accounts.is_empty();
+        let same_listener = serve
+            && self
+                .running
+                .as_ref()
+                .is_some_and(|r| r.listen == s.redfish.listen && r.tls == s.redfish.tls);
         if same_listener {
+            self.take(s);
             return Ok(());
         }
-        self.stop();
-        if !s.redfish.enabled {
-            return Ok(());
-        }
-        if s.redfish.accounts.is_empty() {
-            // Nobody could log in: nothing to serve, and no port taken
-            // on nodes that do not use Redfish.
-            tracing::info!(
-                "Redfish service not started: spec.redfish.accounts is empty (add an account with a hash from `onprem hash-password`)"
-            );
+        if !serve {
+            if s.redfish.enabled {
+                // Nobody could log in: nothing to serve, and no port taken
+                // on nodes that do not use Redfish.
+                tracing::info!(
+                    "Redfish service not started: spec.redfish.accounts is empty (add an account with a hash from `onprem hash-password`)"
+                );
+            }
+            self.take(s);
+            self.stop();
             return Ok(());
         }
         let want: SocketAddr = s
@@ -334,12 +343,110 @@ impl Service {
             .listen
             .parse()
             .map_err(|e| format!("spec.redfish.listen {:?}: {e}", s.redfish.listen))?;
-        let listener = tokio::net::TcpListener::bind(want)
-            .await
-            .map_err(|e| format!("binding the Redfish service to {want}: {e}"))?;
-        let addr = listener.local_addr().unwrap_or(want);
+        let bind_err = |e: std::io::Error| format!("binding the Redfish service to {want}: {e}");
+        // The socket: the running one when the address stays, else a new
+        // one bound while the old one still serves.
+        let same_addr = self
+            .running
+            .as_ref()
+            .filter(|r| r.listen == s.redfish.listen);
+        let listener = match same_addr {
+            Some(r) => Some(
+                r.socket
+                    .try_clone()
+                    .and_then(tokio_listener)
+                    .map_err(bind_err)?,
+            ),
+            None => match tokio::net::TcpListener::bind(want).await {
+                Ok(l) => Some(l),
+                // The same port on another address of this host: only
+                // one of the two can have it.
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse
+                        && self
+                            .running
+                            .as_ref()
+                            .is_some_and(|r| r.addr.port() == want.port()) =>
+                {
+                    None
+                }
+                Err(e) => return Err(bind_err(e)),
+            },
+        };
+        let addr = listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .unwrap_or(want);
+        // The certificate, before anything changes.
+        let config = self.tls_config(&s, addr).await?;
+        let listener = match listener {
+            Some(l) => l,
+            None => {
+                // Hand the port over: stop the old listener, take the port,
+                // and serve the old address again if that fails.
+                let Some(old) = self.running.take() else {
+                    return Err(bind_err(std::io::ErrorKind::AddrInUse.into()));
+                };
+                old.stop.cancel();
+                let Running {
+                    addr: old_addr,
+                    socket,
+                    config: old_config,
+                    listen,
+                    tls,
+                    ..
+                } = old;
+                drop(socket);
+                match rebind(want).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let msg = bind_err(e);
+                        match rebind(old_addr).await {
+                            Ok(l) => {
+                                let settings = self.settings();
+                                self.start(l, old_config, listen, tls, &settings)
+                                    .map_err(|e| format!("{msg}; and {e}"))?;
+                            }
+                            Err(e2) => {
+                                self.stop();
+                                return Err(format!(
+                                    "{msg}; and the previous address {old_addr} could not be bound again: {e2}"
+                                ));
+                            }
+                        }
+                        return Err(msg);
+                    }
+                }
+            }
+        };
+        let (listen, tls) = (s.redfish.listen.clone(), s.redfish.tls.clone());
+        self.take(s.clone());
+        self.start(listener, config, listen, tls, &s)
+    }
+
+    /// The settings in force.
+    fn settings(&self) -> Settings {
+        self.inner.settings()
+    }
+
+    /// Takes accounts, policies and the rest of `s`.
+    fn take(&mut self, s: Settings) {
+        self.inner.auth.configure(&s.redfish);
+        *self
+            .inner
+            .settings
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = s;
+    }
+
+    /// The TLS setup for serving `s` on `addr`.
+    async fn tls_config(
+        &self,
+        s: &Settings,
+        addr: SocketAddr,
+    ) -> Result<Arc<rustls::ServerConfig>, String> {
         let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-        let host = &self
+        let host = self
             .inner
             .sources
             .facts
@@ -348,20 +455,39 @@ impl Service {
             .hostname
             .clone();
         if !host.is_empty() {
-            names.push(host.clone());
+            names.push(host);
         }
         if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
             names.push(addr.ip().to_string());
         }
         let tls_cfg = s.redfish.tls.clone();
         let dir = self.inner.sources.state_dir.clone();
-        let config = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let (c, k) = tls::load(tls_cfg.as_ref(), dir.as_deref(), &names)?;
             tls::server_config(&c, &k)
         })
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| format!("Redfish TLS: {e}"))?;
+        .map_err(|e| format!("Redfish TLS: {e}"))
+    }
+
+    /// Serves on `listener` from now on; the listener before it (if any)
+    /// stops taking connections.
+    fn start(
+        &mut self,
+        listener: tokio::net::TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        listen: String,
+        tls: Option<crate::bundle::schema::RedfishTls>,
+        s: &Settings,
+    ) -> Result<(), String> {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("the Redfish listener on {}: {e}", s.redfish.listen))?;
+        let socket = dup(&listener).map_err(|e| format!("the Redfish listener on {addr}: {e}"))?;
+        if let Some(old) = self.running.take() {
+            old.stop.cancel();
+        }
         self.inner
             .port
             .store(addr.port(), std::sync::atomic::Ordering::Relaxed);
@@ -376,7 +502,7 @@ impl Service {
         tokio::spawn(crate::tlsserver::serve_with(
             listener,
             Some(handed),
-            config,
+            Arc::clone(&config),
             app,
             stop.clone(),
         ));
@@ -385,8 +511,10 @@ impl Service {
         self.running = Some(Running {
             addr,
             stop,
-            listen: s.redfish.listen.clone(),
-            tls: s.redfish.tls.clone(),
+            listen,
+            tls,
+            socket,
+            config,
         });
         Ok(())
     }
@@ -398,6 +526,36 @@ impl Service {
         }
         self.inlet.set(None);
         *self.addr.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// A second handle on a listening socket (the same socket, another file
+/// descriptor).
+fn dup(l: &tokio::net::TcpListener) -> std::io::Result<std::net::TcpListener> {
+    use std::os::fd::AsFd as _;
+    Ok(std::net::TcpListener::from(l.as_fd().try_clone_to_owned()?))
+}
+
+/// A listener of the runtime on a socket handle.
+fn tokio_listener(l: std::net::TcpListener) -> std::io::Result<tokio::net::TcpListener> {
+    l.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(l)
+}
+
+/// Binds `addr` once the listener that had it has let go (it closes its
+/// socket as soon as its task sees the stop), within [`REBIND_WAIT`].
+async fn rebind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let deadline = tokio::time::Instant::now() + REBIND_WAIT;
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            r => return r,
+        }
     }
 }
 
