@@ -26,6 +26,7 @@ pub mod exporter;
 pub mod fuzzing;
 pub mod httpc;
 pub mod hw;
+pub mod limits;
 pub mod pki;
 pub mod proto;
 pub mod redfish;

@@ -17,11 +17,21 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    /// A problem at `path`.
+    /// A problem at `path`; a path or message longer than
+    /// [`MAX_ERROR_CHARS`](crate::limits::MAX_ERROR_CHARS) is cut in the
+    /// middle ([`crate::limits::shorten`]), so that no input makes an
+    /// error long.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        let cut = |s: String| {
+            if s.len() > crate::limits::MAX_ERROR_CHARS.value {
+                crate::limits::shorten(&s)
+            } else {
+                s
+            }
+        };
         FieldError {
-            path: path.into(),
-            message: message.into(),
+            path: cut(path.into()),
+            message: cut(message.into()),
         }
     }
 }
@@ -37,13 +47,15 @@ impl fmt::Display for FieldError {
     }
 }
 
-/// Every problem found, one per line when displayed.
+/// Every problem found, one per line when displayed: at most
+/// [`MAX_ERRORS`](crate::limits::MAX_ERRORS) of them, then how many more
+/// there are.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FieldErrors(pub Vec<FieldError>);
 
 impl fmt::Display for FieldErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
+        for (i, e) in crate::limits::bounded_lines(&self.0).iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
@@ -97,7 +109,19 @@ pub struct Partial<T> {
 /// each round takes the node named by the error out and reads the rest,
 /// until it reads or nothing is left to take out (see [`from_value`]).
 /// Each problem keeps the line and column of its node in `text`.
+///
+/// A text nested deeper than [`MAX_DEPTH`](crate::limits::MAX_DEPTH) is
+/// refused before it is parsed ([`crate::limits::check_depth`]), and the
+/// rounds stop once they have read
+/// [`MAX_REREAD_BYTES`](crate::limits::MAX_REREAD_BYTES) (a note says
+/// so), so that the time this takes is bounded by the text's length.
 pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Partial<T>> {
+    if let Err(e) = crate::limits::check_depth(text) {
+        return Err(Partial {
+            errors: vec![FieldError::new("", e.to_string())],
+            rest: None,
+        });
+    }
     let first = match serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text))
     {
         Ok(t) => return Ok(t),
@@ -116,8 +140,12 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Partia
         }
     };
     // Each round reads the tree as text again, so that what the text
-    // reader accepts (a number where a string goes) stays accepted.
-    let (rest, found) = collect(value, |v| {
+    // reader accepts (a number where a string goes) stays accepted. A
+    // round costs about three readings of the text (writing the tree,
+    // reading it, finding the problem's line).
+    let rounds =
+        (crate::limits::MAX_REREAD_BYTES.value / (3 * text.len()).max(1)).clamp(1, MOST_PROBLEMS);
+    let (rest, found) = collect(value, rounds, |v| {
         let text = serde_yaml_ng::to_string(v).map_err(|e| Failure {
             steps: Vec::new(),
             message: e.to_string(),
@@ -156,7 +184,7 @@ pub fn from_value<T: serde::de::DeserializeOwned>(
     prefix: &str,
     value: serde_yaml_ng::Value,
 ) -> Result<T, Partial<T>> {
-    let (rest, found) = collect(value, |v| {
+    let (rest, found) = collect(value, MOST_PROBLEMS, |v| {
         serde_path_to_error::deserialize(v.clone()).map_err(Failure::new)
     });
     match (rest, found.is_empty()) {
@@ -181,8 +209,8 @@ pub fn from_value<T: serde::de::DeserializeOwned>(
 }
 
 /// How many problems one document may report before the rest are left
-/// out (a note says so).
-pub const MOST_PROBLEMS: usize = 100;
+/// out (a note says so): [`MAX_ERRORS`](crate::limits::MAX_ERRORS).
+pub const MOST_PROBLEMS: usize = crate::limits::MAX_ERRORS.value;
 
 /// A step of a field path: a mapping key or a list index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -243,10 +271,11 @@ fn named<'a>(message: &'a str, what: &str) -> Option<&'a str> {
 }
 
 /// Reads `value` with `attempt` until it reads, taking out the node each
-/// error names; returns what was read (if anything) and every problem,
-/// each with its path in the original value.
+/// error names, at most `rounds` times; returns what was read (if
+/// anything) and every problem, each with its path in the original value.
 fn collect<T>(
     mut value: serde_yaml_ng::Value,
+    rounds: usize,
     mut attempt: impl FnMut(&serde_yaml_ng::Value) -> Result<T, Failure>,
 ) -> (Option<T>, Vec<(Vec<Step>, String)>) {
     let mut found: Vec<(Vec<Step>, String)> = Vec::new();
@@ -254,7 +283,7 @@ fn collect<T>(
     let mut removed: Vec<Vec<Step>> = Vec::new();
     // Per list (its original path): the original indices taken out.
     let mut gone: std::collections::HashMap<Vec<Step>, Vec<usize>> = Default::default();
-    for _ in 0..MOST_PROBLEMS {
+    for _ in 0..rounds {
         let f = match attempt(&value) {
             Ok(t) => return (Some(t), found),
             Err(f) => f,
@@ -303,10 +332,18 @@ fn collect<T>(
         remove(&mut value, &at);
         removed.push(original);
     }
-    found.push((
-        Vec::new(),
-        format!("more problems not listed (the first {MOST_PROBLEMS} are)"),
-    ));
+    let note = if rounds < MOST_PROBLEMS {
+        format!(
+            "more problems may follow: a document this large is read again at most {rounds} times (limit {})",
+            crate::limits::MAX_REREAD_BYTES.name
+        )
+    } else {
+        format!(
+            "more problems not listed (the first {rounds} are; limit {})",
+            crate::limits::MAX_ERRORS.name
+        )
+    };
+    found.push((Vec::new(), note));
     (None, found)
 }
 
@@ -640,6 +677,54 @@ mod tests {
             got[0].starts_with(": invalid type") || got[0].contains("invalid type"),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn a_deep_document_is_refused_before_it_is_parsed() {
+        let deep = format!(
+            "name: n\nweb: {}1{}\n",
+            "{a: ".repeat(20_000),
+            "}".repeat(20_000)
+        );
+        assert_eq!(
+            problems(&deep),
+            ["line 2: nesting deeper than 64 levels (limit MAX_DEPTH)"]
+        );
+    }
+
+    #[test]
+    fn the_problems_of_one_document_are_bounded() {
+        let mut many = "name: n\nweb:\n".to_owned();
+        for i in 0..2_000 {
+            many.push_str(&format!("  f{i}: 1\n"));
+        }
+        let got = problems(&many);
+        assert_eq!(got.len(), MOST_PROBLEMS + 1, "{got:#?}");
+        assert!(
+            got[MOST_PROBLEMS].contains("limit MAX_ERRORS"),
+            "{:?}",
+            got.last()
+        );
+        // A message quoting a long value is cut.
+        let long = format!("name: n\nweb: {{max_requests: {}}}\n", "x".repeat(100_000));
+        let Err(p) = from_yaml::<Doc>(&long) else {
+            panic!("read")
+        };
+        let message = &p.errors[0].message;
+        assert!(
+            message.chars().count() <= crate::limits::MAX_ERROR_CHARS.value
+                && message.starts_with("invalid type: string \"xxx"),
+            "{message}"
+        );
+        // Displayed, at most MAX_ERRORS lines and a count.
+        let all = FieldErrors(
+            (0..80)
+                .map(|i| FieldError::new(format!("f{i}"), "bad"))
+                .collect(),
+        );
+        let text = all.to_string();
+        assert_eq!(text.lines().count(), MOST_PROBLEMS + 1, "{text}");
+        assert!(text.ends_with("… and 30 more problems (at most 50 are listed: MAX_ERRORS)"));
     }
 
     #[test]
