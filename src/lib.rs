@@ -30,6 +30,7 @@ pub mod limits;
 pub mod pki;
 pub mod proto;
 pub mod redfish;
+pub mod serverlimits;
 pub mod tlsserver;
 pub mod tunnel;
 pub mod validate;

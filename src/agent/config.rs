@@ -159,6 +159,16 @@ pub struct Web {
     /// Scrapes served at once before answering 503; 0 for no bound
     /// (`--web.max-requests`).
     pub max_requests: usize,
+    /// Most connections open at once on each of the agent's listeners
+    /// (`/metrics`, Redfish); unset: 256, at most a quarter of the
+    /// open-file limit (`--web.max-connections`).
+    pub max_connections: Option<usize>,
+    /// Seconds a request head (and a TLS handshake) may take
+    /// (`--web.header-timeout`).
+    pub header_timeout: f64,
+    /// Seconds a connection with no request in flight stays open
+    /// (`--web.idle-timeout`).
+    pub idle_timeout: f64,
     /// Leave out the `process_*` and `onprem_build_info` metrics
     /// (`--web.disable-exporter-metrics`).
     pub disable_exporter_metrics: bool,
@@ -169,6 +179,9 @@ impl Default for Web {
         Web {
             listen_address: DEFAULT_LISTEN_ADDRESS.to_owned(),
             max_requests: exporter::http::DEFAULT_MAX_REQUESTS,
+            max_connections: None,
+            header_timeout: crate::serverlimits::HEADER_TIMEOUT.as_secs_f64(),
+            idle_timeout: crate::serverlimits::IDLE_TIMEOUT.as_secs_f64(),
             disable_exporter_metrics: false,
         }
     }
@@ -222,6 +235,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Bound on parallel scrapes.
     pub max_requests: usize,
+    /// Connection cap and timeouts of each listener (`/metrics`, Redfish).
+    pub server: crate::serverlimits::Limits,
     /// Whether to serve process_* and onprem_build_info.
     pub exporter_metrics: bool,
     /// Read roots.
@@ -360,6 +375,9 @@ const FLAG_NAMES: &[(&str, &str)] = &[
     ),
     ("collectors.vmstat.fields", "--collector.vmstat.fields"),
     ("web.listen_address", "--web.listen-address"),
+    ("web.max_connections", "--web.max-connections"),
+    ("web.header_timeout", "--web.header-timeout"),
+    ("web.idle_timeout", "--web.idle-timeout"),
     ("hardware.source", "--hardware"),
     ("hardware.profile", "--hardware.profile"),
     ("bundle.path", "--bundle"),
@@ -435,7 +453,8 @@ impl Flags {
             Some(p) => (p.clone(), true),
             None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
         };
-        let (mut file, source) = match std::fs::read_to_string(&path) {
+        let read = crate::limits::read_regular_text(&path, crate::limits::MAX_CONFIG_BYTES);
+        let (mut file, source) = match read {
             Ok(text) => match parse_partial(&text) {
                 Ok(file) => (file, Some(path)),
                 Err(p) => {
@@ -472,6 +491,24 @@ impl Flags {
             &self.max_requests,
             &mut file.web.max_requests,
             "web.max_requests",
+            &mut by_flag,
+        );
+        set_opt(
+            &self.max_connections,
+            &mut file.web.max_connections,
+            "web.max_connections",
+            &mut by_flag,
+        );
+        set(
+            &self.header_timeout,
+            &mut file.web.header_timeout,
+            "web.header_timeout",
+            &mut by_flag,
+        );
+        set(
+            &self.idle_timeout,
+            &mut file.web.idle_timeout,
+            "web.idle_timeout",
             &mut by_flag,
         );
         file.web.disable_exporter_metrics |= self.disable_exporter_metrics;
@@ -671,6 +708,7 @@ impl Flags {
                 None
             }
         };
+        let server = server_limits(&file.web, &mut errors);
         let log_level = parse_level(&file.log.level);
         if log_level.is_none() {
             errors.push(FieldError::new(
@@ -710,6 +748,7 @@ impl Flags {
                 source,
                 listen,
                 max_requests: file.web.max_requests,
+                server,
                 exporter_metrics: !file.web.disable_exporter_metrics,
                 paths,
                 collectors: file.collectors.clone(),
@@ -725,6 +764,23 @@ impl Flags {
             _ => Err(Error::Invalid(FieldErrors(errors))),
         }
     }
+}
+
+/// The listeners' limits from the `web:` section; problems go to
+/// `errors`.
+fn server_limits(web: &Web, errors: &mut Vec<FieldError>) -> crate::serverlimits::Limits {
+    use crate::serverlimits::{Limits, timeout_secs};
+    let mut l = Limits::agent(web.max_connections);
+    errors.extend(l.check("web.max_connections"));
+    match timeout_secs("web.header_timeout", web.header_timeout) {
+        Ok(t) => l.header_timeout = t,
+        Err(e) => errors.push(e),
+    }
+    match timeout_secs("web.idle_timeout", web.idle_timeout) {
+        Ok(t) => l.idle_timeout = t,
+        Err(e) => errors.push(e),
+    }
+    l
 }
 
 /// Validates the `hardware:` section: the source, the profile or inline
@@ -902,5 +958,43 @@ mod tests {
         let en = c.collectors.enabled().expect("valid");
         assert!(en.contains("textfile"));
         assert!(!en.contains("hwmon"));
+    }
+
+    #[test]
+    fn server_limits_come_from_web_and_flags_and_are_checked() {
+        let c = load_text("", Flags::default()).expect("valid");
+        assert_eq!(c.server, crate::serverlimits::Limits::agent(None));
+        let c = load_text(
+            "web:\n  max_connections: 32\n  header_timeout: 2.5\n  idle_timeout: 30\n",
+            Flags {
+                idle_timeout: Some(0.5),
+                ..Default::default()
+            },
+        )
+        .expect("valid");
+        assert_eq!(c.server.max_connections, 32);
+        assert_eq!(
+            c.server.header_timeout,
+            std::time::Duration::from_millis(2500)
+        );
+        assert_eq!(c.server.idle_timeout, std::time::Duration::from_millis(500));
+        let e = load_text(
+            "web:\n  max_connections: 0\n  idle_timeout: -1\n",
+            Flags {
+                header_timeout: Some(f64::INFINITY),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("web.max_connections: 0 is not a connection cap"),
+            "{e}"
+        );
+        assert!(e.contains("web.idle_timeout: -1 is not a timeout"), "{e}");
+        assert!(
+            e.contains("--web.header-timeout: inf is not a timeout"),
+            "{e}"
+        );
     }
 }

@@ -22,6 +22,19 @@ pub struct Flags {
     /// Maximum number of parallel scrape requests; 0 disables the limit.
     #[arg(long = "web.max-requests", value_name = "N")]
     pub max_requests: Option<usize>,
+    /// Most connections open at once on each of the agent's listeners
+    /// (`/metrics`, Redfish); at the cap, idle ones close to make room.
+    /// Default: 256, at most a quarter of the open-file limit.
+    #[arg(long = "web.max-connections", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Seconds a request head (and a TLS handshake) may take on the
+    /// agent's listeners.
+    #[arg(long = "web.header-timeout", value_name = "SECONDS")]
+    pub header_timeout: Option<f64>,
+    /// Seconds a connection with no request in flight stays open on the
+    /// agent's listeners.
+    #[arg(long = "web.idle-timeout", value_name = "SECONDS")]
+    pub idle_timeout: Option<f64>,
     /// Exclude the process_* and onprem_build_info metrics.
     #[arg(long = "web.disable-exporter-metrics")]
     pub disable_exporter_metrics: bool,

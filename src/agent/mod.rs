@@ -15,7 +15,11 @@
 //!   a request to the agent's own `/-/healthy` succeeds, so a wedged scrape
 //!   path lets systemd restart the agent.
 //! - **shutdown**: SIGTERM/SIGINT (handled by the binary) cancel the token;
-//!   the listener stops accepting, scrapes in flight finish, `STOPPING=1`.
+//!   the listener stops accepting, scrapes in flight finish (within
+//!   [`DRAIN_GRACE`]), `STOPPING=1`.
+//! - **listeners** (`/metrics`, Redfish) keep the
+//!   [server limits](crate::serverlimits) of `web.*`: a connection cap,
+//!   header and idle timeouts, read at start.
 //!
 //! Later subsystems (reconcile loops, dial-home, Redfish) start here, each
 //! with a child of the same token.
@@ -84,6 +88,11 @@ pub enum Error {
     #[error("setting up devices: {0}")]
     Devices(String),
 }
+
+/// At shutdown, how long requests in flight on `/metrics` may take to
+/// finish before the loops stop (the fans' fail-safe duty must come well
+/// within systemd's `TimeoutStopSec`).
+pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// An agent whose listener is bound and whose first collection has run.
 pub struct Agent {
@@ -169,6 +178,8 @@ impl Agent {
     /// Like [`bind`](Self::bind) with an already loaded configuration;
     /// SIGHUP re-reads it through `flags` when given.
     pub async fn bind_config(flags: Option<Flags>, config: Config) -> Result<Agent, Error> {
+        // Every listener of the agent (Redfish too) within `web.*`.
+        crate::serverlimits::set_process(config.server);
         // Standalone: the bundle's hardware, fans at fail-safe before any
         // loop runs. Otherwise the config's hardware section, read only.
         let dialling = config.control_plane.url.is_some();
@@ -291,6 +302,7 @@ impl Agent {
             node,
             dial,
         } = self;
+        let config_limits = config.server;
         let hub = devices.as_ref().map(|d| d.hub.clone());
         let node_parts = node.as_ref().map(|n| n.parts());
         let hup = Arc::new(tokio::sync::Notify::new());
@@ -335,9 +347,11 @@ impl Agent {
 
         let app = http::router(Arc::clone(&shared));
         let stop = shutdown.clone();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
+        let opts = crate::tlsserver::Options {
+            limits: config_limits,
+            grace: DRAIN_GRACE,
+        };
+        crate::tlsserver::serve_limited(listener, None, None, app, opts, stop).await;
         tasks.cancel();
         dial_stop.cancel();
         shared.set_ready(false);
@@ -350,7 +364,7 @@ impl Agent {
         }
         notify::stopping();
         tracing::info!("stopped");
-        served.map_err(Error::Serve)
+        Ok(())
     }
 }
 

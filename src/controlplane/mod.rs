@@ -82,6 +82,18 @@ pub struct Options {
     /// A tunnel is closed this long after it opened, seconds.
     #[arg(long, default_value_t = crate::tunnel::DEFAULT_TOTAL.as_secs())]
     pub tunnel_max_seconds: u64,
+    /// Most connections open at once (each agent holds one); at the cap,
+    /// idle ones close to make room. Default: 65536, at most the
+    /// open-file limit less 256.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// How long a request head (and a TLS handshake) may take, seconds.
+    #[arg(long, default_value_t = crate::serverlimits::HEADER_TIMEOUT.as_secs())]
+    pub header_timeout_seconds: u64,
+    /// A connection with no request in flight is closed after this long,
+    /// seconds.
+    #[arg(long, default_value_t = crate::serverlimits::IDLE_TIMEOUT.as_secs())]
+    pub idle_timeout_seconds: u64,
 }
 
 impl Options {
@@ -96,6 +108,9 @@ impl Options {
             public_metrics: false,
             tunnel_idle_seconds: crate::tunnel::DEFAULT_IDLE.as_secs(),
             tunnel_max_seconds: crate::tunnel::DEFAULT_TOTAL.as_secs(),
+            max_connections: None,
+            header_timeout_seconds: crate::serverlimits::HEADER_TIMEOUT.as_secs(),
+            idle_timeout_seconds: crate::serverlimits::IDLE_TIMEOUT.as_secs(),
         }
     }
 }
@@ -222,6 +237,7 @@ pub async fn start(opts: Options, shutdown: CancellationToken) -> anyhow::Result
         )?;
     }
 
+    let limits = server_limits(&opts)?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("binding {}", opts.listen))?;
@@ -236,7 +252,8 @@ pub async fn start(opts: Options, shutdown: CancellationToken) -> anyhow::Result
     let c2 = Arc::clone(&core);
     let task = tokio::spawn(async move {
         tokio::spawn(housekeeping(c2, serve_stop.clone()));
-        server::serve(listener, tls, app, serve_stop).await;
+        let opts = server::Options::new(limits);
+        server::serve_limited(listener, None, Some(tls), app, opts, serve_stop).await;
     });
     Ok(Handle {
         addr,
@@ -247,6 +264,30 @@ pub async fn start(opts: Options, shutdown: CancellationToken) -> anyhow::Result
         stop,
         task,
     })
+}
+
+/// The listener's limits from the options.
+fn server_limits(opts: &Options) -> anyhow::Result<crate::serverlimits::Limits> {
+    let mut l = crate::serverlimits::Limits::control_plane(opts.max_connections);
+    if let Some(e) = l.check("--max-connections").into_iter().next() {
+        anyhow::bail!("{e}");
+    }
+    for (flag, secs, slot) in [
+        (
+            "--header-timeout-seconds",
+            opts.header_timeout_seconds,
+            &mut l.header_timeout,
+        ),
+        (
+            "--idle-timeout-seconds",
+            opts.idle_timeout_seconds,
+            &mut l.idle_timeout,
+        ),
+    ] {
+        *slot = crate::serverlimits::timeout_secs(flag, secs as f64)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(l)
 }
 
 /// Every second: drop silent sessions, move rollouts on (deadlines),
