@@ -42,9 +42,10 @@ echo "fuzz: built every target in ${built}s"
 
 bin=fuzz/target/x86_64-unknown-linux-gnu/release
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-# The targets' scratch files (onprem::fuzzing::scratch) go here too.
-mkdir -p "$work/tmp"
+# The targets' scratch files (onprem::fuzzing::scratch), in memory where
+# there is /dev/shm.
+scratch=$(mktemp -d -p "$( [ -d /dev/shm ] && echo /dev/shm || echo "$work")")
+trap 'rm -rf "$work" "$scratch"' EXIT
 
 targets=${FUZZ_TARGETS:-$(cargo fuzz list)}
 failed=()
@@ -55,7 +56,7 @@ for t in $targets; do
   [ -d "fuzz/regressions/$t" ] && dirs+=("fuzz/regressions/$t")
   log="$work/$t.log"
   echo "fuzz: $t for ${seconds}s"
-  if TMPDIR="$work/tmp" "$bin/$t" "$work/$t" "${dirs[@]}" \
+  if ONPREM_FUZZ_SCRATCH="$scratch" "$bin/$t" "$work/$t" "${dirs[@]}" \
       -max_total_time="$seconds" -max_len="$max_len" -timeout="$unit_timeout" \
       -rss_limit_mb="$rss_mb" -artifact_prefix="fuzz/artifacts/$t/" \
       -print_final_stats=1 >"$log" 2>&1; then

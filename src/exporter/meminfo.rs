@@ -43,6 +43,9 @@ pub fn parse_meminfo(text: &str) -> Result<Vec<(String, f64)>, String> {
             v *= 1024.0;
             key.push_str("_bytes");
         }
+        if !super::textparse::valid_metric_name(&format!("node_memory_{key}")) {
+            return Err(format!("invalid field name in line: {line:?}"));
+        }
         out.push((key, v));
     }
     Ok(out)
@@ -89,6 +92,12 @@ mod tests {
                 ("HugePages_Total".to_owned(), 3.0)
             ]
         );
+    }
+
+    #[test]
+    fn returns_error_when_a_field_name_makes_no_metric_name() {
+        assert!(parse_meminfo("Huge-Pages: 3 kB\n").is_err());
+        assert!(parse_meminfo("Hugepagesize\u{fffd}: 3 kB\n").is_err());
     }
 
     #[test]

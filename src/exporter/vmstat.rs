@@ -57,11 +57,14 @@ impl Collector for Vmstat {
             if !self.fields.is_match(k) {
                 continue;
             }
+            let name = format!("node_vmstat_{k}");
             let v: f64 = v
                 .parse()
-                .map_err(|_| CollectError::parse(&path, format!("invalid line: {line:?}")))?;
+                .ok()
+                .filter(|_| super::textparse::valid_metric_name(&name))
+                .ok_or_else(|| CollectError::parse(&path, format!("invalid line: {line:?}")))?;
             out.untyped(
-                &format!("node_vmstat_{k}"),
+                &name,
                 &format!("/proc/vmstat information field {k}."),
                 &[],
                 v,
