@@ -429,6 +429,22 @@ pub struct Event {
     pub reason: String,
     /// For people.
     pub message: String,
+    /// What the unauthenticated `/-/status` shows instead of `message`
+    /// when the message says who or from where (a failed login's user
+    /// name and client address); the Redfish log service and the control
+    /// plane, which authenticate their readers, show `message`.
+    #[serde(skip)]
+    pub public: Option<String>,
+}
+
+impl Event {
+    /// The event as the unauthenticated `/-/status` shows it.
+    pub fn redacted(mut self) -> Event {
+        if let Some(p) = self.public.take() {
+            self.message = p;
+        }
+        self
+    }
 }
 
 /// Most events kept in memory.
@@ -449,6 +465,19 @@ impl Events {
         reason: &str,
         message: String,
     ) {
+        self.push_redacted(source, severity, reason, message, None);
+    }
+
+    /// Records an event whose `message` says who or from where, with the
+    /// `public` text `/-/status` shows instead ([`Event::public`]).
+    pub fn push_redacted(
+        &self,
+        source: &'static str,
+        severity: &'static str,
+        reason: &str,
+        message: String,
+        public: Option<String>,
+    ) {
         match severity {
             "critical" => tracing::error!(source, reason, "{message}"),
             "warning" => tracing::warn!(source, reason, "{message}"),
@@ -467,6 +496,7 @@ impl Events {
             severity,
             reason: reason.to_owned(),
             message,
+            public,
         });
     }
 

@@ -234,7 +234,14 @@ impl Node {
             serde_json::json!({
                 "bundle": b,
                 "loops": registry.reports(),
-                "events": events.since(0).into_iter().rev().take(50).collect::<Vec<_>>(),
+                // Without who and from where (`/-/status` is unauthenticated).
+                "events": events
+                    .since(0)
+                    .into_iter()
+                    .rev()
+                    .take(50)
+                    .map(super::reconcile::Event::redacted)
+                    .collect::<Vec<_>>(),
                 "hostActions": host.taken(),
                 "redfish": { "address": rf.map(|a| a.to_string()) },
             })

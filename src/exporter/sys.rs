@@ -142,16 +142,27 @@ pub fn page_size() -> f64 {
     if v > 0 { v as f64 } else { 4096.0 }
 }
 
+/// Allocations of this size and more get their own mapping, returned to
+/// the system when freed ([`tune_allocator`]).
+pub const MMAP_THRESHOLD: usize = 1024 * 1024;
+
 /// Keeps glibc's allocator small for a long-running daemon: one malloc
 /// arena per thread (glibc's default, up to 8 per core) holds freed
 /// memory per thread; two arenas are plenty for the agent's few threads.
-/// A no-op on other C libraries.
+/// And large blocks ([`MMAP_THRESHOLD`] and more: a Redfish login's
+/// 19 MiB of Argon2 memory, a large bundle's text) are mapped on their
+/// own and unmapped when freed: by default glibc raises its threshold to
+/// the size of the first large block freed, after which such blocks come
+/// from the heap and stay there after a burst (a flood of logins left
+/// about 1 GB). A no-op on other C libraries (musl maps large blocks on
+/// its own already).
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; it is called once
     // at start, before any thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int);
     }
 }
 

@@ -20,9 +20,18 @@
 //!   `lockoutDuration` without a failure. An Administrator may unlock
 //!   sooner with `PATCH {"Locked": false}` on the account. Unknown user
 //!   names cost the same Argon2 verification as known ones.
+//! - **Bounds**: each Argon2 verification takes 19 MiB, so at most
+//!   [`HASH_PERMITS`] run at once, on blocking threads, and at most
+//!   [`HASH_QUEUE`] more logins wait for one ([`Hashing`]); beyond, a
+//!   login is answered 503 with `Retry-After` before any password is
+//!   looked at. At most [`MAX_SESSIONS`] sessions are open, at most
+//!   [`MAX_SESSIONS_PER_ACCOUNT`] of one account, and the last
+//!   [`ADMIN_RESERVED_SESSIONS`] only for Administrator logins, so that no
+//!   account, a ReadOnly one least, can lock the administrators out.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -32,6 +41,17 @@ use crate::bundle::schema::{Redfish, RedfishAccount};
 
 /// Most sessions open at once.
 pub const MAX_SESSIONS: usize = 64;
+/// Most sessions one account may hold at once.
+pub const MAX_SESSIONS_PER_ACCOUNT: usize = 16;
+/// Session slots only Administrator logins may take: the other roles
+/// hold at most `MAX_SESSIONS - ADMIN_RESERVED_SESSIONS` between them.
+pub const ADMIN_RESERVED_SESSIONS: usize = 8;
+/// Argon2 verifications run at once (19 MiB each).
+pub const HASH_PERMITS: usize = 2;
+/// Logins that may wait for a verification; beyond, 503.
+pub const HASH_QUEUE: usize = 16;
+/// The `Retry-After` of that 503, seconds.
+pub const HASH_RETRY_AFTER_SECS: u64 = 1;
 /// How long a verified Basic pair is remembered.
 pub const BASIC_CACHE: Duration = Duration::from_secs(60);
 /// Shortest and longest session timeouts a bundle may set, seconds.
@@ -165,6 +185,9 @@ pub enum LoginFailure {
     Locked,
     /// This failure locked the account.
     NowLocked,
+    /// Too many logins are being verified already; the password was not
+    /// looked at (the client may retry).
+    Busy,
 }
 
 impl LoginFailure {
@@ -176,6 +199,7 @@ impl LoginFailure {
             LoginFailure::Disabled => "account disabled",
             LoginFailure::Locked => "account locked",
             LoginFailure::NowLocked => "wrong password; account now locked",
+            LoginFailure::Busy => "too many logins at once",
         }
     }
 }
@@ -239,11 +263,96 @@ fn random_hex(bytes: usize) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Why a session was not opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionLimit {
+    /// [`MAX_SESSIONS`] are open.
+    Total,
+    /// The account holds [`MAX_SESSIONS_PER_ACCOUNT`].
+    Account,
+    /// Only the slots kept for Administrator logins
+    /// ([`ADMIN_RESERVED_SESSIONS`]) are left.
+    Reserved,
+}
+
+impl SessionLimit {
+    /// What the client can do about it.
+    pub fn resolution(self) -> String {
+        match self {
+            SessionLimit::Total => format!(
+                "At most {MAX_SESSIONS} sessions: log out of (DELETE) unused ones, or wait for them to time out."
+            ),
+            SessionLimit::Account => format!(
+                "At most {MAX_SESSIONS_PER_ACCOUNT} sessions per account: log out of (DELETE) this account's unused ones, or wait for them to time out."
+            ),
+            SessionLimit::Reserved => format!(
+                "The last {ADMIN_RESERVED_SESSIONS} of {MAX_SESSIONS} sessions are kept for Administrator logins: log out of (DELETE) unused sessions, or wait for them to time out."
+            ),
+        }
+    }
+}
+
+/// The bound on Argon2 work: [`HASH_PERMITS`] verifications at once and
+/// [`HASH_QUEUE`] logins waiting ([module docs](self)).
+pub struct Hashing {
+    permits: Arc<tokio::sync::Semaphore>,
+    load: Arc<AtomicUsize>,
+    most: usize,
+}
+
+/// A turn to verify a password: hold it while Argon2 runs (move it into
+/// the blocking task, so that a client who goes away does not free it
+/// early).
+pub struct HashTurn {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _load: Load,
+}
+
+struct Load(Arc<AtomicUsize>);
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Hashing {
+    /// `permits` verifications at once, `queue` more waiting.
+    pub fn new(permits: usize, queue: usize) -> Hashing {
+        Hashing {
+            permits: Arc::new(tokio::sync::Semaphore::new(permits.max(1))),
+            load: Arc::new(AtomicUsize::new(0)),
+            most: permits.max(1) + queue,
+        }
+    }
+
+    /// Waits for a turn; `None` at once when the queue is full.
+    pub async fn turn(&self) -> Option<HashTurn> {
+        if self.load.fetch_add(1, Ordering::SeqCst) >= self.most {
+            self.load.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        let load = Load(Arc::clone(&self.load));
+        let permit = Arc::clone(&self.permits).acquire_owned().await.ok()?;
+        Some(HashTurn {
+            _permit: permit,
+            _load: load,
+        })
+    }
+
+    /// Logins verifying or waiting now.
+    pub fn load(&self) -> usize {
+        self.load.load(Ordering::SeqCst)
+    }
+}
+
 /// The service's accounts, sessions and lockouts.
 pub struct Auth {
     inner: Mutex<State>,
     /// Salt of the Basic cache keys (per process).
     salt: [u8; 32],
+    /// The bound on Argon2 work.
+    pub hashing: Hashing,
 }
 
 struct State {
@@ -281,6 +390,7 @@ impl Auth {
                 basic: HashMap::new(),
             }),
             salt,
+            hashing: Hashing::new(HASH_PERMITS, HASH_QUEUE),
         };
         a.configure(cfg);
         a
@@ -344,7 +454,8 @@ impl Auth {
     }
 
     /// Checks a user name and password (Argon2, on the calling thread:
-    /// call from a blocking context). Counts failures and locks.
+    /// call from a blocking context, holding a [`Hashing`] turn). Counts
+    /// failures and locks.
     pub fn login(&self, user: &str, password: &str) -> Result<Role, LoginFailure> {
         let now = Instant::now();
         let (account, threshold, lock_for) = {
@@ -425,15 +536,29 @@ impl Auth {
     }
 
     /// Opens a session for a verified user. Returns the session and its
-    /// token, or `None` when [`MAX_SESSIONS`] are open.
-    pub fn open_session(&self, user: &str, role: Role, origin: &str) -> Option<(Session, String)> {
+    /// token, or which limit refused it: [`MAX_SESSIONS`] in all,
+    /// [`MAX_SESSIONS_PER_ACCOUNT`] for the account, and the last
+    /// [`ADMIN_RESERVED_SESSIONS`] only for Administrators.
+    pub fn open_session(
+        &self,
+        user: &str,
+        role: Role,
+        origin: &str,
+    ) -> Result<(Session, String), SessionLimit> {
         let mut st = self.lock();
         let now = Instant::now();
         let timeout = st.timeout;
         st.sessions
             .retain(|s| now.saturating_duration_since(s.last_used) < timeout);
-        if st.sessions.len() >= MAX_SESSIONS {
-            return None;
+        let open = st.sessions.len();
+        if open >= MAX_SESSIONS {
+            return Err(SessionLimit::Total);
+        }
+        if st.sessions.iter().filter(|s| s.user == user).count() >= MAX_SESSIONS_PER_ACCOUNT {
+            return Err(SessionLimit::Account);
+        }
+        if role != Role::Administrator && open >= MAX_SESSIONS - ADMIN_RESERVED_SESSIONS {
+            return Err(SessionLimit::Reserved);
         }
         let token = random_hex(32);
         let s = Session {
@@ -446,7 +571,7 @@ impl Auth {
             last_used: now,
         };
         st.sessions.push(s.clone());
-        Some((s, token))
+        Ok((s, token))
     }
 
     /// The session a token belongs to (and marks it used), unless it has
@@ -596,13 +721,78 @@ mod tests {
     }
 
     #[test]
-    fn session_limit() {
+    fn session_limits_per_account_in_all_and_for_administrators() {
         let h = hash_password("pw").unwrap();
         let a = Auth::new(&cfg(&h, 0));
-        for _ in 0..MAX_SESSIONS {
-            assert!(a.open_session("admin", Role::Administrator, "x").is_some());
+        // One account: MAX_SESSIONS_PER_ACCOUNT.
+        for _ in 0..MAX_SESSIONS_PER_ACCOUNT {
+            a.open_session("admin", Role::Administrator, "x").unwrap();
         }
-        assert!(a.open_session("admin", Role::Administrator, "x").is_none());
+        assert_eq!(
+            a.open_session("admin", Role::Administrator, "x").err(),
+            Some(SessionLimit::Account)
+        );
+        // Other roles stop short of the administrators' reserve...
+        let mut n = MAX_SESSIONS_PER_ACCOUNT;
+        let mut user = 0;
+        while n < MAX_SESSIONS - ADMIN_RESERVED_SESSIONS {
+            let name = format!("viewer{}", user / MAX_SESSIONS_PER_ACCOUNT);
+            a.open_session(&name, Role::ReadOnly, "x").unwrap();
+            user += 1;
+            n += 1;
+        }
+        assert_eq!(
+            a.open_session("someone", Role::ReadOnly, "x").err(),
+            Some(SessionLimit::Reserved)
+        );
+        assert_eq!(
+            a.open_session("someone", Role::Operator, "x").err(),
+            Some(SessionLimit::Reserved)
+        );
+        // ...which administrators may take, up to MAX_SESSIONS.
+        for i in 0..ADMIN_RESERVED_SESSIONS {
+            a.open_session(&format!("root{}", i % 2), Role::Administrator, "x")
+                .unwrap();
+        }
+        assert_eq!(
+            a.open_session("root9", Role::Administrator, "x").err(),
+            Some(SessionLimit::Total)
+        );
+        assert_eq!(a.sessions().len(), MAX_SESSIONS);
+    }
+
+    #[tokio::test]
+    async fn hashing_turns_are_bounded_and_queued() {
+        let h = Hashing::new(2, 3);
+        let t1 = h.turn().await.unwrap();
+        let t2 = h.turn().await.unwrap();
+        // Three may wait; the sixth is refused at once.
+        let waiting: Vec<_> = (0..3).map(|_| h.turn()).collect();
+        let mut waiting: Vec<_> = waiting.into_iter().map(Box::pin).collect();
+        for w in &mut waiting {
+            assert!(futures_poll_once(w.as_mut()).is_none());
+        }
+        assert_eq!(h.load(), 5);
+        assert!(h.turn().await.is_none());
+        assert_eq!(h.load(), 5);
+        // A waiter that gives up leaves the queue.
+        drop(waiting.pop());
+        assert_eq!(h.load(), 4);
+        drop(t1);
+        let t3 = waiting.remove(0).await.unwrap();
+        drop((t2, t3));
+        drop(waiting);
+        assert_eq!(h.load(), 0);
+    }
+
+    /// Polls a future once: `Some` when it is ready.
+    fn futures_poll_once<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> Option<F::Output> {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        match f.poll(&mut cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        }
     }
 
     #[test]

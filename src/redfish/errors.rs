@@ -438,8 +438,9 @@ pub fn payload_too_large(limit: usize) -> Error {
     )
 }
 
-/// 503: too many sessions open.
-pub fn session_limit(max: usize) -> Error {
+/// 503: too many sessions open; `resolution` says which limit and what
+/// to do.
+pub fn session_limit(resolution: String) -> Error {
     Error::new(
         StatusCode::SERVICE_UNAVAILABLE,
         Message::new(
@@ -448,8 +449,24 @@ pub fn session_limit(max: usize) -> Error {
             "The session establishment failed due to the number of simultaneous sessions exceeding the limit of the implementation.".into(),
             vec![],
         )
-        .resolution(format!("At most {max} sessions: log out of (DELETE) unused ones, or wait for them to time out.")),
+        .resolution(resolution),
     )
+}
+
+/// 503: the service is too busy to take the request now (too many logins
+/// being verified); `Retry-After` says when to try again.
+pub fn temporarily_unavailable(retry_secs: u64) -> Error {
+    Error::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Message::new(
+            "ServiceTemporarilyUnavailable",
+            "Critical",
+            format!("The service is temporarily unavailable.  Retry in {retry_secs} seconds."),
+            vec![retry_secs.to_string()],
+        )
+        .resolution("Wait for the indicated retry duration and retry the operation."),
+    )
+    .header("Retry-After", retry_secs.to_string())
 }
 
 /// 400: an action parameter value the node does not take; `why` says

@@ -937,25 +937,44 @@ async fn authenticate(inner: &Arc<Inner>, r: &Req) -> Result<Principal, Error> {
                 session: None,
             })
         }
-        Err(_) => Err(errors::login_failed(&resources::uri(&r.parts()))),
+        Err(f) => Err(login_error(f, &resources::uri(&r.parts()))),
     }
 }
 
-/// Argon2 on a blocking thread; failures become events.
+/// The answer to a failed login: 503 with `Retry-After` when it was not
+/// looked at ([`LoginFailure::Busy`]), else 401 whatever the reason.
+fn login_error(f: LoginFailure, uri: &str) -> Error {
+    match f {
+        LoginFailure::Busy => errors::temporarily_unavailable(auth::HASH_RETRY_AFTER_SECS),
+        _ => errors::login_failed(uri),
+    }
+}
+
+/// Argon2 on a blocking thread, within the bound on Argon2 work
+/// ([`auth::Hashing`]: [`LoginFailure::Busy`] beyond it); failures become
+/// events, whose user name and client address `/-/status` does not show.
 async fn verify(
     inner: &Arc<Inner>,
     user: &str,
     pass: &str,
     peer: &str,
 ) -> Result<auth::Role, LoginFailure> {
+    let Some(turn) = inner.auth.hashing.turn().await else {
+        tracing::debug!(peer, "Redfish login refused: too many being verified");
+        return Err(LoginFailure::Busy);
+    };
     let i = Arc::clone(inner);
     let (u, p) = (user.to_owned(), pass.to_owned());
-    let r = tokio::task::spawn_blocking(move || i.auth.login(&u, &p))
-        .await
-        .unwrap_or(Err(LoginFailure::BadPassword));
+    let r = tokio::task::spawn_blocking(move || {
+        // Held until Argon2 is done, even if the client goes away.
+        let _turn = turn;
+        i.auth.login(&u, &p)
+    })
+    .await
+    .unwrap_or(Err(LoginFailure::BadPassword));
     if let Err(f) = r {
         let ev = &inner.sources.events;
-        ev.push(
+        ev.push_redacted(
             "redfish",
             "warning",
             "LoginFailed",
@@ -963,19 +982,28 @@ async fn verify(
                 "Redfish login as {user:?} from {peer} failed: {}",
                 f.as_str()
             ),
+            Some(PUBLIC_LOGIN_FAILED.to_owned()),
         );
         if f == LoginFailure::NowLocked {
             let lock = inner.settings().redfish.lockout_duration;
-            ev.push(
+            ev.push_redacted(
                 "redfish",
                 "warning",
                 "AccountLocked",
                 format!("Redfish account {user:?} locked for {lock} after repeated failed logins"),
+                Some(format!(
+                    "A Redfish account was locked for {lock} after repeated failed logins (which one: the Redfish log service)"
+                )),
             );
         }
     }
     r
 }
+
+/// What `/-/status` says of a failed Redfish login: neither the user name
+/// nor the client nor why (the Redfish log service, which authenticates
+/// its readers, says).
+pub const PUBLIC_LOGIN_FAILED: &str = "A Redfish login failed (who, from where and why: the Redfish log service, Managers/1/LogServices/Log)";
 
 /// Reads a POST or PATCH body (read whole, at most [`MAX_BODY`] bytes):
 /// a blank body is an empty object; anything else must be one JSON
@@ -1068,11 +1096,11 @@ async fn login(inner: &Arc<Inner>, r: &Req) -> Result<Response<Body>, Error> {
     let uri = format!("{}/SessionService/Sessions", resources::ROOT);
     let role = verify(inner, &user, &pass, &r.peer)
         .await
-        .map_err(|_| errors::login_failed(&uri))?;
+        .map_err(|f| login_error(f, &uri))?;
     let (s, token) = inner
         .auth
         .open_session(&user, role, &r.peer)
-        .ok_or_else(|| errors::session_limit(auth::MAX_SESSIONS))?;
+        .map_err(|l| errors::session_limit(l.resolution()))?;
     let location = format!("{uri}/{}", s.id);
     tracing::info!(user = %user, peer = %r.peer, session = %s.id, "Redfish session opened");
     Ok(json_response(
@@ -1274,7 +1302,7 @@ fn reset_system(
         return Ok(no_content());
     };
     let source = format!("redfish:{}", who.user);
-    inner.sources.events.push(
+    inner.sources.events.push_redacted(
         "redfish",
         "info",
         "ResetRequested",
@@ -1284,6 +1312,11 @@ fn reset_system(
             r.peer,
             kind.as_str()
         ),
+        Some(format!(
+            "{ACTION} {t} requested by {}: asking the power loop for {}",
+            who.user,
+            kind.as_str()
+        )),
     );
     inner.sources.requests.push(HostRequest { kind, source });
     Ok(no_content())
@@ -1306,7 +1339,7 @@ fn reset_chassis(
         "ForceOff" => SwitchAction::Off,
         _ => SwitchAction::Cycle,
     };
-    inner.sources.events.push(
+    inner.sources.events.push_redacted(
         "redfish",
         "info",
         "ResetRequested",
@@ -1314,6 +1347,10 @@ fn reset_chassis(
             "{ACTION} {t} of {} requested by {} from {}",
             blade.name, who.user, r.peer
         ),
+        Some(format!(
+            "{ACTION} {t} of {} requested by {}",
+            blade.name, who.user
+        )),
     );
     inner.sources.requests.push_switch(SwitchRequest {
         switch: blade.name.clone(),
