@@ -34,6 +34,15 @@ fn main() -> std::process::ExitCode {
         tokio::spawn(stop_on_signal(shutdown.clone()));
         onprem::cli::run(cli, shutdown).await
     });
+    if let Err(e) = &result {
+        if e.is::<onprem::cli::Interrupted>() {
+            // Work left on the blocking pool (a parse) is not waited for.
+            rt.shutdown_background();
+            eprintln!("onprem: {e}");
+            let signal = STOPPED_BY.load(std::sync::atomic::Ordering::Relaxed);
+            return std::process::ExitCode::from(128 + signal);
+        }
+    }
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -88,6 +97,10 @@ fn is_closed_output(message: &str) -> bool {
         && message.contains(&std::io::Error::from_raw_os_error(libc::EPIPE).to_string())
 }
 
+/// The signal that cancelled the shutdown token (SIGTERM unless SIGINT
+/// did).
+static STOPPED_BY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(15);
+
 /// Cancels `shutdown` on SIGTERM or SIGINT.
 async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -98,10 +111,14 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         tracing::warn!("cannot install signal handlers; stop with SIGKILL");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let signal = tokio::select! {
+        _ = term.recv() => libc::SIGTERM,
+        _ = int.recv() => libc::SIGINT,
+    };
+    STOPPED_BY.store(
+        u8::try_from(signal).unwrap_or(15),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     tracing::info!("shutting down");
     shutdown.cancel();
 }

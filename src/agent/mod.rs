@@ -579,7 +579,24 @@ async fn reload_on_sighup(
         notify::reloading();
         // The bundle file is re-read too.
         bundle_reload.notify_one();
-        match reload(&flags, &current, &shared, hub.as_ref(), node.as_ref()) {
+        // Reading and parsing the file runs on the blocking pool, not on
+        // the thread the loops and the listener share.
+        let work = {
+            let (flags, old) = (flags.clone(), current.clone());
+            let (shared, hub, node) = (Arc::clone(&shared), hub.clone(), node.clone());
+            tokio::task::spawn_blocking(move || {
+                reload(&flags, &old, &shared, hub.as_ref(), node.as_ref())
+            })
+        };
+        let reloaded = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = work => r,
+        };
+        let Ok(reloaded) = reloaded else {
+            tracing::error!("the configuration reload stopped; the running configuration stays");
+            continue;
+        };
+        match reloaded {
             Ok(next) => {
                 tracing::info!(collectors = ?shared.exporter().names(), "configuration reloaded");
                 current = next;

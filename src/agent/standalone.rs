@@ -1,17 +1,29 @@
 //! Standalone mode: the agent runs the bundle in a local file
 //! (`--bundle`), with no control plane.
 //!
-//! At start: the bundle file is read, verified (when signatures are
-//! required) and validated; if it is refused, the last bundle the agent
-//! applied (from the state directory) runs instead. The devices of the
-//! chosen bundle's hardware open, every fan gets the fail-safe duty, and
-//! only then do the loops start. The file is re-read on SIGHUP and checked
-//! for changes every `bundle.watch_interval`; a new bundle restarts only
-//! the loops whose section changed. A bundle that is refused leaves the
-//! running one in place; one that fails to apply is rolled back. On stop,
-//! the loops stop and every fan is left at the fail-safe duty.
+//! At start: when the state directory holds a last-known-good bundle, its
+//! hardware opens and every fan gets the fail-safe duty first, before any
+//! other bundle is read. Then the bundle file is read, verified (when
+//! signatures are required) and validated; if it is refused, the
+//! last-known-good bundle runs instead. The devices of the chosen
+//! bundle's hardware open (nothing reopens when it is the same hardware),
+//! every fan gets the fail-safe duty, and only then do the loops start.
+//! With no stored bundle (a first boot), nothing is opened until the file
+//! has been checked: which fans there are is the bundle's to say.
+//!
+//! Reading, verifying, parsing and validating a bundle (from the file, the
+//! store or the control plane) runs on the blocking pool, never on the
+//! runtime's thread that the loops and `/metrics` share, and within the
+//! limits of [`crate::limits`]: a regular file of at most
+//! `MAX_BUNDLE_BYTES`, nested at most `MAX_DEPTH` deep.
+//!
+//! The file is re-read on SIGHUP and checked for changes every
+//! `bundle.watch_interval`; a new bundle restarts only the loops whose
+//! section changed. A bundle that is refused leaves the running one in
+//! place; one that fails to apply is rolled back. On stop, the loops stop
+//! and every fan is left at the fail-safe duty.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -24,7 +36,7 @@ use super::loops::{self, Loops};
 use super::reconcile::{Events, Registry, Stop, unix_now};
 use super::{Config, Devices, Error};
 use crate::bundle::schema::DEFAULT_FAILSAFE_PERCENT;
-use crate::bundle::sign::{TrustedKeys, sig_path};
+use crate::bundle::sign::TrustedKeys;
 use crate::bundle::store::{Meta, Store};
 use crate::bundle::{self, Resolved};
 use crate::exporter::http::Shared;
@@ -73,6 +85,67 @@ pub struct Node {
     facts: Arc<Mutex<crate::proto::v1::HardwareFacts>>,
     /// The running bundle's tunnel ports and the Redfish address.
     tunnel: Arc<Mutex<(Vec<u16>, Option<std::net::SocketAddr>)>>,
+    /// The hardware whose devices are open.
+    opened: Option<onprem_hal::inventory::Spec>,
+    /// Why the bundle file could not be read last time (said once).
+    read_error: Option<String>,
+    /// Cancelled when the node stops: a check in flight is left to
+    /// finish on its own.
+    stop: CancellationToken,
+}
+
+/// What checking a bundle needs, for a thread of its own.
+#[derive(Clone)]
+struct Checker {
+    require_signatures: bool,
+    keys: TrustedKeys,
+    /// Where profiles named by path are found.
+    dir: Option<PathBuf>,
+}
+
+impl Checker {
+    /// Verifies (when signatures are required), parses and validates.
+    fn check(&self, text: &str, sig: Option<&str>) -> Result<Resolved, bundle::Error> {
+        if self.require_signatures {
+            let sig = sig.ok_or_else(|| {
+                bundle::Error::Parse(crate::validate::FieldError::new(
+                    "signature",
+                    "no signature file, and bundle.require_signatures is set",
+                ))
+            })?;
+            self.keys.verify(text.as_bytes(), sig).map_err(|e| {
+                bundle::Error::Parse(crate::validate::FieldError::new("signature", e.to_string()))
+            })?;
+        }
+        let b = bundle::parse(text)?;
+        bundle::validate(&b, self.dir.as_deref()).map_err(bundle::Error::Invalid)
+    }
+}
+
+/// The bundle file and its signature (`None` when there is none or it
+/// cannot be read), each within its limit.
+fn read_bundle(path: &Path) -> Result<(String, Option<String>), bundle::Error> {
+    let text = bundle::read_file(path)?;
+    let sig = bundle::read_sig(path).ok().flatten();
+    Ok((text, sig))
+}
+
+/// Runs `f` on the blocking pool; `None` when `stop` comes first (`f` is
+/// left to finish on its own).
+async fn off_thread<T: Send + 'static>(
+    stop: &CancellationToken,
+    f: impl FnOnce() -> Result<T, bundle::Error> + Send + 'static,
+) -> Option<Result<T, bundle::Error>> {
+    let work = tokio::task::spawn_blocking(f);
+    tokio::select! {
+        r = work => Some(r.unwrap_or_else(|e| {
+            Err(bundle::Error::Parse(crate::validate::FieldError::new(
+                "",
+                format!("the check stopped: {e}"),
+            )))
+        })),
+        _ = stop.cancelled() => None,
+    }
 }
 
 fn fingerprint(text: &str, sig: Option<&str>) -> String {
@@ -172,26 +245,54 @@ impl Node {
             redfish_settings: None,
             facts,
             tunnel: Default::default(),
+            opened: None,
+            read_error: None,
+            stop: CancellationToken::new(),
+        };
+        // The fail-safe duty before any other bundle is read: the last
+        // one applied knows the node's fans.
+        let stored = node.stored().await;
+        if let Some((r, ..)) = &stored {
+            if let Err(e) = node.open(r).await {
+                tracing::error!(error = %e, "cannot open the last-known-good bundle's devices");
+            }
+        }
+        let last_known_good = |stored: Option<(Resolved, String, Option<String>, String)>| {
+            stored.inspect(|(r, ..)| {
+                tracing::warn!(name = %r.name(), version = r.version(), "running the last-known-good bundle from the state directory");
+            })
         };
         // The file's bundle, else the last one applied (with a control
         // plane: the last one it sent).
         let chosen = match &path {
-            None => node.last_known_good(),
-            Some(path) => match node.read_file() {
-                Ok((r, text, sig)) => {
-                    node.fingerprint = Some(fingerprint(&text, sig.as_deref()));
-                    Some((r, text, sig, format!("file:{}", path.display())))
-                }
-                Err(e) => {
-                    node.reject(&e);
-                    // The same refused file is not reported again by the watch.
-                    if let Ok(text) = std::fs::read_to_string(path) {
-                        let sig = std::fs::read_to_string(sig_path(path)).ok();
+            None => last_known_good(stored),
+            Some(path) => {
+                let p = path.clone();
+                let stop = node.stop.clone();
+                match off_thread(&stop, move || read_bundle(&p)).await {
+                    Some(Ok((text, sig))) => {
+                        // The same refused file is not reported again by
+                        // the watch.
                         node.fingerprint = Some(fingerprint(&text, sig.as_deref()));
+                        match node.checked(text, sig).await {
+                            Some((Ok(r), text, sig)) => {
+                                Some((r, text, sig, format!("file:{}", path.display())))
+                            }
+                            Some((Err(e), ..)) => {
+                                node.reject(&e);
+                                last_known_good(stored)
+                            }
+                            None => last_known_good(stored),
+                        }
                     }
-                    node.last_known_good()
+                    Some(Err(e)) => {
+                        node.read_error = Some(e.to_string());
+                        node.reject(&e);
+                        last_known_good(stored)
+                    }
+                    None => last_known_good(stored),
                 }
-            },
+            }
         };
         if let Some((r, ..)) = &chosen {
             node.open(r).await?;
@@ -248,33 +349,44 @@ impl Node {
         })
     }
 
-    /// Reads, verifies and validates the bundle file.
-    fn read_file(&self) -> Result<(Resolved, String, Option<String>), bundle::Error> {
-        let path = self.path.clone().unwrap_or_default();
-        let text = std::fs::read_to_string(&path).map_err(|source| bundle::Error::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let sig = std::fs::read_to_string(sig_path(&path)).ok();
-        self.check(&text, sig.as_deref())
-            .map(|r| (r, text.clone(), sig.clone()))
+    fn checker(&self) -> Checker {
+        Checker {
+            require_signatures: self.config.bundle.require_signatures,
+            keys: self.keys.clone(),
+            dir: self
+                .path
+                .as_deref()
+                .and_then(|p| p.parent())
+                .map(Path::to_owned),
+        }
     }
 
     fn check(&self, text: &str, sig: Option<&str>) -> Result<Resolved, bundle::Error> {
-        if self.config.bundle.require_signatures {
-            let sig = sig.ok_or_else(|| {
-                bundle::Error::Parse(crate::validate::FieldError::new(
-                    "signature",
-                    "no signature file, and bundle.require_signatures is set",
-                ))
-            })?;
-            self.keys.verify(text.as_bytes(), sig).map_err(|e| {
-                bundle::Error::Parse(crate::validate::FieldError::new("signature", e.to_string()))
-            })?;
+        self.checker().check(text, sig)
+    }
+
+    /// [`check`](Self::check) on the blocking pool; the text and signature
+    /// come back with the result. `None` when the node stops meanwhile.
+    async fn checked(
+        &self,
+        text: String,
+        sig: Option<String>,
+    ) -> Option<(Result<Resolved, bundle::Error>, String, Option<String>)> {
+        let checker = self.checker();
+        let work = tokio::task::spawn_blocking(move || {
+            let r = checker.check(&text, sig.as_deref());
+            (r, text, sig)
+        });
+        tokio::select! {
+            r = work => match r {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::error!(error = %e, "the bundle check stopped");
+                    None
+                }
+            },
+            _ = self.stop.cancelled() => None,
         }
-        let b = bundle::parse(text)?;
-        bundle::validate(&b, self.path.as_deref().and_then(|p| p.parent()))
-            .map_err(bundle::Error::Invalid)
     }
 
     fn last_known_good(&self) -> Option<(Resolved, String, Option<String>, String)> {
@@ -291,6 +403,35 @@ impl Node {
         }
     }
 
+    /// The last-known-good bundle, read and checked on the blocking pool.
+    async fn stored(&self) -> Option<(Resolved, String, Option<String>, String)> {
+        let store = self.store.clone()?;
+        let read = off_thread(&self.stop, move || {
+            store.current().map_err(|e| {
+                bundle::Error::Parse(crate::validate::FieldError::new(
+                    "",
+                    format!("the bundle store: {e}"),
+                ))
+            })
+        })
+        .await;
+        let stored = match read {
+            Some(Ok(Some(s))) => s,
+            Some(Ok(None)) | None => return None,
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "cannot read the last-known-good bundle");
+                return None;
+            }
+        };
+        match self.checked(stored.text, stored.sig).await? {
+            (Ok(r), text, sig) => Some((r, text, sig, "last-known-good".into())),
+            (Err(e), ..) => {
+                tracing::error!(error = %e, "the stored bundle is not valid either");
+                None
+            }
+        }
+    }
+
     fn reject(&self, e: &bundle::Error) {
         let origin = self
             .path
@@ -300,7 +441,9 @@ impl Node {
     }
 
     fn reject_from(&self, e: &bundle::Error, origin: &str) {
-        let errs: Vec<String> = e.field_errors().iter().map(ToString::to_string).collect();
+        // At most MAX_ERRORS problems of at most MAX_ERROR_CHARS each, in
+        // the log, the event and the condition alike.
+        let errs = crate::limits::bounded_lines(&e.field_errors());
         tracing::error!(bundle = %origin, errors = %errs.join("; "), "bundle refused; the running bundle stays");
         self.events.push(
             "bundle",
@@ -316,11 +459,7 @@ impl Node {
     /// Opens the devices of `r`'s hardware (when they differ from the
     /// open ones) and writes the fail-safe duty to every fan.
     async fn open(&mut self, r: &Resolved) -> Result<(), Error> {
-        let same = self
-            .loops
-            .current()
-            .is_some_and(|c| c.hardware == r.hardware)
-            && self.devices.is_some();
+        let same = self.opened.as_ref() == Some(&r.hardware) && self.devices.is_some();
         if same {
             return Ok(());
         }
@@ -328,6 +467,7 @@ impl Node {
         // Stop the old loops first (fans left safe), then open the new.
         self.loops.replace_hub(None, DEFAULT_FAILSAFE_PERCENT).await;
         self.devices = None;
+        self.opened = None;
         let hw = super::config::Hardware {
             spec: r.hardware.clone(),
             sim: self.config.sim,
@@ -347,6 +487,7 @@ impl Node {
         self.loops.replace_hub(Some(hub.clone()), failsafe).await;
         *self.hub.lock().unwrap_or_else(|e| e.into_inner()) = Some(hub);
         self.devices = Some(devices);
+        self.opened = Some(r.hardware.clone());
         if let Some(shared) = self.shared.get() {
             // The devices collector follows the new hub.
             match super::build_exporter_with(&self.config, Some(&self.parts()), None) {
@@ -556,21 +697,27 @@ impl Node {
             status: None,
         };
         let origin = format!("control plane, version {}", d.version);
-        if let Err(e) = self.keys.verify(d.text.as_bytes(), &d.signature) {
-            let err =
-                bundle::Error::Parse(crate::validate::FieldError::new("signature", e.to_string()));
-            self.reject_from(&err, &origin);
-            return result(Outcome::Rejected, format!("signature: {e}"));
-        }
-        let checked = bundle::parse(&d.text)
-            .and_then(|b| bundle::validate(&b, None).map_err(bundle::Error::Invalid));
+        // Size, signature, parse and validation on the blocking pool.
+        let (keys, text, signature) = (self.keys.clone(), d.text.clone(), d.signature.clone());
+        let checked = off_thread(&self.stop, move || {
+            crate::limits::check_text(&text, crate::limits::MAX_BUNDLE_BYTES).map_err(|e| {
+                bundle::Error::Parse(crate::validate::FieldError::new("", e.to_string()))
+            })?;
+            keys.verify(text.as_bytes(), &signature).map_err(|e| {
+                bundle::Error::Parse(crate::validate::FieldError::new("signature", e.to_string()))
+            })?;
+            let b = bundle::parse(&text)?;
+            bundle::validate(&b, None).map_err(bundle::Error::Invalid)
+        })
+        .await;
         let r = match checked {
-            Ok(r) => r,
-            Err(e) => {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
                 self.reject_from(&e, &origin);
-                let errs: Vec<String> = e.field_errors().iter().map(ToString::to_string).collect();
+                let errs = crate::limits::bounded_lines(&e.field_errors());
                 return result(Outcome::Rejected, errs.join("; "));
             }
+            None => return result(Outcome::Rejected, "the agent is stopping".into()),
         };
         if self.loops.current().is_some_and(|c| c.digest == r.digest) {
             let mut b = self.bundle.lock().unwrap_or_else(|e| e.into_inner());
@@ -654,23 +801,35 @@ impl Node {
     }
 
     /// Re-reads the bundle file; applies it when it changed and is valid.
+    ///
+    /// The file is read and checked on the blocking pool, within
+    /// [`crate::limits`]: one that is not a regular file, or is too large,
+    /// is refused (said once, until it changes) and never waited on; one
+    /// that is missing is said only on SIGHUP.
     pub async fn reload(&mut self, forced: bool) {
         let Some(path) = self.path.clone() else {
             return;
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        let p = path.clone();
+        let Some(read) = off_thread(&self.stop, move || read_bundle(&p)).await else {
+            return;
+        };
+        let (text, sig) = match read {
+            Ok(r) => {
+                self.read_error = None;
+                r
+            }
             Err(e) => {
-                if forced {
-                    self.reject(&bundle::Error::Read {
-                        path: path.clone(),
-                        source: e,
-                    });
+                let missing = matches!(&e, bundle::Error::Read { source, .. }
+                    if source.kind() == std::io::ErrorKind::NotFound);
+                let said = e.to_string();
+                if forced || (!missing && self.read_error.as_deref() != Some(said.as_str())) {
+                    self.reject(&e);
                 }
+                self.read_error = Some(said);
                 return;
             }
         };
-        let sig = std::fs::read_to_string(sig_path(&path)).ok();
         let fp = fingerprint(&text, sig.as_deref());
         if self.fingerprint.as_deref() == Some(fp.as_str()) && !forced {
             return;
@@ -680,14 +839,17 @@ impl Node {
             // writing it. Act only on a file that holds still for a
             // moment; otherwise look again at the next tick.
             tokio::time::sleep(SETTLE).await;
-            let again = std::fs::read_to_string(&path).ok();
-            let sig2 = std::fs::read_to_string(sig_path(&path)).ok();
-            if again.as_deref() != Some(text.as_str()) || sig2 != sig {
-                return;
+            let p = path.clone();
+            match off_thread(&self.stop, move || read_bundle(&p)).await {
+                Some(Ok((again, sig2))) if again == text && sig2 == sig => {}
+                _ => return,
             }
         }
         self.fingerprint = Some(fp);
-        match self.check(&text, sig.as_deref()) {
+        let Some((checked, text, sig)) = self.checked(text, sig).await else {
+            return;
+        };
+        match checked {
             Ok(r) => {
                 let unchanged = self.loops.current().is_some_and(|c| c.digest == r.digest);
                 if !unchanged {
@@ -709,6 +871,8 @@ impl Node {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut offers = self.offers.take();
+        // A check in flight when the node stops is not waited for.
+        self.stop = stop.clone();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,

@@ -11,13 +11,18 @@ use anyhow::{Context, bail};
 
 use super::sign::{self, SecretKey, TrustedKeys};
 use super::store::{Meta, Store};
+use crate::limits;
 
 /// Options of `onprem validate`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "\
 Prints `FILE: valid (bundle NAME version V, digest D)` for each good file,
-and every problem of a bad one as `FILE: PATH: MESSAGE` on stderr. Exits 0
-when all files are valid, 1 otherwise.
+and every problem of a bad one as `FILE: PATH: MESSAGE` on stderr (at most
+50, then how many more). Exits 0 when all files are valid, 1 otherwise,
+128 + the signal's number when SIGINT or SIGTERM stops it (130, 143).
+
+A file larger than 1 MiB, nested deeper than 64 levels or not a regular file
+is refused without being parsed (see Limits in docs/bundles.md).
 
 On a standalone node (a bundle file, no control plane), the agent's unit can
 refuse to start on a bad bundle with
@@ -112,7 +117,8 @@ pub fn validate(o: &ValidateOptions) -> anyhow::Result<usize> {
             Ok(line) => println!("{shown}: valid ({line})"),
             Err(problems) => {
                 invalid += 1;
-                for p in problems {
+                // At most MAX_ERRORS lines, then how many more.
+                for p in limits::bounded_lines(&problems) {
                     eprintln!("{shown}: {p}");
                 }
             }
@@ -124,17 +130,18 @@ pub fn validate(o: &ValidateOptions) -> anyhow::Result<usize> {
 /// One file: the summary when valid, every problem (`path: message`)
 /// otherwise.
 fn check(file: &Path, trusted: &TrustedKeys, require: bool) -> Result<String, Vec<String>> {
-    let bytes = std::fs::read(file).map_err(|e| vec![format!("cannot read the file: {e}")])?;
+    let bytes = limits::read_regular(file, limits::MAX_BUNDLE_BYTES)
+        .map_err(|e| vec![format!("cannot read the file: {e}")])?;
     let mut problems = Vec::new();
     let mut signer = None;
     if !trusted.is_empty() {
         let sig_path = sign::sig_path(file);
-        match std::fs::read_to_string(&sig_path) {
-            Ok(sig) => match trusted.verify(&bytes, &sig) {
+        match super::read_sig(file) {
+            Ok(Some(sig)) => match trusted.verify(&bytes, &sig) {
                 Ok(id) => signer = Some(id),
                 Err(e) => problems.push(format!("signature: {}: {e}", sig_path.display())),
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None) => {
                 if require {
                     problems.push(format!(
                         "signature: no signature: {} does not exist",
@@ -215,14 +222,12 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
         }
         Command::Sign { key, file } => {
             let secret = SecretKey::load(&key)?;
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes = limits::read_regular(&file, limits::MAX_BUNDLE_BYTES)
+                .with_context(|| format!("reading {}", file.display()))?;
             let sig_path = sign::sig_path(&file);
-            let old = match std::fs::read_to_string(&sig_path) {
-                Ok(s) => s,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-                Err(e) => return Err(e).with_context(|| format!("reading {}", sig_path.display())),
-            };
+            let old = super::read_sig(&file)
+                .with_context(|| format!("reading {}", sig_path.display()))?
+                .unwrap_or_default();
             let text = sign::add_signature(&old, &secret.sign(&bytes));
             replace_file(&sig_path, text.as_bytes())?;
             println!(
@@ -237,10 +242,10 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             for k in &trusted_keys {
                 add_trusted(&mut trusted, k)?;
             }
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes = limits::read_regular(&file, limits::MAX_BUNDLE_BYTES)
+                .with_context(|| format!("reading {}", file.display()))?;
             let sig_path = sign::sig_path(&file);
-            let sig = std::fs::read_to_string(&sig_path)
+            let sig = limits::read_regular_text(&sig_path, limits::MAX_SMALL_FILE_BYTES)
                 .with_context(|| format!("no signature: reading {}", sig_path.display()))?;
             let id = trusted
                 .verify(&bytes, &sig)
@@ -259,10 +264,9 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
 fn store_write(state_dir: &Path, files: &[PathBuf], forever: bool) -> anyhow::Result<()> {
     let mut items = Vec::new();
     for f in files {
-        let text =
-            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let text = super::read_file(f)?;
         let resolved = super::load(f).with_context(|| format!("{}", f.display()))?;
-        let sig = std::fs::read_to_string(sign::sig_path(f)).ok();
+        let sig = super::read_sig(f).ok().flatten();
         let meta = Meta::new(&resolved, format!("file:{}", f.display()));
         items.push((text, sig, meta));
     }

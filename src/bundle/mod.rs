@@ -102,13 +102,30 @@ pub fn parse(text: &str) -> Result<Bundle, Error> {
     })
 }
 
+/// Reads a bundle file: a regular file of at most
+/// [`MAX_BUNDLE_BYTES`](crate::limits::MAX_BUNDLE_BYTES), UTF-8
+/// ([`crate::limits::read_regular_text`]: a FIFO or a device at `path`
+/// is refused without blocking).
+pub fn read_file(path: &Path) -> Result<String, Error> {
+    crate::limits::read_regular_text(path, crate::limits::MAX_BUNDLE_BYTES).map_err(|source| {
+        Error::Read {
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
+/// Reads the signature file of the bundle at `path` (`PATH.sig`, at most
+/// [`MAX_SMALL_FILE_BYTES`](crate::limits::MAX_SMALL_FILE_BYTES)); `None`
+/// when there is none.
+pub fn read_sig(path: &Path) -> std::io::Result<Option<String>> {
+    crate::limits::read_optional_text(&sign::sig_path(path), crate::limits::MAX_SMALL_FILE_BYTES)
+}
+
 /// Reads, parses and validates a bundle file; profiles named by path are
 /// found relative to the file.
 pub fn load(path: &Path) -> Result<Resolved, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = read_file(path)?;
     let bundle = parse(&text)?;
     validate(&bundle, path.parent()).map_err(Error::Invalid)
 }

@@ -460,9 +460,11 @@ fn key_line(text: &str, tag: &str, origin: &str) -> Result<[u8; 32], Error> {
 }
 
 fn read(path: &Path) -> Result<String, Error> {
-    std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
+    crate::limits::read_regular_text(path, crate::limits::MAX_SMALL_FILE_BYTES).map_err(|source| {
+        Error::Read {
+            path: path.to_owned(),
+            source,
+        }
     })
 }
 

@@ -42,6 +42,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::validate::Resolved;
+use crate::limits;
 
 /// The store's folder inside the state directory.
 pub const DIR: &str = "bundles";
@@ -132,8 +133,9 @@ pub struct Stored {
     pub meta: Meta,
 }
 
-/// The bundle store of one state directory.
-#[derive(Debug)]
+/// The bundle store of one state directory (a clone reads the same
+/// store, from another thread).
+#[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
 }
@@ -241,15 +243,16 @@ impl Store {
     fn read_gen(&self, gen_name: &str) -> Result<Stored, Error> {
         let dir = self.dir.join(gen_name);
         let bundle = dir.join(BUNDLE_FILE);
-        let text = fs::read_to_string(&bundle).map_err(io_err("reading", &bundle))?;
+        // Bounded like any bundle: a file swapped in by hand (a FIFO, a
+        // huge one) is refused, not waited on.
+        let text = limits::read_regular_text(&bundle, limits::MAX_BUNDLE_BYTES)
+            .map_err(io_err("reading", &bundle))?;
         let sig_path = dir.join(SIG_FILE);
-        let sig = match fs::read_to_string(&sig_path) {
-            Ok(s) => Some(s),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io_err("reading", &sig_path)(e)),
-        };
+        let sig = limits::read_optional_text(&sig_path, limits::MAX_SMALL_FILE_BYTES)
+            .map_err(io_err("reading", &sig_path))?;
         let meta_path = dir.join(META_FILE);
-        let raw = fs::read(&meta_path).map_err(io_err("reading", &meta_path))?;
+        let raw = limits::read_regular(&meta_path, limits::MAX_SMALL_FILE_BYTES)
+            .map_err(io_err("reading", &meta_path))?;
         let meta = serde_json::from_slice(&raw).map_err(|e| Error::Corrupt {
             path: meta_path,
             message: e.to_string(),

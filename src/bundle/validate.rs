@@ -336,7 +336,7 @@ fn profile(name: &str, dir: Option<&Path>) -> Result<HwSpec, String> {
             Some(d) if p.is_relative() => d.join(p),
             _ => p.to_owned(),
         };
-        let text = std::fs::read_to_string(&full)
+        let text = crate::limits::read_regular_text(&full, crate::limits::MAX_BUNDLE_BYTES)
             .map_err(|e| format!("reading {}: {e}", full.display()))?;
         return crate::hw::load_spec(&text, &full.display().to_string())
             .map_err(|e| format!("{e:#}"));

@@ -976,14 +976,25 @@ pub async fn describe(o: DescribeOptions) -> anyhow::Result<()> {
 }
 
 /// Reads `-f` arguments into documents: a directory's `*.yaml`, `*.yml`
-/// and `*.json` files sorted by name, `-` standard input.
+/// and `*.json` files sorted by name, `-` standard input. Regular files
+/// only, and at most [`MAX_APPLY_BYTES`](crate::limits::MAX_APPLY_BYTES)
+/// all together (the control plane refuses more).
 pub fn read_documents(paths: &[PathBuf]) -> anyhow::Result<Vec<pb::Document>> {
-    let mut docs = Vec::new();
+    use crate::limits::{self, MAX_APPLY_BYTES};
+    let mut docs: Vec<pb::Document> = Vec::new();
+    let left = |docs: &[pb::Document]| limits::Limit {
+        value: MAX_APPLY_BYTES
+            .value
+            .saturating_sub(docs.iter().map(|d| d.text.len()).sum()),
+        ..MAX_APPLY_BYTES
+    };
+    let text = |bytes: Vec<u8>| {
+        String::from_utf8(bytes).map_err(|_| std::io::Error::other("not UTF-8 text"))
+    };
     for p in paths {
         if p.as_os_str() == "-" {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
+            let text = limits::read_bounded(std::io::stdin(), left(&docs))
+                .and_then(text)
                 .map_err(|e| exit(code::USAGE, format!("standard input: {e}")))?;
             docs.push(pb::Document {
                 source: "<stdin>".into(),
@@ -1016,7 +1027,8 @@ pub fn read_documents(paths: &[PathBuf]) -> anyhow::Result<Vec<pb::Document>> {
             vec![p.clone()]
         };
         for f in files {
-            let text = std::fs::read_to_string(&f)
+            let text = limits::read_regular(&f, left(&docs))
+                .and_then(text)
                 .map_err(|e| exit(code::USAGE, format!("-f {}: {e}", f.display())))?;
             docs.push(pb::Document {
                 source: f.display().to_string(),

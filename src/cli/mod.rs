@@ -195,6 +195,14 @@ fn workers(default: usize, env: Option<&str>) -> usize {
         .unwrap_or(default)
 }
 
+/// A command stopped by SIGINT or SIGTERM before it was done: the binary
+/// exits at once with 128 + the signal's number (130, 143), as a shell
+/// reports a program the signal killed, without waiting for the work
+/// still running on other threads.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped by a signal before it was done")]
+pub struct Interrupted;
+
 /// Runs a parsed command until it ends or `shutdown` is cancelled.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     match cli.command {
@@ -234,8 +242,13 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         }
         Command::Validate(opts) => {
             let n = opts.files.len();
-            let invalid =
-                tokio::task::spawn_blocking(move || bundle::cli::validate(&opts)).await??;
+            // SIGINT or SIGTERM stops it at once, even in the middle of a
+            // file (the parse runs on its own thread).
+            let work = tokio::task::spawn_blocking(move || bundle::cli::validate(&opts));
+            let invalid = tokio::select! {
+                r = work => r??,
+                _ = shutdown.cancelled() => return Err(Interrupted.into()),
+            };
             if invalid > 0 {
                 anyhow::bail!("{invalid} of {n} bundle file(s) invalid");
             }

@@ -15,6 +15,7 @@ use super::core::{ApiError, ApiResult, Core, audit, now};
 use super::records::{self, Record, RecordKind, Refused};
 use super::rollout;
 use super::store::{Kind, Object, Write};
+use crate::limits;
 use crate::proto::v1 as pb;
 use crate::validate::FieldError;
 
@@ -183,16 +184,44 @@ impl Core {
     ) -> ApiResult<pb::ApplyResponse> {
         who.require(Role::Operator, "apply")
             .map_err(ApiError::Forbidden)?;
-        // One apply at a time, from reading the stored records to
-        // committing (a panic elsewhere leaves nothing half-done here).
-        let _turn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded whatever the client checked (crate::limits): every
+        // document together, each text's nesting (records::
+        // parse_documents), each record.
+        let total: usize = docs.iter().map(|d| d.text.len()).sum();
+        if total > limits::MAX_APPLY_BYTES.value {
+            return Err(ApiError::Invalid(format!(
+                "the documents: {}",
+                limits::too_large(total, false, limits::MAX_APPLY_BYTES)
+            )));
+        }
+        // Parsed before this apply's turn: a slow document holds up no
+        // other apply.
         let mut recs = Vec::new();
         let mut bad = Vec::new();
         for d in docs {
             let (ok, no) = records::parse_documents(&d.source, &d.text);
-            recs.extend(ok);
+            for r in ok {
+                let size = serde_json::to_vec(&r.spec).map_or(0, |v| v.len());
+                if size > limits::MAX_RECORD_BYTES.value {
+                    bad.push(Refused {
+                        source: r.source.clone(),
+                        index: r.index,
+                        kind: r.kind.as_str().into(),
+                        name: r.name.clone(),
+                        errors: vec![FieldError::new(
+                            "spec",
+                            limits::too_large(size, false, limits::MAX_RECORD_BYTES).to_string(),
+                        )],
+                    });
+                } else {
+                    recs.push(r);
+                }
+            }
             bad.extend(no);
         }
+        // One apply at a time, from reading the stored records to
+        // committing (a panic elsewhere leaves nothing half-done here).
+        let _turn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         // The same record twice in one apply is ambiguous.
         let mut seen: HashMap<(RecordKind, String), (String, usize)> = HashMap::new();
         let mut keep = Vec::new();

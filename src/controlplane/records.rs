@@ -335,6 +335,18 @@ pub fn split_bundle(spec: &Value) -> (Value, Result<BundleTargeting, Vec<FieldEr
 pub fn parse_documents(source: &str, text: &str) -> (Vec<Record>, Vec<Refused>) {
     let mut ok = Vec::new();
     let mut bad = Vec::new();
+    // Bounded before the YAML parser sees it: at most MAX_APPLY_BYTES,
+    // nested at most MAX_DEPTH deep (crate::limits).
+    if let Err(e) = crate::limits::check_text(text, crate::limits::MAX_APPLY_BYTES) {
+        bad.push(Refused {
+            source: source.to_owned(),
+            index: 0,
+            kind: String::new(),
+            name: String::new(),
+            errors: vec![err("", e.to_string())],
+        });
+        return (ok, bad);
+    }
     for (index, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let value = match Value::deserialize(doc) {
             Ok(v) => v,

@@ -109,7 +109,9 @@ pub fn load_profile(name: &str) -> anyhow::Result<Spec> {
         return load_spec(text, name);
     }
     if name.contains('/') || name.ends_with(".yaml") || name.ends_with(".yml") {
-        let text = std::fs::read_to_string(name).with_context(|| format!("reading {name}"))?;
+        let text =
+            crate::limits::read_regular_text(Path::new(name), crate::limits::MAX_BUNDLE_BYTES)
+                .with_context(|| format!("reading {name}"))?;
         return load_spec(&text, name);
     }
     anyhow::bail!(
