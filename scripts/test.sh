@@ -7,7 +7,9 @@
 #           zsh and fish (completion scripts)
 #   PyPI:   prometheus-client (an independent exposition parser);
 #           in target/redfish-venv: redfish-service-validator (DMTF),
-#           redfishtool and sushy (unmodified Redfish clients)
+#           redfishtool and sushy (unmodified Redfish clients);
+#           in target/schemathesis-venv: schemathesis (the REST API
+#           against its OpenAPI document)
 #
 # A test whose peer is missing fails with a message naming the package; it
 # never skips.
@@ -43,6 +45,16 @@ if ! "$venv/bin/python" -c 'import redfish_service_validator, redfishtoollib, su
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
         redfish-service-validator==3.1.8 redfishtool==1.1.8 sushy==5.14.0
+fi
+
+# schemathesis, pinned (its 4.x flags are what tests/schemathesis.rs
+# passes), in a venv of its own.
+st_venv=target/schemathesis-venv
+if ! "$st_venv/bin/schemathesis" --version 2>/dev/null | grep -q ' 4\.32\.5$'; then
+    echo "installing schemathesis (PyPI) into $st_venv"
+    rm -rf "$st_venv"
+    python3 -m venv "$st_venv"
+    "$st_venv/bin/pip" install --quiet --disable-pip-version-check schemathesis==4.32.5
 fi
 
 log=$(mktemp)

@@ -31,6 +31,7 @@ pub mod pki;
 pub mod proto;
 pub mod redfish;
 pub mod serverlimits;
+pub mod statedir;
 pub mod tlsserver;
 pub mod tunnel;
 pub mod validate;

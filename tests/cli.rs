@@ -114,7 +114,7 @@ async fn the_cli_drives_the_fleet_with_reliable_output_and_exit_codes() {
     assert!(enrol.starts_with("onpe_") && !enrol.contains(' '), "{r:?}");
     assert!(
         r.stderr.contains(&format!(
-            "--enrol-token {enrol} --ca-fingerprint {}",
+            "--enrol-token-file - --ca-fingerprint {} <<<'{enrol}'",
             cp.ca_fingerprint
         )),
         "{r:?}"

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::cli::expect;
-use common::fleet::{bundle_record, enrol_token, start_agent};
+use common::fleet::{bundle_record, enrol_token, http1, start_agent};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -393,6 +393,43 @@ async fn every_rest_error_is_the_error_schema_of_the_openapi_document() {
             401,
         ),
         case("apply without a token", "POST", "/api/v1/apply", None, 401).body(yaml, facility),
+        // Authentication first: nothing else of the request is looked at.
+        case(
+            "a token body that does not fit, without a token",
+            "POST",
+            "/api/v1/tokens",
+            None,
+            401,
+        )
+        .body(json, "{\"kind\": \"enrol\"}"),
+        case(
+            "an unknown query parameter, without a token",
+            "GET",
+            "/api/v1/devices?colour=red",
+            None,
+            401,
+        ),
+        case(
+            "a method a path does not take, without a token",
+            "PUT",
+            "/api/v1/apply",
+            None,
+            401,
+        ),
+        case(
+            "a path the API does not have, without a token",
+            "GET",
+            "/api/v2/devices",
+            None,
+            401,
+        ),
+        case(
+            "a watch of no such kind, without a token",
+            "GET",
+            "/api/v1/watch?kind=spaceships",
+            None,
+            401,
+        ),
         // 403
         case("a viewer applies", "POST", "/api/v1/apply", viewer, 403).body(yaml, facility),
         case("a viewer lists users", "GET", "/api/v1/users", viewer, 403),
@@ -474,6 +511,15 @@ async fn every_rest_error_is_the_error_schema_of_the_openapi_document() {
         .body(json, "{\"type\": "),
         case("a token of no type", "POST", "/api/v1/tokens", admin, 400)
             .body(json, "{\"type\": \"root\"}"),
+        // Checked before the upgrade (over HTTP/2: before the 405 of a
+        // GET that is not an extended CONNECT).
+        case(
+            "a watch of no such kind",
+            "GET",
+            "/api/v1/watch?kind=spaceships",
+            admin,
+            400,
+        ),
         // 404
         case(
             "an unknown device described",
@@ -627,6 +673,46 @@ async fn every_rest_error_is_the_error_schema_of_the_openapi_document() {
         api.get_ok("/api/v1/facilities").await,
         serde_json::json!([])
     );
+    stop.cancel();
+}
+
+// ---- item: a watch of no such kind is a 400, never an upgrade ------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_of_no_such_kind_is_refused_before_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let cp = control_plane(dir.path(), &stop).await;
+    let auth = format!(
+        "authorization: Bearer {}",
+        cp.admin_token.as_deref().unwrap()
+    );
+    let upgrade = [
+        auth.as_str(),
+        "connection: Upgrade",
+        "upgrade: websocket",
+        "sec-websocket-version: 13",
+        "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==",
+    ];
+    let r = http1(&cp, "GET", "/api/v1/watch?kind=spaceships", &upgrade).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    let body: Value = serde_json::from_str(&r.body).unwrap();
+    let m = body["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("kind") && m.contains("spaceships") && m.contains("devices or events"),
+        "{m}"
+    );
+    // The kinds it takes upgrade; an unknown parameter does not.
+    for kind in ["devices", "events"] {
+        let r = http1(&cp, "GET", &format!("/api/v1/watch?kind={kind}"), &upgrade).await;
+        assert_eq!(r.status, 101, "{kind}: {r:?}");
+    }
+    let r = http1(&cp, "GET", "/api/v1/watch?colour=red", &upgrade).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("colour"), "{r:?}");
+    // Without a token: 401, whatever the query.
+    let r = http1(&cp, "GET", "/api/v1/watch?kind=spaceships", &upgrade[1..]).await;
+    assert_eq!(r.status, 401, "{r:?}");
     stop.cancel();
 }
 

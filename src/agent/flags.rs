@@ -68,7 +68,9 @@ pub struct Flags {
     pub control_plane: Option<String>,
     /// One-time enrolment token (`onprem token create --enrol`), used for
     /// the first connection only: after it the agent proves who it is with
-    /// the certificate it keeps in the state directory.
+    /// the certificate it keeps in the state directory. On the command
+    /// line every user of the node sees it (`ps`): prefer
+    /// `--enrol-token-file`.
     #[arg(long = "enrol-token", value_name = "TOKEN")]
     pub enrol_token: Option<String>,
     /// A file holding the enrolment token (`-`: standard input), so that
@@ -145,6 +147,17 @@ pub struct Flags {
     /// Disable node_cpu_guest_seconds_total.
     #[arg(long = "no-collector.cpu.guest")]
     pub no_cpu_guest: bool,
+}
+
+/// What the agent warns when `--enrol-token` is on its command line.
+pub const ENROL_TOKEN_ARGUMENT: &str = "--enrol-token puts the token on the command line, where every user of this node sees it (ps, /proc/PID/cmdline) and the shell history and unit files keep it: use --enrol-token-file PATH (mode 0600), --enrol-token-file - (standard input) or control_plane.enrol_token_file in the config file";
+
+impl Flags {
+    /// The warning for a secret given on the command line, if one was
+    /// (the agent logs it once, at start).
+    pub fn secret_on_command_line(&self) -> Option<&'static str> {
+        self.enrol_token.as_ref().map(|_| ENROL_TOKEN_ARGUMENT)
+    }
 }
 
 /// `--collector.<name>`, `--no-collector.<name>` for every collector, and

@@ -183,6 +183,9 @@ impl Agent {
         // Standalone: the bundle's hardware, fans at fail-safe before any
         // loop runs. Otherwise the config's hardware section, read only.
         let dialling = config.control_plane.url.is_some();
+        if config.bundle.path.is_some() || dialling {
+            private_state_dir(&config.bundle.state_dir);
+        }
         let mut node = if config.bundle.path.is_some() || dialling {
             Some(standalone::Node::prepare(&config, CancellationToken::new()).await?)
         } else {
@@ -365,6 +368,22 @@ impl Agent {
         notify::stopping();
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The files of the agent's state directory that hold secrets or state
+/// (mode 0600, tightened at start when looser).
+pub const PRIVATE_FILES: &[&str] = &["identity/key.pem", "redfish/tls.key", power::STATE_FILE];
+
+/// Makes the state directory private ([`crate::statedir`]): created 0700,
+/// a looser one of this user's tightened, its secret files 0600. One of
+/// another user's is an error in the log, and the agent runs on: its
+/// loops come before its secrets.
+fn private_state_dir(dir: &std::path::Path) {
+    let r = crate::statedir::prepare(dir, "agent's state directory")
+        .and_then(|_| crate::statedir::tighten(dir, PRIVATE_FILES));
+    if let Err(e) = r {
+        tracing::error!(dir = %dir.display(), error = %error_chain(&e), "the state directory is not private; running on");
     }
 }
 

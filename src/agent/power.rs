@@ -477,15 +477,31 @@ fn load_record(dir: &Path) -> Result<Option<Record>, String> {
 }
 
 /// Replaces the record atomically: temporary file, fsync, rename, fsync of
-/// the directory.
+/// the directory. The file is mode 0600 and a directory it creates 0700,
+/// whatever the umask.
 fn save_record(dir: &Path, r: &Record) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
     let path = dir.join(STATE_FILE);
     let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
     let text = serde_json::to_vec_pretty(r).map_err(|e| e.to_string())?;
     let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
-    std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(crate::statedir::DIR_MODE)
+        .create(dir)
+        .map_err(|e| io("creating", dir, e))?;
     {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io("creating", &tmp, e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(crate::statedir::FILE_MODE)
+            .open(&tmp)
+            .map_err(|e| io("creating", &tmp, e))?;
+        // A temporary file left behind keeps its mode through open:
+        // set it.
+        f.set_permissions(std::fs::Permissions::from_mode(crate::statedir::FILE_MODE))
+            .map_err(|e| io("setting the mode of", &tmp, e))?;
         f.write_all(&text).map_err(|e| io("writing", &tmp, e))?;
         f.sync_all().map_err(|e| io("syncing", &tmp, e))?;
     }

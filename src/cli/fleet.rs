@@ -19,7 +19,7 @@
 //! | 4 | not logged in, or the token is unknown, expired or revoked |
 //! | 5 | the token's role does not allow it |
 //! | 6 | not found |
-//! | 7 | refused: invalid records (nothing stored), a bad selector |
+//! | 7 | refused: invalid records (nothing stored), a bad selector, revoking the last admin token |
 //! | 8 | the control plane failed (an internal error) |
 //! | 9 | conflict: the record changed since it was read; nothing stored |
 
@@ -65,7 +65,9 @@ pub mod code {
     pub const FORBIDDEN: u8 = 5;
     /// Not found.
     pub const NOT_FOUND: u8 = 6;
-    /// Invalid input, refused; nothing stored.
+    /// Invalid input, or a change that would leave the control plane
+    /// unmanageable (revoking the last valid admin token): refused,
+    /// nothing stored.
     pub const INVALID: u8 = 7;
     /// The control plane failed.
     pub const INTERNAL: u8 = 8;
@@ -249,10 +251,12 @@ pub enum Output {
 pub struct LoginOptions {
     /// The control plane, `https://HOST:PORT`.
     pub url: String,
-    /// The API token (`onp_…`); also `$ONPREM_TOKEN`.
+    /// The API token (`onp_…`). On the command line every user of this
+    /// machine sees it (`ps`): prefer `--token-file` or `$ONPREM_TOKEN`.
     #[arg(long)]
     pub token: Option<String>,
-    /// A file holding the API token (the control plane's `admin.token`).
+    /// A file holding the API token (the control plane's `admin.token`);
+    /// `-`: standard input.
     #[arg(long, conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
     /// The SHA-256 of the control plane's CA (`sha256:…`), as the control
@@ -504,15 +508,26 @@ pub struct AckOptions {
     pub comment: Option<String>,
 }
 
+/// What `onprem login --token` warns: a secret on the command line.
+pub const SECRET_ARGUMENT: &str = "--token puts the token on the command line, where every user of this machine sees it (ps, /proc/PID/cmdline) and the shell history keeps it: use --token-file FILE, --token-file - (standard input) or $ONPREM_TOKEN";
+
 /// `onprem login`: checks the URL, the CA and the token, then keeps them.
 pub async fn login(o: LoginOptions) -> anyhow::Result<()> {
     let token = if let Some(t) = &o.token {
+        eprintln!("onprem: warning: {}", SECRET_ARGUMENT);
         t.trim().to_owned()
     } else if let Some(f) = &o.token_file {
-        std::fs::read_to_string(f)
-            .map_err(|e| exit(code::USAGE, format!("--token-file {}: {e}", f.display())))?
-            .trim()
-            .to_owned()
+        let text = if f.as_os_str() == "-" {
+            let mut t = String::new();
+            std::io::stdin()
+                .read_to_string(&mut t)
+                .map_err(|e| exit(code::USAGE, format!("--token-file -: standard input: {e}")))?;
+            t
+        } else {
+            std::fs::read_to_string(f)
+                .map_err(|e| exit(code::USAGE, format!("--token-file {}: {e}", f.display())))?
+        };
+        text.trim().to_owned()
     } else if let Ok(t) = std::env::var("ONPREM_TOKEN") {
         t.trim().to_owned()
     } else {
@@ -1369,7 +1384,7 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                     .and_then(|v| v.first().map(|c| pki::fingerprint(c)))
                     .unwrap_or_default();
                 eprintln!(
-                    "enrolment token {} ({expires}, usable once); on the node:\n  onprem agent --control-plane {} --enrol-token {} --ca-fingerprint sha256:{fp}",
+                    "enrolment token {} ({expires}, usable once); on the node (the token on standard input, out of `ps`):\n  onprem agent --control-plane {} --enrol-token-file - --ca-fingerprint sha256:{fp} <<<'{}'",
                     t.id, c.login.url, t.token
                 );
             } else {

@@ -207,6 +207,9 @@ pub struct Interrupted;
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     match cli.command {
         Command::Agent(flags) => {
+            if let Some(w) = flags.secret_on_command_line() {
+                tracing::warn!("{w}");
+            }
             if flags.check_config {
                 let c = flags.load()?;
                 let source = c

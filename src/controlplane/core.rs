@@ -67,9 +67,14 @@ pub enum ApiError {
     /// No such record (404 / NOT_FOUND).
     #[error("{0}")]
     NotFound(String),
-    /// A conflicting state (409 / FAILED_PRECONDITION).
+    /// The record changed meanwhile (409 / ABORTED): read it again.
     #[error("{0}")]
     Conflict(String),
+    /// Refused because of the state it would leave (409 /
+    /// FAILED_PRECONDITION): revoking the last valid admin token. Nothing
+    /// changed; the message says what to do first.
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// Our fault (500 / INTERNAL).
     #[error("{0}")]
     Internal(String),
@@ -96,6 +101,7 @@ impl From<ApiError> for tonic::Status {
             ApiError::NotFound(m) => tonic::Status::not_found(m),
             // ABORTED: the record changed meanwhile; read it again.
             ApiError::Conflict(m) => tonic::Status::aborted(m),
+            ApiError::FailedPrecondition(m) => tonic::Status::failed_precondition(m),
             ApiError::Internal(m) => tonic::Status::internal(m),
             ApiError::Unavailable(m) => tonic::Status::unavailable(m),
         }
@@ -181,6 +187,9 @@ struct State {
     events: Vec<Event>,
     /// Audit entries written with the next flush (tunnels).
     audits: Vec<Write>,
+    /// Per API token id: cancelled when the token is revoked, ending what
+    /// it holds open (tunnels, watches; [`Core::token_ended`]).
+    holds: HashMap<String, tokio_util::sync::CancellationToken>,
     epoch: u64,
 }
 
@@ -201,6 +210,10 @@ pub struct Core {
     /// versions and generations are assigned from what the one before
     /// committed.
     pub(crate) writer: Mutex<()>,
+    /// Held by each revocation from counting the admin tokens left to
+    /// committing: two concurrent revocations cannot each leave the other
+    /// as the last admin token and together leave none.
+    revoking: Mutex<()>,
 }
 
 impl std::fmt::Debug for Core {
@@ -241,6 +254,7 @@ impl Core {
             remote_write: None,
             tunnels: super::tunnel::Broker::default(),
             writer: Mutex::new(()),
+            revoking: Mutex::new(()),
         })
     }
 
@@ -462,20 +476,98 @@ impl Core {
         v
     }
 
-    /// Revokes a token.
+    /// Revokes a token, and ends what it holds open (tunnels, watches).
+    /// The last valid admin API token is never revoked
+    /// ([`ApiError::FailedPrecondition`]): that would leave no one able to
+    /// make tokens, short of [`offline_admin_token`] with the control
+    /// plane stopped.
     pub fn revoke_token(&self, who: &Principal, id: &str) -> ApiResult<bool> {
         who.require(Role::Admin, "revoking tokens")
             .map_err(ApiError::Forbidden)?;
+        let _turn = self.revoking.lock().unwrap_or_else(|e| e.into_inner());
         let Some(mut t) = self.st().tokens.get(id).cloned() else {
             return Ok(false);
         };
+        let now = now();
+        if is_valid_admin(&t, now) {
+            let others = self
+                .st()
+                .tokens
+                .values()
+                .filter(|o| o.id != t.id && is_valid_admin(o, now))
+                .count();
+            if others == 0 {
+                return Err(ApiError::FailedPrecondition(last_admin_refusal(&t)));
+            }
+        }
         t.revoked = true;
         self.store.commit(vec![
             Write::PutToken(t.clone()),
             audit(who, "token.revoke", &format!("Token/{id}"), ""),
         ])?;
-        self.st().tokens.insert(id.to_owned(), t);
+        let mut st = self.st();
+        st.tokens.insert(id.to_owned(), t);
+        if let Some(held) = st.holds.remove(id) {
+            held.cancel();
+        }
         Ok(true)
+    }
+
+    /// Resolves, with why, when `who`'s API token stops being valid:
+    /// revoked ([`Core::revoke_token`]) or past its expiry. What a token
+    /// holds open past its request (a tunnel, a watch) ends then. Never
+    /// resolves for the control plane itself ([`Principal::system`]); at
+    /// once for a token already revoked, expired or unknown.
+    pub fn token_ended(
+        &self,
+        who: &Principal,
+    ) -> impl std::future::Future<Output = String> + Send + 'static {
+        let id = who.token_id.clone();
+        let user = who.user.clone();
+        let now = now();
+        let (held, expires) = {
+            let mut st = self.st();
+            // Holds of tokens gone for good are of no more use.
+            let State { holds, tokens, .. } = &mut *st;
+            holds.retain(|tid, _| tokens.get(tid).is_some_and(|t| usable(t, now)));
+            match st.tokens.get(&id) {
+                _ if id.is_empty() => (None, 0),
+                Some(t) if usable(t, now) => {
+                    let expires = t.expires;
+                    let held = st.holds.entry(id.clone()).or_default().clone();
+                    (Some(held), expires)
+                }
+                Some(t) if t.revoked => (Some(cancelled()), 0),
+                _ => (None, now),
+            }
+        };
+        async move {
+            let system = id.is_empty();
+            let revoked = async {
+                match held {
+                    Some(h) => h.cancelled_owned().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let expired = async {
+                if system || expires == 0 {
+                    return std::future::pending().await;
+                }
+                // Wall-clock seconds: checked again after each sleep, so
+                // that a clock set back does not end it early.
+                loop {
+                    let left = expires - self::now();
+                    if left <= 0 {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(left.unsigned_abs())).await;
+                }
+            };
+            tokio::select! {
+                _ = revoked => format!("API token {id} of user {user:?} was revoked"),
+                _ = expired => format!("API token {id} of user {user:?} expired"),
+            }
+        }
     }
 
     // ---- enrolment and sessions --------------------------------------
@@ -1412,6 +1504,91 @@ pub fn facts_of(f: Option<&pb::HardwareFacts>) -> Facts {
         memory_bytes: f.memory_bytes,
         agent_version: f.agent_version.clone(),
     }
+}
+
+/// Whether `t` is an API token that authenticates at `now` (not revoked,
+/// not expired).
+fn usable(t: &Token, now: i64) -> bool {
+    t.kind == TokenKind::Api.as_str() && !t.revoked && (t.expires == 0 || t.expires > now)
+}
+
+/// Whether `t` is an API token with the admin role that authenticates
+/// at `now`.
+pub fn is_valid_admin(t: &Token, now: i64) -> bool {
+    usable(t, now) && t.role == Role::Admin.as_str()
+}
+
+fn cancelled() -> tokio_util::sync::CancellationToken {
+    let c = tokio_util::sync::CancellationToken::new();
+    c.cancel();
+    c
+}
+
+/// Why the last valid admin token `t` is not revoked, and what to do.
+fn last_admin_refusal(t: &Token) -> String {
+    format!(
+        "token {} (user {:?}) is the last valid admin token: revoking it would leave no one able to manage tokens, users or enrolment. Create another admin token first (onprem token create --role admin --user NAME), log in with it, then revoke this one. Locked out already? Stop the control plane and run `onprem control-plane admin-token --state-dir DIR`",
+        t.id, t.user
+    )
+}
+
+/// Adds an admin API token for `user` (created, or raised to admin)
+/// straight to `store`, with no control plane running: the way back when
+/// no valid admin token is left (`onprem control-plane admin-token`).
+/// Audited as the control plane itself (`offline`). Returns `(id,
+/// token)`; the token is shown once.
+pub fn offline_admin_token(
+    store: &dyn Store,
+    user: &str,
+    ttl_seconds: u64,
+    description: &str,
+) -> ApiResult<(String, String)> {
+    if user.is_empty()
+        || !user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+    {
+        return Err(ApiError::Invalid(format!(
+            "--user: {user:?} must be letters, digits, '-', '_', '.' or '@'"
+        )));
+    }
+    let (id, token, hash) = auth::new_token(TokenKind::Api).map_err(ApiError::Internal)?;
+    let now = now();
+    let ttl = i64::try_from(ttl_seconds).unwrap_or(i64::MAX);
+    let t = Token {
+        id: id.clone(),
+        kind: TokenKind::Api.as_str().into(),
+        hash,
+        user: user.to_owned(),
+        role: Role::Admin.as_str().into(),
+        description: description.to_owned(),
+        created: now,
+        expires: if ttl > 0 { now.saturating_add(ttl) } else { 0 },
+        created_by: "system".into(),
+        ..Default::default()
+    };
+    let created = store
+        .users()?
+        .into_iter()
+        .find(|u| u.name == user)
+        .map_or(now, |u| u.created);
+    store.commit(vec![
+        Write::PutUser(User {
+            name: user.to_owned(),
+            role: Role::Admin.as_str().into(),
+            created,
+        }),
+        Write::PutToken(t),
+        audit(
+            &Principal::system(),
+            "token.create",
+            &format!("Token/{id}"),
+            &format!(
+                "type=api role=admin user={user}; offline (onprem control-plane admin-token), the control plane stopped"
+            ),
+        ),
+    ])?;
+    Ok((id, token))
 }
 
 /// An audit entry by `who`.

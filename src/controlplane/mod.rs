@@ -50,12 +50,30 @@ use crate::proto::v1::fleet_server::FleetServer;
 /// Default listen address: loopback only, unless configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7443";
 
+/// The default `--state-dir`.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/onprem-control-plane";
+
+/// The files of the state directory that hold secrets or the state
+/// (mode 0600, tightened at start when looser).
+pub const PRIVATE_FILES: &[&str] = &[
+    "ca.key",
+    "server.key",
+    "bundle-signing.key",
+    "admin.token",
+    "onprem.db",
+    "onprem.db-wal",
+    "onprem.db-shm",
+    crate::statedir::LOCK_FILE,
+];
+
 /// `onprem control-plane` options.
 #[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Options {
-    /// Where the database, CA, keys and certificates live (created, mode
-    /// 0700).
-    #[arg(long, default_value = "/var/lib/onprem-control-plane")]
+    /// Where the database, CA, keys and certificates live (created mode
+    /// 0700; an existing one of this user's is tightened to 0700, one of
+    /// another user's refused).
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
     /// Address to listen on (gRPC, REST, WebSocket, /metrics; TLS).
     #[arg(long, default_value = DEFAULT_LISTEN)]
@@ -94,6 +112,37 @@ pub struct Options {
     /// seconds.
     #[arg(long, default_value_t = crate::serverlimits::IDLE_TIMEOUT.as_secs())]
     pub idle_timeout_seconds: u64,
+    /// Work on the stopped control plane's state directory instead of
+    /// serving.
+    #[command(subcommand)]
+    pub command: Option<Offline>,
+}
+
+/// What `onprem control-plane` does on its state directory while it is
+/// stopped.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Offline {
+    /// Add an admin API token to the state directory's database, with the
+    /// control plane stopped: the way back when no valid admin token is
+    /// left. Prints the token alone on standard output (pipe it into
+    /// `onprem login URL --token-file - …`). Run it as the user the
+    /// control plane runs as, or as root (what it creates is then given
+    /// to the directory's owner).
+    AdminToken(AdminTokenOptions),
+}
+
+/// `onprem control-plane admin-token`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdminTokenOptions {
+    /// The control plane's state directory.
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// The user the token belongs to (created, or raised to admin).
+    #[arg(long, default_value = "admin")]
+    pub user: String,
+    /// Lifetime (`90s`, `12h`, `720h`); default: it never expires.
+    #[arg(long)]
+    pub ttl: Option<String>,
 }
 
 impl Options {
@@ -111,6 +160,7 @@ impl Options {
             max_connections: None,
             header_timeout_seconds: crate::serverlimits::HEADER_TIMEOUT.as_secs(),
             idle_timeout_seconds: crate::serverlimits::IDLE_TIMEOUT.as_secs(),
+            command: None,
         }
     }
 }
@@ -129,6 +179,8 @@ pub struct Handle {
     pub ca_pem: String,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// The state directory's lock, held while it serves.
+    _lock: crate::statedir::Lock,
 }
 
 impl std::fmt::Debug for Handle {
@@ -193,12 +245,13 @@ fn default_sans() -> Vec<String> {
 /// Opens the state, binds and starts serving.
 pub async fn start(opts: Options, shutdown: CancellationToken) -> anyhow::Result<Handle> {
     use anyhow::Context as _;
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&opts.state_dir)
-        .with_context(|| format!("creating {}", opts.state_dir.display()))?;
+    // The state directory: private (created 0700, a loose one of ours
+    // tightened, another user's refused), one control plane at a time,
+    // its secrets 0600 whatever the umask.
+    let what = "control plane's state directory";
+    crate::statedir::prepare(&opts.state_dir, what)?;
+    let lock = crate::statedir::Lock::take(&opts.state_dir)?;
+    crate::statedir::tighten(&opts.state_dir, PRIVATE_FILES)?;
     let sans = if opts.sans.is_empty() {
         default_sans()
     } else {
@@ -207,6 +260,8 @@ pub async fn start(opts: Options, shutdown: CancellationToken) -> anyhow::Result
     let dir = opts.state_dir.clone();
     let pki = tokio::task::spawn_blocking(move || pki::Pki::open(&dir, &sans)).await??;
     let db = opts.state_dir.join("onprem.db");
+    // SQLite gives its -wal and -shm files the database's mode.
+    crate::statedir::create_private(&db)?;
     let store = sqlite::Sqlite::open(&db).with_context(|| format!("opening {}", db.display()))?;
     let tls = Arc::new(pki.server_config()?);
     let ca_fingerprint = pki.ca_fingerprint();
@@ -263,7 +318,88 @@ pub async fn start(opts: Options, shutdown: CancellationToken) -> anyhow::Result
         ca_pem,
         stop,
         task,
+        _lock: lock,
     })
+}
+
+/// `onprem control-plane admin-token`: a new admin API token in the
+/// stopped control plane's database, printed alone on standard output.
+fn admin_token(o: &AdminTokenOptions) -> anyhow::Result<()> {
+    use crate::cli::fleet::{code, exit};
+    let dir = &o.state_dir;
+    let ttl_seconds = match &o.ttl {
+        None => 0,
+        Some(t) => crate::bundle::duration::parse(t)
+            .map_err(|e| exit(code::USAGE, format!("--ttl {t:?}: {e}")))?
+            .as_secs()
+            .max(1),
+    };
+    let db = dir.join("onprem.db");
+    if !db.is_file() {
+        return Err(exit(
+            code::USAGE,
+            format!(
+                "{}: no control plane database here (--state-dir): a control plane that never started makes its first admin token when it does",
+                db.display()
+            ),
+        ));
+    }
+    // As the directory's owner; or as root, giving what SQLite and the
+    // lock create back to the owner, so that the control plane can open
+    // them again.
+    let owner = match crate::statedir::prepare(dir, "control plane's state directory") {
+        Ok(owner) => owner,
+        Err(crate::statedir::Error::NotOurs { owner, .. }) if crate::statedir::euid() == 0 => owner,
+        Err(e) => return Err(exit(code::USAGE, e.to_string())),
+    };
+    let lock = crate::statedir::Lock::take(dir).map_err(|e| match e {
+        crate::statedir::Error::Locked { .. } => exit(
+            code::USAGE,
+            format!(
+                "{e}. With an admin login, create the token through it instead: onprem token create --role admin --user {}",
+                o.user
+            ),
+        ),
+        e => exit(code::USAGE, e.to_string()),
+    })?;
+    let result = (|| {
+        let store = sqlite::Sqlite::open(&db)
+            .map_err(|e| exit(code::INTERNAL, format!("{}: {e}", db.display())))?;
+        core::offline_admin_token(
+            &store,
+            &o.user,
+            ttl_seconds,
+            "created offline (onprem control-plane admin-token)",
+        )
+        .map_err(|e| exit(code::USAGE, e.to_string()))
+    })();
+    if owner != crate::statedir::euid() {
+        for f in PRIVATE_FILES {
+            let p = dir.join(f);
+            if p.exists() {
+                std::os::unix::fs::chown(&p, Some(owner), None).map_err(|e| {
+                    exit(
+                        code::INTERNAL,
+                        format!("giving {} back to uid {owner}: {e}", p.display()),
+                    )
+                })?;
+            }
+        }
+    }
+    drop(lock);
+    let (id, token) = result?;
+    println!("{token}");
+    eprintln!(
+        "admin API token {id} for user {:?} ({}); shown this once. Start the control plane, then:\n  onprem login https://HOST:PORT --token-file FILE --ca-file {}   (FILE holding the token, or - for standard input)",
+        o.user,
+        if ttl_seconds == 0 {
+            "never expires".to_owned()
+        } else {
+            format!("expires in {ttl_seconds} s")
+        },
+        dir.join("ca.crt").display()
+    );
+    Ok(())
 }
 
 /// The listener's limits from the options.
@@ -315,8 +451,12 @@ async fn housekeeping(core: Arc<Core>, stop: CancellationToken) {
     }
 }
 
-/// `onprem control-plane`: serves until `shutdown`.
+/// `onprem control-plane`: serves until `shutdown` (or, with a
+/// subcommand, works on the stopped control plane's state directory).
 pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if let Some(Offline::AdminToken(o)) = opts.command {
+        return tokio::task::spawn_blocking(move || admin_token(&o)).await?;
+    }
     let state_dir = opts.state_dir.clone();
     let sans = if opts.sans.is_empty() {
         default_sans()
@@ -328,16 +468,18 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
     println!("onprem control plane listening on {}", h.url());
     println!("  state:  {}", state_dir.display());
     println!("  CA:     {}", h.ca_fingerprint);
-    if let Some(t) = &h.admin_token {
+    if h.admin_token.is_some() {
+        let file = state_dir.join("admin.token");
         println!();
         println!(
-            "First start: an admin token was created (also in {}/admin.token).",
-            state_dir.display()
+            "First start: an admin token was created in {} (mode 0600).",
+            file.display()
         );
-        println!("Log in with:");
+        println!("Log in with (the token stays off the command line and out of `ps`):");
         println!();
         println!(
-            "  onprem login {url} --token {t} --ca-fingerprint {}",
+            "  onprem login {url} --token-file {} --ca-fingerprint {}",
+            file.display(),
             h.ca_fingerprint
         );
         println!();

@@ -4,8 +4,10 @@
 //!
 //! Every route but `/healthz` and `/api/v1/openapi.json` needs
 //! `Authorization: Bearer <API token>` (`/metrics` too, unless the
-//! control plane runs with `--public-metrics`). Every error is JSON, the
-//! OpenAPI document's `Error` schema:
+//! control plane runs with `--public-metrics`), checked by [`authenticate`]
+//! before anything else of the request is looked at: a request without a
+//! good token is a 401 whatever its path, method, query or body. Every
+//! error is JSON, the OpenAPI document's `Error` schema:
 //! `{"error": {"code": 403, "status": "Forbidden", "message": "…"}}`:
 //! ours ([`ApiError`]), the framework's rejections (a body over the limit,
 //! a query that does not parse, a method a path does not take) rewritten
@@ -17,7 +19,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
@@ -40,7 +42,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::FailedPrecondition(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
@@ -128,10 +130,37 @@ async fn no_such_path(req: axum::extract::Request) -> ApiError {
 
 type R<T> = Result<T, ApiError>;
 
-fn who(app: &App, h: &HeaderMap) -> R<Principal> {
-    app.core
-        .authenticate(h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
+/// The paths anyone may read, without a token.
+const OPEN_PATHS: &[&str] = &["/healthz", "/api/v1/openapi.json"];
+
+/// Authenticates every request before its route, method, query or body
+/// is looked at (a request without a good token learns nothing of them:
+/// 401), and hands the [`Principal`] to the handler. `/healthz`, the
+/// OpenAPI document and, with `--public-metrics`, `/metrics` need none.
+async fn authenticate(
+    State(app): State<App>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    let open = OPEN_PATHS.contains(&path) || (app.public_metrics && path == "/metrics");
+    if !open {
+        let bearer = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match app.core.authenticate(bearer) {
+            Ok(p) => {
+                req.extensions_mut().insert(p);
+            }
+            Err(e) => return e.into_response(),
+        }
+    }
+    next.run(req).await
 }
+
+/// The caller, as [`authenticate`] found it.
+type Who = axum::Extension<Principal>;
 
 async fn blocking<T: Send + 'static>(
     app: &App,
@@ -145,6 +174,10 @@ async fn blocking<T: Send + 'static>(
 
 /// The routes.
 pub fn router(core: Arc<Core>, public_metrics: bool) -> Router {
+    let app = App {
+        core,
+        public_metrics,
+    };
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
@@ -158,15 +191,15 @@ pub fn router(core: Arc<Core>, public_metrics: bool) -> Router {
         .route("/api/v1/{kind}", get(list))
         .route("/api/v1/{kind}/{name}", get(one).delete(delete))
         .route("/api/{*rest}", any(no_such_path))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            authenticate,
+        ))
         .layer(axum::middleware::from_fn(json_errors))
-        .with_state(App {
-            core,
-            public_metrics,
-        })
+        .with_state(app)
 }
 
-async fn whoami(State(app): State<App>, h: HeaderMap) -> R<Json<serde_json::Value>> {
-    let p = who(&app, &h)?;
+async fn whoami(axum::Extension(p): Who) -> R<Json<serde_json::Value>> {
     Ok(Json(
         serde_json::json!({"user": p.user, "role": p.role, "tokenId": p.token_id, "version": crate::VERSION, "commit": crate::GIT_COMMIT}),
     ))
@@ -183,11 +216,10 @@ struct ListQuery {
 
 async fn list(
     State(app): State<App>,
-    h: HeaderMap,
+    axum::Extension(p): Who,
     Path(kind): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> R<Json<serde_json::Value>> {
-    let p = who(&app, &h)?;
     let req = pb::GetRequest {
         kind,
         name: String::new(),
@@ -199,20 +231,15 @@ async fn list(
 
 /// `GET /api/v1/tokens`: the list, as for every kind (the path is also
 /// `POST`'s, which would otherwise answer 405).
-async fn list_tokens(
-    state: State<App>,
-    h: HeaderMap,
-    q: Query<ListQuery>,
-) -> R<Json<serde_json::Value>> {
-    list(state, h, Path("tokens".to_owned()), q).await
+async fn list_tokens(state: State<App>, p: Who, q: Query<ListQuery>) -> R<Json<serde_json::Value>> {
+    list(state, p, Path("tokens".to_owned()), q).await
 }
 
 async fn one(
     State(app): State<App>,
-    h: HeaderMap,
+    axum::Extension(p): Who,
     Path((kind, name)): Path<(String, String)>,
 ) -> R<Json<serde_json::Value>> {
-    let p = who(&app, &h)?;
     let req = pb::GetRequest {
         kind,
         name,
@@ -228,10 +255,8 @@ async fn one(
 
 async fn describe(
     State(app): State<App>,
-    h: HeaderMap,
     Path((kind, name)): Path<(String, String)>,
 ) -> R<Json<serde_json::Value>> {
-    who(&app, &h)?;
     Ok(Json(
         blocking(&app, move |c| c.describe(&kind, &name)).await?,
     ))
@@ -239,10 +264,9 @@ async fn describe(
 
 async fn delete(
     State(app): State<App>,
-    h: HeaderMap,
+    axum::Extension(p): Who,
     Path((kind, name)): Path<(String, String)>,
 ) -> R<Response> {
-    let p = who(&app, &h)?;
     let n2 = name.clone();
     let deleted = blocking(&app, move |c| c.delete(&p, &kind, &n2)).await?;
     if deleted {
@@ -261,11 +285,10 @@ struct ApplyQuery {
 
 async fn apply(
     State(app): State<App>,
-    h: HeaderMap,
+    axum::Extension(p): Who,
     Query(q): Query<ApplyQuery>,
     body: String,
 ) -> R<Response> {
-    let p = who(&app, &h)?;
     let docs = vec![pb::Document {
         source: "request".into(),
         text: body,
@@ -316,10 +339,9 @@ struct TokenBody {
 
 async fn create_token(
     State(app): State<App>,
-    h: HeaderMap,
+    axum::Extension(p): Who,
     Json(b): Json<TokenBody>,
 ) -> R<Json<serde_json::Value>> {
-    let p = who(&app, &h)?;
     let req = pb::CreateTokenRequest {
         r#type: b.kind,
         role: b.role,
@@ -343,11 +365,10 @@ struct AckBody {
 
 async fn ack(
     State(app): State<App>,
-    h: HeaderMap,
+    axum::Extension(p): Who,
     Path(id): Path<String>,
     body: Option<Json<AckBody>>,
 ) -> R<StatusCode> {
-    let p = who(&app, &h)?;
     let comment = body.map(|b| b.0.comment).unwrap_or_default();
     blocking(&app, move |c| c.ack(&p, &id, &comment)).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -356,7 +377,7 @@ async fn ack(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WatchQuery {
-    /// `devices`, `events` or both (default).
+    /// One of [`WATCH_KINDS`], or left out for both.
     #[serde(default)]
     kind: String,
     /// Events: the last this many (at most [`RECENT_EVENTS`]) first,
@@ -365,29 +386,58 @@ struct WatchQuery {
     recent: usize,
 }
 
+/// What `GET /api/v1/watch?kind=` takes (left out: both).
+pub const WATCH_KINDS: &[&str] = &["devices", "events"];
+
 /// The most events a watch asks to see first: as many as `get events`
 /// shows.
 pub const RECENT_EVENTS: usize = 500;
 
+/// Close code of a watch whose token was revoked or expired: 1008,
+/// policy violation (RFC 6455 7.4.1).
+const CLOSE_TOKEN_ENDED: u16 = 1008;
+
+/// `GET /api/v1/watch`: the query is checked before the upgrade (a kind
+/// that is not one is a 400, never a socket that sends nothing); the
+/// stream ends, with a close frame saying why, when the token is revoked
+/// or expires.
 async fn watch(
     State(app): State<App>,
-    h: HeaderMap,
+    axum::Extension(p): Who,
     Query(q): Query<WatchQuery>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> R<Response> {
-    who(&app, &h)?;
+    if !q.kind.is_empty() && !WATCH_KINDS.contains(&q.kind.as_str()) {
+        return Err(ApiError::Invalid(format!(
+            "kind: {:?} is not something to watch: {} (or leave it out for both)",
+            q.kind,
+            WATCH_KINDS.join(" or ")
+        )));
+    }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
     let core = Arc::clone(&app.core);
-    Ok(ws.on_upgrade(move |socket| stream_live(socket, core, q.kind, q.recent)))
+    let ended = core.token_ended(&p);
+    Ok(ws.on_upgrade(move |socket| stream_live(socket, core, q.kind, q.recent, ended)))
 }
 
 /// Sends the devices as they are (and the `recent` last events), then
 /// every change, until the client goes. An event published while the
 /// recent ones are read can come twice: the client knows it by its time
 /// and content.
-async fn stream_live(mut socket: WebSocket, core: Arc<Core>, kind: String, recent: usize) {
+async fn stream_live(
+    mut socket: WebSocket,
+    core: Arc<Core>,
+    kind: String,
+    recent: usize,
+    ended: impl std::future::Future<Output = String> + Send,
+) {
     let mut rx = core.subscribe();
-    let want_devices = kind.is_empty() || kind.starts_with("device");
-    let want_events = kind.is_empty() || kind.starts_with("event");
+    let want_devices = kind.is_empty() || kind == "devices";
+    let want_events = kind.is_empty() || kind == "events";
+    let mut ended = std::pin::pin!(ended);
     if want_devices {
         for device in core.devices() {
             let msg = serde_json::to_string(&Live::Device {
@@ -445,8 +495,26 @@ async fn stream_live(mut socket: WebSocket, core: Arc<Core>, kind: String, recen
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => {}
             },
+            why = &mut ended => {
+                let frame = axum::extract::ws::CloseFrame {
+                    code: CLOSE_TOKEN_ENDED,
+                    reason: close_reason(&why).into(),
+                };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+                return;
+            }
         }
     }
+}
+
+/// `why` cut to what a close frame carries (123 bytes), at a character
+/// boundary.
+fn close_reason(why: &str) -> String {
+    let mut end = why.len().min(123);
+    while !why.is_char_boundary(end) {
+        end -= 1;
+    }
+    why[..end].to_owned()
 }
 
 fn esc(v: &str) -> String {
@@ -654,10 +722,7 @@ fn fmt_value(v: f64) -> String {
     }
 }
 
-async fn metrics(State(app): State<App>, h: HeaderMap) -> R<Response> {
-    if !app.public_metrics {
-        who(&app, &h)?;
-    }
+async fn metrics(State(app): State<App>) -> R<Response> {
     let body = blocking(&app, |c| Ok(render_metrics(c))).await?;
     Ok((
         [(
@@ -705,6 +770,7 @@ mod tests {
             (ApiError::Forbidden("f".into()), 403),
             (ApiError::NotFound("n".into()), 404),
             (ApiError::Conflict("c".into()), 409),
+            (ApiError::FailedPrecondition("p".into()), 409),
             (ApiError::Internal("x".into()), 500),
             (ApiError::Unavailable("o".into()), 503),
         ];

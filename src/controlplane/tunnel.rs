@@ -7,7 +7,9 @@
 //! device online, to a port the device's running bundle (as this control
 //! plane delivered it) lists in `spec.tunnel.allowedPorts`; the agent
 //! checks its own bundle again. Every open, refusal and close (with bytes
-//! each way, duration and how it ended) is written to the audit log.
+//! each way, duration and how it ended) is written to the audit log. A
+//! tunnel lives no longer than the user's token: revoking it, or its
+//! expiry, closes every tunnel it opened ([`Core::token_ended`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -433,9 +435,22 @@ impl Core {
         self.audit_now(&who, "tunnel.open", &target, &format!("tunnel {id}"));
         tracing::debug!(user = %who.user, device = %device, port, tunnel = %id, "tunnel open");
         let core = std::sync::Arc::clone(self);
+        // The tunnel lives no longer than its user's token: revoked or
+        // expired, it ends (both ways, audited with why).
+        let ender = to_user.ender();
+        let token_ended = self.token_ended(&who);
         tokio::spawn(async move {
             let started = Instant::now();
-            let Ok(stats) = stats.await else { return };
+            let mut stats = stats;
+            let stats = tokio::select! {
+                s = &mut stats => s,
+                why = token_ended => {
+                    tracing::info!(user = %who.user, device = %device, port, tunnel = %id, "{why}: closing the tunnel");
+                    ender.end(why);
+                    stats.await
+                }
+            };
+            let Ok(stats) = stats else { return };
             let t = &core.tunnels;
             t.open.fetch_sub(1, Ordering::Relaxed);
             t.bytes_to_devices.fetch_add(stats.sent, Ordering::Relaxed);

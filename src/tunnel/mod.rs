@@ -441,6 +441,10 @@ impl<W: tokio::io::AsyncWrite + Unpin> Pump<W> {
     }
 }
 
+/// How long a pump whose outgoing half failed waits for the incoming
+/// half's reason ([`run_both`]).
+const REASON_GRACE: Duration = Duration::from_millis(200);
+
 /// Runs two directions until both finish, either fails, or a limit.
 async fn run_both(
     a: impl std::future::Future<Output = Result<(), String>>,
@@ -456,7 +460,17 @@ async fn run_both(
         tokio::select! {
             r = &mut a, if !a_done => match r {
                 Ok(()) => a_done = true,
-                Err(e) => return End::Aborted(e),
+                Err(e) => {
+                    // A call that ends drops its body (a) as its answer
+                    // (b) brings why it ended (a limit, a token revoked):
+                    // that reason, when it comes at once, says more.
+                    if !b_done {
+                        if let Ok(Err(why)) = tokio::time::timeout(REASON_GRACE, &mut b).await {
+                            return End::Aborted(why);
+                        }
+                    }
+                    return End::Aborted(e);
+                }
             },
             r = &mut b, if !b_done => match r {
                 Ok(()) => b_done = true,
@@ -575,6 +589,33 @@ pub struct Spliced<S> {
     side: &'static str,
     eof: bool,
     finished: bool,
+}
+
+impl<S> Spliced<S> {
+    /// A handle that ends this splice, both directions, from outside:
+    /// the control plane ends a user's tunnels when their token is
+    /// revoked or expires.
+    pub fn ender(&self) -> Ender {
+        Ender(Arc::clone(&self.st))
+    }
+}
+
+/// Ends a splice from outside ([`Spliced::ender`]).
+pub struct Ender(Arc<SpliceState>);
+
+impl Ender {
+    /// Ends the splice, both ways, as [`End::Aborted`] with `why` (unless
+    /// it already ended): each side's stream fails with it, and the
+    /// stats report it.
+    pub fn end(&self, why: String) {
+        self.0.abort(End::Aborted(why));
+    }
+}
+
+impl std::fmt::Debug for Ender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ender").finish_non_exhaustive()
+    }
 }
 
 impl<S> Stream for Spliced<S>

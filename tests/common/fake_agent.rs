@@ -1,9 +1,11 @@
 //! An agent of the tests' own over the real protocol: enrolled with a
 //! one-time token, holding a session over mutual TLS with heartbeats every
 //! second, answering each bundle as the test says, reporting the status the
-//! test gives, going offline and coming back on demand. It lets a test put
-//! the control plane in states a simulated node reaches only by chance (a
-//! loop in fail-safe, a rollback with nothing to roll back to).
+//! test gives, going offline and coming back on demand, and opening its end
+//! of the tunnels it is asked for (to ports on this machine's loopback). It
+//! lets a test put the control plane in states a simulated node reaches
+//! only by chance (a loop in fail-safe, a rollback with nothing to roll
+//! back to).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -193,7 +195,7 @@ impl FakeAgent {
         let (deliveries, stop2, tx2) = (Arc::clone(&self.deliveries), stop.clone(), tx.clone());
         let (beats, gate) = (Arc::clone(&self.beats), self.gate.clone());
         tokio::spawn(async move {
-            let _client = client;
+            let client = client;
             let tx = tx2;
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -210,6 +212,21 @@ impl FakeAgent {
                     }
                     m = inbound.message() => {
                         let Ok(Some(m)) = m else { return };
+                        if let Some(pb::control_message::Msg::TunnelOpen(t)) = &m.msg {
+                            // Its end of a tunnel: the port on this
+                            // machine's loopback, as an agent's would be.
+                            tokio::spawn(onprem::dialhome::tunnel::open(
+                                client.clone(),
+                                t.clone(),
+                                Arc::new(|port| {
+                                    Ok(onprem::dialhome::tunnel::Target::Tcp(
+                                        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                                    ))
+                                }),
+                                onprem::tunnel::Limits::default(),
+                                stop2.child_token(),
+                            ));
+                        }
                         if let Some(pb::control_message::Msg::Bundle(d)) = m.msg {
                             let r = answer(&d);
                             deliveries.lock().unwrap().push(d);

@@ -105,3 +105,72 @@ pub async fn until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// What [`http1`] got: the status, the head's lines, the body.
+#[derive(Debug)]
+pub struct Http1 {
+    /// The status code.
+    pub status: u16,
+    /// The status line and headers.
+    pub head: String,
+    /// The body (as far as `content-length` says).
+    pub body: String,
+}
+
+/// One HTTP/1.1 request over TLS to the control plane, written as it is
+/// given (`method`, `path`, extra header lines), read up to its body's
+/// `content-length`; the connection is left as the server leaves it.
+pub async fn http1(cp: &Handle, method: &str, path: &str, headers: &[&str]) -> Http1 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tls = onprem::pki::client_config(&cp.ca_pem, None).unwrap();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(cp.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut s = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("content-length: 0\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let read = async {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
+                    let status = head
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(0);
+                    return Http1 { status, head, body };
+                }
+            }
+            let n = s.read(&mut chunk).await.unwrap_or(0);
+            assert!(
+                n > 0,
+                "the connection closed mid-answer: {}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("an answer within 60 s")
+}
