@@ -260,6 +260,8 @@ struct Conn {
     id: u64,
     shared: Arc<Shared>,
     cancel: CancellationToken,
+    /// Closed by the server (what `cancel` says, without its lock).
+    closed: AtomicBool,
     why: Mutex<Option<Closed>>,
     /// Requests in flight (streams, for HTTP/2).
     busy: AtomicUsize,
@@ -283,6 +285,7 @@ impl Conn {
         if w.is_none() {
             *w = Some(why);
         }
+        self.closed.store(true, Ordering::SeqCst);
         self.cancel.cancel();
     }
 
@@ -356,7 +359,7 @@ impl Conns {
                 if t.open.len() < self.limits.max_connections
                     || t.open
                         .values()
-                        .any(|c| c.idle() && !c.cancel.is_cancelled())
+                        .any(|c| c.idle() && !c.closed.load(Ordering::SeqCst))
                 {
                     return;
                 }
@@ -384,6 +387,7 @@ impl Conns {
                         id,
                         shared: Arc::clone(&self.shared),
                         cancel: CancellationToken::new(),
+                        closed: AtomicBool::new(false),
                         why: Mutex::new(None),
                         busy: AtomicUsize::new(0),
                         upgraded: AtomicBool::new(false),
@@ -400,14 +404,14 @@ impl Conns {
                     };
                 }
                 let waiting = t.evicting.is_some_and(|at| at.elapsed() < EVICTION_WAIT)
-                    && t.open.values().any(|c| c.cancel.is_cancelled());
+                    && t.open.values().any(|c| c.closed.load(Ordering::SeqCst));
                 if !waiting {
                     // Never-served connections first, then the one idle
                     // longest.
                     let victim = t
                         .open
                         .values()
-                        .filter(|c| c.idle() && !c.cancel.is_cancelled())
+                        .filter(|c| c.idle() && !c.closed.load(Ordering::SeqCst))
                         .min_by_key(|c| {
                             (
                                 c.served.load(Ordering::SeqCst),
@@ -463,7 +467,7 @@ impl Conns {
         let idle = u64::try_from(self.limits.idle_timeout.as_millis()).unwrap_or(u64::MAX);
         let t = self.table();
         for c in t.open.values() {
-            if !c.idle() || c.cancel.is_cancelled() {
+            if !c.idle() || c.closed.load(Ordering::SeqCst) {
                 continue;
             }
             let head = c.head_since.load(Ordering::SeqCst);
@@ -632,7 +636,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Tracked<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.closing.as_mut().poll(cx).is_ready() {
+        if this.slot.conn.closed.load(Ordering::SeqCst) {
             return Poll::Ready(Err(this.closed_error()));
         }
         let before = buf.filled().len();
@@ -647,6 +651,10 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Tracked<IO> {
                 }
                 Poll::Ready(Ok(()))
             }
+            // Waiting for the peer: wake when the server closes it, too.
+            Poll::Pending if this.closing.as_mut().poll(cx).is_ready() => {
+                Poll::Ready(Err(this.closed_error()))
+            }
             other => other,
         }
     }
@@ -659,7 +667,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Tracked<IO> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.slot.conn.cancel.is_cancelled() {
+        if this.slot.conn.closed.load(Ordering::SeqCst) {
             return Poll::Ready(Err(this.closed_error()));
         }
         Pin::new(&mut this.io).poll_write(cx, buf)
@@ -679,7 +687,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Tracked<IO> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.slot.conn.cancel.is_cancelled() {
+        if this.slot.conn.closed.load(Ordering::SeqCst) {
             return Poll::Ready(Err(this.closed_error()));
         }
         Pin::new(&mut this.io).poll_write_vectored(cx, bufs)

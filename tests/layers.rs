@@ -1,6 +1,6 @@
 //! DESIGN.md's rules between layers, checked on the source: the node side
 //! (agent, dial-home, Redfish, exporter) and what both sides share (bundles,
-//! PKI, the TLS server loop, the clock, state directories, the tunnel's
+//! PKI, the TLS server loop and its limits, the clock, state directories, the tunnel's
 //! byte pump) never name the control plane.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -49,6 +49,7 @@ fn the_node_side_and_the_shared_layer_never_name_the_control_plane() {
             "tunnel",
             "pki.rs",
             "tlsserver.rs",
+            "serverlimits.rs",
             "clock.rs",
             "statedir.rs",
         ],
