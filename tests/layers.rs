@@ -1,7 +1,7 @@
 //! DESIGN.md's rules between layers, checked on the source: the node side
 //! (agent, dial-home, Redfish, exporter) and what both sides share (bundles,
-//! PKI, the TLS server loop and its limits, the clock, state directories, the tunnel's
-//! byte pump) never name the control plane.
+//! PKI, the TLS server loop and its limits, the clock, state directories,
+//! the tunnel's byte pump) never name the control plane.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
