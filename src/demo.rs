@@ -316,8 +316,9 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
     println!("From another terminal:");
     println!("  export ONPREM_CONFIG={}", config.display());
     println!(
-        "  onprem login {} --token {token} --ca-fingerprint {}",
+        "  onprem login {} --token-file {} --ca-fingerprint {}",
         cp.url(),
+        scratch.0.join("control-plane").join("admin.token").display(),
         cp.ca_fingerprint
     );
     println!("  onprem get devices -o wide");
