@@ -486,6 +486,7 @@ fn parallel_bad_logins_keep_memory_bounded_and_are_answered() {
     loop {
         let now = status_bytes(node.pid(), "VmRSS");
         if now < before + LOGIN_FLOOD_AFTER {
+            eprintln!("resident memory after the flood: {} MiB", now >> 20);
             break;
         }
         assert!(
