@@ -481,6 +481,7 @@ pub fn parse_record(source: &str, index: usize, value: Value) -> Result<Record, 
     if let Some(kind) = kind {
         check_spec(kind, &spec, &mut errors);
     }
+    errors.extend(not_json(&spec, "spec"));
     if !errors.is_empty() {
         return Err(refuse(errors));
     }
@@ -498,6 +499,34 @@ pub fn parse_record(source: &str, index: usize, value: Value) -> Result<Record, 
         spec: spec_json,
         generation: meta.and_then(|m| m.generation),
     })
+}
+
+/// The first node of `v` that the spec's JSON (as the control plane
+/// stores it) would not hold as it is: a YAML tag (`!x`), which JSON
+/// would turn into a mapping, or a number that is not finite, which it
+/// would turn into null. Either would make a record that is accepted but
+/// whose stored spec reads back as something else, or not at all.
+fn not_json(v: &Value, path: &str) -> Option<FieldError> {
+    match v {
+        Value::Tagged(t) => Some(err(
+            path,
+            format!("YAML tag {}: tags are not supported", t.tag),
+        )),
+        Value::Number(n) if n.as_f64().is_some_and(|f| !f.is_finite()) => {
+            Some(err(path, format!("{n} is not a finite number")))
+        }
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| not_json(x, &format!("{path}[{i}]"))),
+        Value::Mapping(m) => m.iter().find_map(|(k, x)| {
+            not_json(k, path).or_else(|| {
+                let key = k.as_str().map_or_else(|| format!("{k:?}"), str::to_owned);
+                not_json(x, &format!("{path}.{key}"))
+            })
+        }),
+        _ => None,
+    }
 }
 
 fn check_spec(kind: RecordKind, spec: &Value, errors: &mut Vec<FieldError>) {
