@@ -120,7 +120,10 @@ impl MetricWriter {
     }
 
     /// Adds a sample of any kind. A sample whose family already exists with
-    /// another type is dropped and recorded in `conflicts`.
+    /// another type, or whose new family's samples would share names with
+    /// another family's (a histogram `x` writes `x_bucket`, `x_sum` and
+    /// `x_count`, a summary `x_sum` and `x_count`), is dropped and
+    /// recorded in `conflicts`.
     pub fn push(
         &mut self,
         name: &str,
@@ -149,6 +152,10 @@ impl MetricWriter {
         let idx = match self.index.get(name) {
             Some(&i) => i,
             None => {
+                if let Some(c) = self.collision(name, kind) {
+                    self.conflicts.push(c);
+                    return;
+                }
                 self.families.push(Family {
                     name: name.to_owned(),
                     help: help.to_owned(),
@@ -170,6 +177,36 @@ impl MetricWriter {
             return;
         }
         fam.metrics.push(Metric { labels, value });
+    }
+
+    /// Why a new family `name` of `kind` cannot be written beside the
+    /// families there are: its sample names and another's would be the
+    /// same, so that a reader could not tell whose a sample is.
+    fn collision(&self, name: &str, kind: Kind) -> Option<String> {
+        for suffix in ["_bucket", "_sum", "_count"] {
+            let Some(&i) = name.strip_suffix(suffix).and_then(|b| self.index.get(b)) else {
+                continue;
+            };
+            let other = &self.families[i];
+            if other.kind == Kind::Histogram || (other.kind == Kind::Summary && suffix != "_bucket")
+            {
+                return Some(format!(
+                    "{name}: its samples would be those of {} {}",
+                    other.kind.as_str(),
+                    other.name
+                ));
+            }
+        }
+        let suffixes: &[&str] = match kind {
+            Kind::Histogram => &["_bucket", "_sum", "_count"],
+            Kind::Summary => &["_sum", "_count"],
+            _ => &[],
+        };
+        suffixes
+            .iter()
+            .map(|s| format!("{name}{s}"))
+            .find(|n| self.index.contains_key(n))
+            .map(|n| format!("{name}: its samples would be those of {n}"))
     }
 
     /// Number of families written so far.
@@ -202,6 +239,29 @@ impl MetricWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drops_a_family_whose_samples_would_be_another_familys() {
+        let mut w = MetricWriter::new();
+        w.untyped("h_bucket", "", &[("le", "x")], 1.0);
+        let histogram = Value::Histogram {
+            buckets: vec![(f64::INFINITY, 1.0)],
+            sum: 1.0,
+            count: 1.0,
+        };
+        w.push("h", "", Kind::Histogram, &[], histogram);
+        let summary = Value::Summary {
+            quantiles: vec![(0.5, 1.0)],
+            sum: 1.0,
+            count: 1.0,
+        };
+        w.push("s", "", Kind::Summary, &[], summary);
+        w.gauge("s_count", "", &[], 1.0);
+        w.gauge("s_bucket", "", &[], 1.0);
+        assert_eq!(w.conflicts.len(), 2, "{:?}", w.conflicts);
+        let names: Vec<String> = w.finish().into_iter().map(|f| f.name).collect();
+        assert_eq!(names, ["h_bucket", "s", "s_bucket"]);
+    }
 
     #[test]
     fn can_sort_families_and_label_values_like_node_exporter() {

@@ -456,7 +456,7 @@ impl Exporter {
             );
         }
         for c in std::mem::take(&mut out.conflicts) {
-            tracing::warn!(conflict = %c, "metric family written with two types; second dropped");
+            tracing::warn!(conflict = %c, "metric family clashes with one written before it; dropped");
         }
         Scrape {
             families: out.finish(),
