@@ -159,7 +159,9 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Partia
             let path = path_string(&steps);
             // The reader's line is in the text it read, not the user's.
             let mut message = strip_location(&message).to_owned();
-            if let Some((line, column)) = locate(text, &steps) {
+            // The note that more may follow is about no node.
+            let note = steps.is_empty() && message.starts_with("more problems");
+            if let Some((line, column)) = locate(text, &steps).filter(|_| !note) {
                 message = format!("{message} at line {line} column {column}");
             }
             FieldError::new(path, message)

@@ -87,7 +87,7 @@ pub fn parse(text: &str) -> Result<Bundle, Error> {
     crate::validate::from_yaml(text).map_err(|p| {
         let mut errors = p.errors;
         for e in &mut errors {
-            if e.path.is_empty() {
+            if e.path.is_empty() && !e.message.starts_with("more problems") {
                 e.message = format!("not a bundle: {}", e.message);
             }
         }

@@ -269,7 +269,7 @@ impl Scanner<'_> {
 
     fn run(&mut self) -> Result<(), TooDeep> {
         loop {
-            self.to_next_token();
+            self.skip_to_token();
             self.unroll(self.column as isize);
             let c = self.at(0);
             if self.i >= self.s.len() {
@@ -392,7 +392,7 @@ impl Scanner<'_> {
 
     /// libyaml's `yaml_parser_scan_to_next_token`: spaces, tabs where
     /// they are allowed, comments and line breaks.
-    fn to_next_token(&mut self) {
+    fn skip_to_token(&mut self) {
         loop {
             if self.column == 0 && self.s[self.i..].starts_with(&[0xEF, 0xBB, 0xBF]) {
                 self.skip();

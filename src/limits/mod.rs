@@ -105,11 +105,12 @@ pub const MAX_ERROR_CHARS: Limit = Limit {
 
 /// The most bytes of YAML that finding every problem of one document may
 /// read again, all rounds together: each round re-reads the document
-/// without the bad nodes found so far, so a document at
-/// [`MAX_BUNDLE_BYTES`] gets 16 rounds and a small one [`MAX_ERRORS`].
+/// (about three times: written, read, its problem's line found) without
+/// the bad nodes found so far, so a document at [`MAX_BUNDLE_BYTES`] gets
+/// 2 rounds, one of 100 KB 26, and a small one [`MAX_ERRORS`].
 pub const MAX_REREAD_BYTES: Limit = Limit {
     name: "MAX_REREAD_BYTES",
-    value: 16 * MIB,
+    value: 8 * MIB,
 };
 
 /// What kind of file this is, for an error that refuses it.
@@ -294,9 +295,14 @@ fn shorten_to(message: &str, most: usize) -> String {
 }
 
 /// At most [`MAX_ERRORS`] lines of `items`, each [`shorten`]ed, and then
-/// `… and N more problems` when there were more.
+/// `… and N more problems` when there were more (one more is shown
+/// itself: often the note that more were not looked for).
 pub fn bounded_lines<T: fmt::Display>(items: &[T]) -> Vec<String> {
-    let most = MAX_ERRORS.value;
+    let most = if items.len() == MAX_ERRORS.value + 1 {
+        items.len()
+    } else {
+        MAX_ERRORS.value
+    };
     let mut lines: Vec<String> = items
         .iter()
         .take(most)
@@ -423,5 +429,7 @@ mod tests {
             lines[50],
             "… and 70 more problems (at most 50 are listed: MAX_ERRORS)"
         );
+        assert_eq!(bounded_lines(&items[..51]).len(), 51);
+        assert_eq!(bounded_lines(&items[..51])[50], "problem 50");
     }
 }
