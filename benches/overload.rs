@@ -28,7 +28,7 @@ struct Row {
     refused_after: Option<f64>,
 }
 
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone)]
 struct Figures {
     mean: f64,
     max_bound: f64,
@@ -36,6 +36,17 @@ struct Figures {
     rss_peak: f64,
     rss_end: f64,
     scrape_ok: bool,
+    /// Scrape latencies during the window, seconds (failed: the timeout).
+    scrapes: Vec<f64>,
+}
+
+fn pct(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * q).round() as usize]
 }
 
 fn rejected(text: &str) -> f64 {
@@ -73,21 +84,31 @@ fn run(name: &str, floods: &[Flood], window: Duration) -> Row {
         .iter()
         .any(|f| matches!(f, Flood::HugeBundle | Flood::NestedBundle));
     let was = rejected(&before_f);
+    // Scrapes of both agents through the window, one after the other,
+    // as Prometheus would (10 s timeout); the flooded agent's also tell
+    // when a dropped bundle was refused.
+    let (mut lat_f, mut lat_i) = (Vec::new(), Vec::new());
+    let timed = |addr| {
+        let t0 = Instant::now();
+        let r = flood::scrape(addr, Duration::from_secs(10)).ok();
+        (t0.elapsed().as_secs_f64(), r)
+    };
     while started.elapsed() < window {
-        if bundle_flood && refused_after.is_none() {
-            if let Ok(t) = flood::scrape(agent_f.addr, Duration::from_secs(2)) {
-                if rejected(&t) > was {
-                    refused_after = Some(started.elapsed().as_secs_f64());
-                }
+        let (l, r) = timed(agent_f.addr);
+        lat_f.push(l);
+        if let Some(t) = r {
+            if bundle_flood && refused_after.is_none() && rejected(&t) > was {
+                refused_after = Some(started.elapsed().as_secs_f64());
             }
         }
-        std::thread::sleep(Duration::from_millis(100));
+        lat_i.push(timed(agent_i.addr).0);
+        std::thread::sleep(Duration::from_millis(200));
     }
     let end_f = scrape(agent_f.addr);
     let end_i = scrape(agent_i.addr);
     running.stop();
     let (seen_f, seen_i) = (watch_f.stop(), watch_i.stop());
-    let figures = |before: &str, end: Option<String>, seen: flood::Seen| {
+    let figures = |before: &str, end: Option<String>, seen: flood::Seen, scrapes: Vec<f64>| {
         let (iv, ok) = match &end {
             Some(t) => (
                 flood::fans_intervals(t).since(&flood::fans_intervals(before)),
@@ -102,12 +123,13 @@ fn run(name: &str, floods: &[Flood], window: Duration) -> Row {
             rss_peak: seen.rss_peak,
             rss_end: seen.rss_end,
             scrape_ok: ok,
+            scrapes,
         }
     };
     let row = Row {
         name: name.to_owned(),
-        flooded: figures(&before_f, end_f, seen_f),
-        idle: figures(&before_i, end_i, seen_i),
+        flooded: figures(&before_f, end_f, seen_f, lat_f),
+        idle: figures(&before_i, end_i, seen_i, lat_i),
         refused_after,
     };
     drop((agent_f, agent_i));
@@ -137,13 +159,20 @@ fn main() {
         flood::NOFILE
     );
     println!(
-        "| flood | fans mean interval (flooded / idle / ratio) | longest interval ≤ (flooded / idle) | ticks (flooded / idle) | RSS peak MiB (flooded / idle / ratio) | RSS at end MiB (flooded / idle) | scrape at end | bundle refused after |"
+        "| flood | fans mean interval (flooded / idle / ratio) | longest interval ≤ (flooded / idle) | ticks (flooded / idle) | RSS peak MiB (flooded / idle / ratio) | RSS at end MiB (flooded / idle) | scrape latency p50 / max, s (flooded / idle) | scrape at end | bundle refused after |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
-        let (f, i) = (r.flooded, r.idle);
+        let (f, i) = (&r.flooded, &r.idle);
+        let latency = format!(
+            "{:.3} / {:.3} ({:.3} / {:.3})",
+            pct(&f.scrapes, 0.5),
+            pct(&f.scrapes, 1.0),
+            pct(&i.scrapes, 0.5),
+            pct(&i.scrapes, 1.0)
+        );
         println!(
-            "| {} | {:.3} / {:.3} / **{:.2}** | {} / {} s | {} / {} | {:.1} / {:.1} / **{:.2}** | {:.1} / {:.1} | {} | {} |",
+            "| {} | {:.3} / {:.3} / **{:.2}** | {} / {} s | {} / {} | {:.1} / {:.1} / **{:.2}** | {:.1} / {:.1} | {} | {} | {} |",
             r.name,
             f.mean,
             i.mean,
@@ -157,6 +186,7 @@ fn main() {
             f.rss_peak / i.rss_peak,
             f.rss_end,
             i.rss_end,
+            latency,
             if f.scrape_ok { "ok" } else { "FAILED" },
             r.refused_after
                 .map_or_else(|| "-".to_owned(), |s| format!("{s:.2} s")),

@@ -131,7 +131,7 @@ fn a_flooded_node_keeps_its_fans_on_time_and_recovers_by_itself() {
         2.0 * PERIOD
     );
     assert!(
-        iv.count >= elapsed / PERIOD * 0.8,
+        iv.count >= elapsed / (2.0 * PERIOD) - 1.0,
         "the fans loop ticked {} times in {elapsed:.1} s at a {PERIOD} s period",
         iv.count
     );

@@ -282,6 +282,35 @@ impl Loops {
     }
 }
 
+/// The loops' own runtime, once [`run_on_own_thread`] made it.
+static OWN_RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+
+/// Most blocking threads of the loops' own runtime: one tick of each of
+/// the four loops at once, with room for their stop paths.
+pub const LOOP_BLOCKING_THREADS: usize = 8;
+
+/// Runs every loop started from now on on a runtime of its own: one
+/// worker thread (`onprem-loops`) for their timers and its own blocking
+/// pool for their ticks, so that nothing the rest of the process does
+/// (a flood of connections, TLS handshakes, password hashing, scrapes
+/// holding the shared blocking pool) can hold a tick back. The agent and
+/// the demo call it at start; without it (library users, tests on a
+/// paused clock) loops run on the caller's runtime.
+pub fn run_on_own_thread() -> std::io::Result<()> {
+    if OWN_RUNTIME.get().is_some() {
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(LOOP_BLOCKING_THREADS)
+        .thread_name("onprem-loops")
+        .enable_all()
+        .build()?;
+    // Another caller may have won the race: its runtime is the one.
+    let _ = OWN_RUNTIME.set(rt);
+    Ok(())
+}
+
 fn spawn<R: Reconciler>(
     r: R,
     want: R::Desired,
@@ -290,7 +319,11 @@ fn spawn<R: Reconciler>(
     stop: CancellationToken,
     why: Arc<Mutex<Stop>>,
 ) -> JoinHandle<()> {
-    tokio::spawn(reconcile::run(r, Arc::new(want), version, ctx, stop, why))
+    let task = reconcile::run(r, Arc::new(want), version, ctx, stop, why);
+    match OWN_RUNTIME.get() {
+        Some(rt) => rt.spawn(task),
+        None => tokio::spawn(task),
+    }
 }
 
 fn make_ctx(shared: &Shared, hub: Option<Hub>) -> Ctx {

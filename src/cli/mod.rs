@@ -228,11 +228,17 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
                 );
                 return Ok(());
             }
+            agent::loops::run_on_own_thread()
+                .map_err(|e| anyhow::anyhow!("starting the loops' thread: {e}"))?;
             agent::run(*flags, shutdown).await?;
             Ok(())
         }
         Command::ControlPlane(opts) => controlplane::run(opts, shutdown).await,
-        Command::Demo(opts) => demo::run(opts, shutdown).await,
+        Command::Demo(opts) => {
+            agent::loops::run_on_own_thread()
+                .map_err(|e| anyhow::anyhow!("starting the loops' thread: {e}"))?;
+            demo::run(opts, shutdown).await
+        }
         Command::Hw(cmd) => {
             let all_ok = tokio::task::spawn_blocking(move || hw::run(cmd)).await??;
             if !all_ok {
