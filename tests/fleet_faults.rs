@@ -1438,8 +1438,19 @@ async fn malformed_requests_get_client_errors_and_the_control_plane_serves_on() 
         ),
         (
             "a truncated frame",
-            grpc("/onprem.v1.Fleet/Apply", short, Some(&auth)),
+            grpc("/onprem.v1.Fleet/Apply", short.clone(), Some(&auth)),
             tonic::Code::Internal as i32,
+        ),
+        // The token is checked before the body is read.
+        (
+            "garbage for ApplyRequest without a token",
+            grpc("/onprem.v1.Fleet/Apply", grpc_frame(&garbage), None),
+            tonic::Code::Unauthenticated as i32,
+        ),
+        (
+            "a truncated frame with a token that is not one",
+            grpc("/onprem.v1.Fleet/Apply", short, Some("Bearer hunter2")),
+            tonic::Code::Unauthenticated as i32,
         ),
         (
             "a compressed frame without an encoding",

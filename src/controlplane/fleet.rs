@@ -1,5 +1,7 @@
 //! The fleet API over gRPC: a thin layer over [`Core`]; the token comes
-//! in the `authorization` metadata.
+//! in the `authorization` metadata and is checked by [`authenticate`]
+//! before the request's body is decoded (a call without a good token is
+//! UNAUTHENTICATED whatever it carries).
 
 use std::sync::Arc;
 
@@ -22,12 +24,13 @@ impl Fleet {
         Fleet { core }
     }
 
+    /// The caller, as [`authenticate`] found it (or, for a service
+    /// without it, from the metadata).
     fn who<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
-        let bearer = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        Ok(self.core.authenticate(bearer)?)
+        if let Some(p) = req.extensions().get::<Principal>() {
+            return Ok(p.clone());
+        }
+        Ok(self.core.authenticate(bearer(req))?)
     }
 
     async fn blocking<R: Send + 'static>(
@@ -39,6 +42,24 @@ impl Fleet {
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(Status::from)
+    }
+}
+
+fn bearer<T>(req: &Request<T>) -> Option<&str> {
+    req.metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+}
+
+/// The interceptor that authenticates every fleet call from its metadata
+/// before its body is read, and hands the [`Principal`] to the handler.
+pub fn authenticate(
+    core: Arc<Core>,
+) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |mut req: Request<()>| {
+        let p = core.authenticate(bearer(&req))?;
+        req.extensions_mut().insert(p);
+        Ok(req)
     }
 }
 

@@ -300,7 +300,10 @@ pub async fn start(opts: Options, shutdown: CancellationToken) -> anyhow::Result
     let grpc = tonic::service::Routes::new(AgentServiceServer::new(agents::Agents::new(
         Arc::clone(&core),
     )))
-    .add_service(FleetServer::new(fleet::Fleet::new(Arc::clone(&core))))
+    .add_service(FleetServer::with_interceptor(
+        fleet::Fleet::new(Arc::clone(&core)),
+        fleet::authenticate(Arc::clone(&core)),
+    ))
     .into_axum_router();
     let app = grpc.merge(rest::router(Arc::clone(&core), opts.public_metrics));
     let serve_stop = stop.clone();
