@@ -4,7 +4,7 @@
 //!
 //! Every route but `/healthz` and `/api/v1/openapi.json` needs
 //! `Authorization: Bearer <API token>` (`/metrics` too, unless the
-//! control plane runs with `--public-metrics`), checked by [`authenticate`]
+//! control plane runs with `--public-metrics`), checked by `authenticate`
 //! before anything else of the request is looked at: a request without a
 //! good token is a 401 whatever its path, method, query or body. Every
 //! error is JSON, the OpenAPI document's `Error` schema:
