@@ -18,6 +18,7 @@
 mod common;
 
 use std::io::{BufRead as _, BufReader};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -533,10 +534,16 @@ async fn with_no_admin_token_left_one_is_made_offline_with_the_control_plane_sto
         "{r:#?}"
     );
 
-    // Stopped: a new admin token, alone on stdout.
+    // Stopped: a new admin token, alone on stdout. As root on a
+    // directory of another user's (a systemd DynamicUser's), what it
+    // touches stays that user's.
     let fingerprint = cp.ca_fingerprint.clone();
     stop.cancel();
     cp.stop().await;
+    let as_root = std::fs::metadata(&state).unwrap().uid() == 0;
+    if as_root {
+        chown_all(&state, 65534);
+    }
     let r = onprem(
         &nowhere,
         &[
@@ -556,6 +563,11 @@ async fn with_no_admin_token_left_one_is_made_offline_with_the_control_plane_sto
         "{r:#?}"
     );
     assert!(r.stderr.contains("--token-file"), "{r:#?}");
+    if as_root {
+        let theirs = owned_by_others(&state, 65534);
+        assert!(theirs.is_empty(), "not the directory owner's: {theirs:?}");
+        chown_all(&state, 0);
+    }
     // No database: said so.
     let r = onprem(
         &nowhere,
@@ -590,6 +602,35 @@ async fn with_no_admin_token_left_one_is_made_offline_with_the_control_plane_sto
     // It works for what an admin does: the expired token, revoked.
     assert_eq!(revoke(&cp, &rescue, &brief_id), Ok(true));
     stop.cancel();
+}
+
+/// Gives `dir` and everything in it to `uid`.
+fn chown_all(dir: &Path, uid: u32) {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(uid)).unwrap();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            chown_all(&p, uid);
+        } else {
+            std::os::unix::fs::lchown(&p, Some(uid), Some(uid)).unwrap();
+        }
+    }
+}
+
+/// What in `dir` does not belong to `uid`.
+fn owned_by_others(dir: &Path, uid: u32) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        if m.uid() != uid {
+            out.push(p.clone());
+        }
+        if m.is_dir() {
+            out.extend(owned_by_others(&p, uid));
+        }
+    }
+    out
 }
 
 // ---- tokens on the command line ------------------------------------------
