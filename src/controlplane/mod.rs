@@ -124,10 +124,11 @@ pub struct Options {
 pub enum Offline {
     /// Add an admin API token to the state directory's database, with the
     /// control plane stopped: the way back when no valid admin token is
-    /// left. Prints the token alone on standard output (pipe it into
-    /// `onprem login URL --token-file - …`). Run it as the user the
-    /// control plane runs as, or as root (what it creates is then given
-    /// to the directory's owner).
+    /// left. Prints the token alone on standard output: start the control
+    /// plane again, then log in with it (`onprem login URL --token-file -
+    /// …`, the token on standard input). Run it as the user the control
+    /// plane runs as, or as root (what it creates is then given to the
+    /// directory's owner).
     AdminToken(AdminTokenOptions),
 }
 
