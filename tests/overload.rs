@@ -15,7 +15,7 @@
 //!   "Too many open files");
 //! - refuse both bundles, each within seconds, and keep running the old;
 //! - answer a scrape while flooded;
-//! - stay under [`RSS_BOUND_MIB`] of resident memory;
+//! - grow its resident memory by less than [`RSS_GROWTH_BOUND_MIB`];
 //! - afterwards, with nothing done by hand: take a new good bundle, let
 //!   the administrator log in, and close what the floods opened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -27,10 +27,13 @@ use std::time::{Duration, Instant};
 
 use common::flood::{self, Flood, Scale};
 
-/// The bound on the agent's resident memory while flooded, MiB. The idle
-/// node runs in about 10 MiB; two Argon2 hashes at a time take 19 MiB
-/// each; connections and TLS sessions under the cap take the rest.
-const RSS_BOUND_MIB: f64 = 96.0;
+/// The bound on what the agent's resident memory may grow by while
+/// flooded, MiB, over what it was before. Two Argon2 verifications at a
+/// time take 19 MiB each (more are refused with 503); connections under
+/// the cap and their TLS sessions take the rest. Measured: +48 MiB for
+/// this test's debug build, +53 MiB for the release build
+/// (`benches/overload.rs`, 14 → 67 MiB).
+const RSS_GROWTH_BOUND_MIB: f64 = 64.0;
 
 /// The fans loop's period in the bundle, seconds.
 const PERIOD: f64 = flood::FANS_PERIOD;
@@ -148,8 +151,9 @@ fn a_flooded_node_keeps_its_fans_on_time_and_recovers_by_itself() {
         "the fans loop is not ready while flooded"
     );
     assert!(
-        seen.rss_peak < RSS_BOUND_MIB,
-        "resident memory peaked at {:.1} MiB (bound {RSS_BOUND_MIB} MiB)",
+        seen.rss_peak - seen.rss_start < RSS_GROWTH_BOUND_MIB,
+        "resident memory grew from {:.1} to {:.1} MiB (bound: {RSS_GROWTH_BOUND_MIB} MiB more)",
+        seen.rss_start,
         seen.rss_peak
     );
     assert!(
