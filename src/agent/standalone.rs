@@ -442,9 +442,10 @@ impl Node {
 
     fn reject_from(&self, e: &bundle::Error, origin: &str) {
         // At most MAX_ERRORS problems of at most MAX_ERROR_CHARS each, in
-        // the log, the event and the condition alike.
-        let errs = crate::limits::bounded_lines(&e.field_errors());
-        tracing::error!(bundle = %origin, errors = %errs.join("; "), "bundle refused; the running bundle stays");
+        // the event and the condition alike; logged once, by the event.
+        let problems = e.field_errors();
+        let errs = crate::limits::bounded_lines(&problems);
+        tracing::error!(bundle = %origin, problems = problems.len(), "bundle refused; the running bundle stays (the Rejected event says why)");
         self.events.push(
             "bundle",
             "warning",
