@@ -157,13 +157,19 @@ pub fn too_large(size: usize, at_least: bool, limit: Limit) -> io::Error {
 /// Reads a regular file of at most `limit` bytes.
 ///
 /// Anything else is refused without blocking: a FIFO, a socket or a
-/// device (opened with `O_NONBLOCK`, never read), a directory. The size
+/// device (opened with `O_NONBLOCK`, never read), a directory; only
+/// `/dev/null` reads, as an empty file. The size
 /// is checked before reading, and the read stops one byte past the limit
 /// should the file grow meanwhile. A symbolic link is followed.
 pub fn read_regular(path: &Path, limit: Limit) -> io::Result<Vec<u8>> {
     use std::os::unix::fs::OpenOptionsExt;
     // Look before opening: opening some devices does something.
-    let t = std::fs::metadata(path)?.file_type();
+    let meta = std::fs::metadata(path)?;
+    let t = meta.file_type();
+    if is_dev_null(&meta) {
+        // `--config /dev/null`: the Unix way to say "an empty file".
+        return Ok(Vec::new());
+    }
     if !t.is_file() {
         return Err(not_regular(t));
     }
@@ -188,6 +194,13 @@ pub fn read_regular(path: &Path, limit: Limit) -> io::Result<Vec<u8>> {
         return Err(too_large(limit.value, true, limit));
     }
     Ok(bytes)
+}
+
+/// Whether `meta` is the null device (character device 1:3), which
+/// reads as empty and never blocks.
+fn is_dev_null(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    meta.file_type().is_char_device() && meta.rdev() == libc::makedev(1, 3)
 }
 
 /// [`read_regular`], as UTF-8 text.
@@ -337,7 +350,7 @@ mod tests {
         for (path, what) in [
             (fifo.as_path(), "a FIFO"),
             (dir.path(), "a directory"),
-            (Path::new("/dev/null"), "a character device"),
+            (Path::new("/dev/zero"), "a character device"),
         ] {
             let e = read_regular(path, MAX_BUNDLE_BYTES).unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
@@ -347,6 +360,11 @@ mod tests {
                 "{e}"
             );
         }
+        // The null device reads as an empty file (`--config /dev/null`).
+        assert_eq!(
+            read_regular(Path::new("/dev/null"), MAX_BUNDLE_BYTES).unwrap(),
+            b""
+        );
         // A link to a regular file is read.
         std::fs::write(dir.path().join("f"), "x").unwrap();
         std::os::unix::fs::symlink(dir.path().join("f"), dir.path().join("l")).unwrap();
