@@ -1,7 +1,7 @@
 //! The worst a bundle can cost to read within the limits of
 //! `src/limits/mod.rs`, beside a normal example bundle:
 //!
-//! - at the depth limit (`MAX_DEPTH`, 64): flow mappings, flow lists and
+//! - at the depth limit (`MAX_DEPTH`, 32): flow mappings, flow lists and
 //!   block mappings nested 64 deep, repeated up to the size limit
 //!   (`MAX_BUNDLE_BYTES`, 1 MiB), which libyaml parses (its cost grows
 //!   with the square of the flow nesting: 64 is where it is capped);
@@ -125,15 +125,17 @@ fn main() {
     let cases: Vec<(&str, String)> = vec![
         ("example pi5-fan-curve (valid)", example),
         (
-            "flow mappings 61 deep, repeated to 1 MiB",
+            &*Box::leak(format!("flow mappings {inner} deep, repeated to 1 MiB").into_boxed_str()),
             with_spec_value(&fill(&nest("{a: ", "}", inner), room())),
         ),
         (
-            "flow lists 61 deep, repeated to 1 MiB",
+            &*Box::leak(format!("flow lists {inner} deep, repeated to 1 MiB").into_boxed_str()),
             with_spec_value(&fill(&nest("[", "]", inner), room())),
         ),
         (
-            "block mappings 62 deep, repeated to 1 MiB",
+            &*Box::leak(
+                format!("block mappings {} deep, repeated to 1 MiB", depth - 2).into_boxed_str(),
+            ),
             block(depth - 2, room()),
         ),
         ("1 MiB of unknown fields", many_keys(room())),

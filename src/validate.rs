@@ -690,7 +690,7 @@ mod tests {
         );
         assert_eq!(
             problems(&deep),
-            ["line 2: nesting deeper than 64 levels (limit MAX_DEPTH)"]
+            ["line 2: nesting deeper than 32 levels (limit MAX_DEPTH)"]
         );
     }
 

@@ -241,7 +241,7 @@ fn a_bundle_nested_100000_deep_is_refused_at_once_while_the_loops_run() {
     put(dir.path(), "bundle.yaml", write(nested(100_000)));
     let status = node.status_with("MAX_DEPTH");
     assert!(
-        status.contains("line 1: nesting deeper than 64 levels (limit MAX_DEPTH)"),
+        status.contains("line 1: nesting deeper than 32 levels (limit MAX_DEPTH)"),
         "{status}"
     );
     node.rejected(1);
@@ -427,7 +427,7 @@ fn validate_refuses_a_nested_a_huge_and_a_fifo_file_in_a_few_lines() {
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains(
-            "nested.yaml: not a bundle: line 1: nesting deeper than 64 levels (limit MAX_DEPTH)"
+            "nested.yaml: not a bundle: line 1: nesting deeper than 32 levels (limit MAX_DEPTH)"
         ),
         "{err}"
     );
@@ -558,7 +558,7 @@ async fn the_control_plane_refuses_a_nested_or_oversized_apply_itself() {
     assert!(!r.applied);
     let message = &r.results[0].errors[0].message;
     assert_eq!(
-        message, "line 6: nesting deeper than 64 levels (limit MAX_DEPTH)",
+        message, "line 6: nesting deeper than 32 levels (limit MAX_DEPTH)",
         "{r:?}"
     );
 
