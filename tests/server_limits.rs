@@ -382,6 +382,50 @@ fn slow_headers_and_idle_connections_are_cut() {
         cut_within(&mut s, b"", limit),
         "an idle keep-alive connection was not cut"
     );
+    // A Redfish body that trickles in (a request in flight, which the
+    // cap never closes for room): 408 once the header timeout has passed.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let https = node.https();
+    let started = Instant::now();
+    let (status, head) = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(https.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::IpAddress(https.addr.ip().into());
+        let mut s = https.tls.connect(name, tcp).await.unwrap();
+        let head = format!(
+            "POST /redfish/v1/SessionService/Sessions HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"UserName\": ",
+            https.addr
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        // A byte every 200 ms until the server answers or closes.
+        while started.elapsed() < limit {
+            if s.write_all(b" ").await.is_err() {
+                break;
+            }
+            match tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => {
+                    out.extend_from_slice(&buf[..n]);
+                    if out.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        let text = String::from_utf8_lossy(&out).to_string();
+        let status: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, text)
+    });
+    assert_eq!(status, 408, "a trickling Redfish body: {head}");
     // The agent still serves.
     node.agent.scrape();
 }

@@ -485,6 +485,24 @@ pub fn action_refused(action: &str, p: &str, value: &str, why: &str) -> Error {
     )
 }
 
+/// 408: the request's body did not arrive within `secs` seconds of its
+/// head.
+pub fn body_timeout(secs: f64) -> Error {
+    Error::new(
+        StatusCode::REQUEST_TIMEOUT,
+        Message::new(
+            "GeneralError",
+            "Critical",
+            "A general error has occurred.  See Resolution for information on how to resolve the error.".into(),
+            vec![],
+        )
+        .resolution(format!(
+            "Send the whole request body within {secs} seconds of the request's headers."
+        )),
+    )
+    .header("Connection", "close")
+}
+
 /// 500: something failed inside the service.
 pub fn internal(why: &str) -> Error {
     Error::new(

@@ -794,9 +794,14 @@ async fn serve(inner: &Arc<Inner>, req: Request<Body>) -> Result<Response<Body>,
                 return Err(errors::unsupported_media_type(ct));
             }
         }
-        let bytes = http_body_util::Limited::new(body, MAX_BODY)
-            .collect()
+        // A body that trickles in holds a connection that the cap never
+        // closes for room (a request is in flight): it gets the header
+        // timeout to arrive whole.
+        let limit = crate::serverlimits::process().header_timeout;
+        let read = http_body_util::Limited::new(body, MAX_BODY).collect();
+        let bytes = tokio::time::timeout(limit, read)
             .await
+            .map_err(|_| errors::body_timeout(limit.as_secs_f64()))?
             .map_err(|_| errors::payload_too_large(MAX_BODY))?
             .to_bytes();
         Some(parse_body(&bytes)?)
