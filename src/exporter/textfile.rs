@@ -82,14 +82,17 @@ impl Collector for Textfile {
         let mut mtimes = Vec::new();
         for path in files {
             let shown = path.display().to_string();
-            let text = match std::fs::read_to_string(&path) {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::warn!(file = %shown, error = %e, "failed to read textfile");
-                    error = true;
-                    continue;
-                }
-            };
+            // A FIFO named *.prom would hold the scrape for ever, and a
+            // runaway writer's file would take the agent's memory.
+            let text =
+                match crate::limits::read_regular_text(&path, crate::limits::MAX_TEXTFILE_BYTES) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::warn!(file = %shown, error = %e, "failed to read textfile");
+                        error = true;
+                        continue;
+                    }
+                };
             let parsed = match textparse::parse(&text) {
                 Ok(p) => p,
                 Err(e) => {
@@ -136,5 +139,54 @@ impl Collector for Textfile {
             if error { 1.0 } else { 0.0 },
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fifo_or_an_oversized_file_is_skipped_without_holding_the_scrape() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.prom"), "good_metric 1\n").unwrap();
+        let fifo = dir.path().join("b.prom");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
+        // Sparse: its size is over the limit, nothing of it is read.
+        let big = std::fs::File::create(dir.path().join("c.prom")).unwrap();
+        big.set_len(crate::limits::MAX_TEXTFILE_BYTES.value as u64 + 1)
+            .unwrap();
+        let c = Textfile::new(&Settings {
+            directory: dir.path().to_owned(),
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut out = MetricWriter::new();
+            let r = c.update(&mut out);
+            let _ = tx.send((r.is_ok(), out.finish()));
+        });
+        let (ok, fams) = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the scrape is held by the FIFO");
+        assert!(ok);
+        let value = |name: &str| {
+            fams.iter()
+                .find(|f| f.name == name)
+                .map(|f| f.metrics[0].value.clone())
+        };
+        assert_eq!(
+            value("good_metric"),
+            Some(crate::exporter::metrics::Value::Single(1.0))
+        );
+        assert_eq!(
+            value("node_textfile_scrape_error"),
+            Some(crate::exporter::metrics::Value::Single(1.0))
+        );
+        let mtimes = fams
+            .iter()
+            .find(|f| f.name == "node_textfile_mtime_seconds")
+            .unwrap();
+        assert_eq!(mtimes.metrics.len(), 1, "{mtimes:?}");
     }
 }

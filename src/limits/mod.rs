@@ -81,6 +81,14 @@ pub const MAX_SMALL_FILE_BYTES: Limit = Limit {
     value: 64 * KIB,
 };
 
+/// The largest textfile collector file (`*.prom`), in bytes: one over it
+/// (or one that is not a regular file: a FIFO would hold the scrape for
+/// ever) is skipped and counted in `node_textfile_scrape_error`.
+pub const MAX_TEXTFILE_BYTES: Limit = Limit {
+    name: "MAX_TEXTFILE_BYTES",
+    value: 8 * MIB,
+};
+
 /// The deepest nesting of a YAML or JSON document: mappings and lists,
 /// flow (`{`, `[`) and block (indentation) together. The examples and
 /// fixtures nest at most 9 deep; `serde_yaml_ng` refuses past 128. The
