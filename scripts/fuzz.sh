@@ -36,7 +36,9 @@ fi
 cp Cargo.lock fuzz/Cargo.lock
 
 start=$(date +%s)
-cargo fuzz build -s none
+# 16 codegen units (cargo fuzz's default is 1): onprem is one large crate,
+# and this build is most of the step's time on two cores.
+cargo fuzz build -s none --codegen-units 16
 built=$(( $(date +%s) - start ))
 echo "fuzz: built every target in ${built}s"
 
@@ -48,14 +50,16 @@ scratch=$(mktemp -d -p "$( [ -d /dev/shm ] && echo /dev/shm || echo "$work")")
 trap 'rm -rf "$work" "$scratch"' EXIT
 
 targets=${FUZZ_TARGETS:-$(cargo fuzz list)}
-failed=()
-summary=()
-for t in $targets; do
-  mkdir -p "$work/$t" "fuzz/artifacts/$t"
-  dirs=("fuzz/corpus/$t")
+# Targets run side by side, one a core (FUZZ_JOBS, default every core).
+jobs_max=${FUZZ_JOBS:-$(nproc)}
+
+# Runs target $1; writes its result line to $work/$1.result.
+run_one() {
+  set +e # a target's failure is its result, and a missing figure is "?"
+  local t=$1 log="$work/$1.log" result execs rate cov kept
+  local dirs=("fuzz/corpus/$t")
   [ -d "fuzz/regressions/$t" ] && dirs+=("fuzz/regressions/$t")
-  log="$work/$t.log"
-  echo "fuzz: $t for ${seconds}s"
+  mkdir -p "$work/$t" "fuzz/artifacts/$t"
   if ONPREM_FUZZ_SCRATCH="$scratch" "$bin/$t" "$work/$t" "${dirs[@]}" \
       -max_total_time="$seconds" -max_len="$max_len" -timeout="$unit_timeout" \
       -rss_limit_mb="$rss_mb" -artifact_prefix="fuzz/artifacts/$t/" \
@@ -63,26 +67,39 @@ for t in $targets; do
     result=ok
   else
     result=FAILED
-    failed+=("$t")
-    echo "--- $t: the end of libFuzzer's output"
-    tail -n 60 "$log"
-    echo "--- $t: what it found, in fuzz/artifacts/$t/:"
-    ls -l "fuzz/artifacts/$t/"
   fi
   execs=$(awk '/stat::number_of_executed_units/ {print $2}' "$log")
   rate=$(awk '/stat::average_exec_per_sec/ {print $2}' "$log")
   cov=$(grep -Eo 'cov: [0-9]+' "$log" | tail -n 1 | cut -d' ' -f2)
   kept=$(find "${dirs[@]}" -type f | wc -l)
-  summary+=("$(printf '%-20s %-6s %10s execs %7s/s  cov %6s  kept inputs %4s' \
-    "$t" "$result" "${execs:-?}" "${rate:-?}" "${cov:-?}" "$kept")")
+  printf '%-20s %-6s %10s execs %7s/s  cov %6s  kept inputs %4s\n' \
+    "$t" "$result" "${execs:-?}" "${rate:-?}" "${cov:-?}" "$kept" >"$work/$t.result"
+}
+
+echo "fuzz: every target for ${seconds}s, $jobs_max at a time"
+for t in $targets; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+  run_one "$t" &
+done
+wait
+
+failed=()
+for t in $targets; do
+  if ! grep -q " ok " "$work/$t.result" 2>/dev/null; then
+    failed+=("$t")
+    echo "--- $t: the end of libFuzzer's output"
+    tail -n 60 "$work/$t.log" || true
+    echo "--- $t: what it found, in fuzz/artifacts/$t/:"
+    ls -l "fuzz/artifacts/$t/" || true
+  fi
 done
 
 echo
 echo "fuzz: build ${built}s, total $(( $(date +%s) - start ))s, ${seconds}s a target"
-printf '%s\n' "${summary[@]}"
+for t in $targets; do cat "$work/$t.result" 2>/dev/null || echo "$t: no result"; done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "fuzz: findings in: ${failed[*]}"
-  echo "fuzz: reproduce with: RUSTC_BOOTSTRAP=1 cargo fuzz run -s none TARGET fuzz/artifacts/TARGET/FILE;"
+  echo "fuzz: reproduce with: $bin/TARGET fuzz/artifacts/TARGET/FILE;"
   echo "      fix, then keep the input in fuzz/regressions/TARGET/ (tests/fuzz_regressions.rs runs it)"
   exit 1
 fi
