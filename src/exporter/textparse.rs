@@ -264,6 +264,13 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
                             .ok_or_else(|| format!("line {lineno}: invalid {special} {b:?}"))?,
                     );
                 }
+                // The bound's label is the family's own: on a _sum or
+                // _count it would be written twice on every bucket.
+                if labels.iter().any(|(n, _)| n == special) {
+                    return Err(format!(
+                        "line {lineno}: {name} may not have a {special:?} label"
+                    ));
+                }
                 let m = match fam.metrics.iter_mut().find(|m| m.labels == labels) {
                     Some(m) => m,
                     None => {
@@ -379,5 +386,8 @@ mod tests {
         returns_error_when_type_follows_samples: "abc 1\n# TYPE abc gauge\n",
         returns_error_when_sample_is_duplicated: "abc 1\nabc 2\n",
         returns_error_when_trailing_garbage: "abc 1 2 3\n",
+        returns_error_when_a_histogram_sum_has_le: "# TYPE h histogram\nh_sum{le=\"1\"} 1\n",
+        returns_error_when_a_summary_count_has_quantile:
+            "# TYPE s summary\ns_count{quantile=\"0.5\"} 1\n",
     }
 }
