@@ -84,21 +84,29 @@ fn wedged_scrape(agent: &Agent) -> std::thread::JoinHandle<(u16, String)> {
     })
 }
 
+/// A copy of the fixture tree in `dir`, and its `proc/loadavg`: made a
+/// FIFO, it holds a scrape in the loadavg collector's read until
+/// [`unwedge`] writes it (the textfile collector skips a FIFO; a file of
+/// `/proc` cannot be refused for not being a regular one, procfs files
+/// all say they are).
+fn fixture_copy(dir: &Path) -> (PathBuf, PathBuf) {
+    let root = dir.join("fixtures");
+    common::copy_tree(&fixtures(), &root);
+    let loadavg = root.join("proc/loadavg");
+    (root, loadavg)
+}
+
+/// Lets the wedged scrape go on: `node_load1` reads 4.25.
 fn unwedge(fifo: &Path) {
-    std::fs::write(fifo, "late_metric 1\n").unwrap();
+    std::fs::write(fifo, "4.25 0.41 0.37 2/241 31337\n").unwrap();
 }
 
 #[test]
 fn notifies_ready_and_watchdog_only_while_scrape_path_is_alive() {
     let tmp = tempfile::tempdir().unwrap();
     let notify = Notify::bind(tmp.path());
-    let textdir = tmp.path().join("textfile");
-    std::fs::create_dir(&textdir).unwrap();
-    let mut args = fixture_flags(&fixtures());
-    args.push(format!(
-        "--collector.textfile.directory={}",
-        textdir.display()
-    ));
+    let (root, fifo) = fixture_copy(tmp.path());
+    let args = fixture_flags(&root);
     let agent = Agent::start_with(&args, |cmd| {
         cmd.env("NOTIFY_SOCKET", &notify.path)
             .env("WATCHDOG_USEC", "400000");
@@ -108,7 +116,7 @@ fn notifies_ready_and_watchdog_only_while_scrape_path_is_alive() {
     notify.wait_for("WATCHDOG=1");
 
     // Wedge the scrape path for longer than the watchdog period.
-    let fifo = textdir.join("slow.prom");
+    std::fs::remove_file(&fifo).unwrap();
     mkfifo(&fifo);
     let scrape = wedged_scrape(&agent);
     std::thread::sleep(Duration::from_millis(900));
@@ -123,7 +131,7 @@ fn notifies_ready_and_watchdog_only_while_scrape_path_is_alive() {
     unwedge(&fifo);
     let (status, text) = scrape.join().unwrap();
     assert_eq!(status, 200);
-    assert!(text.contains("late_metric 1"));
+    assert!(text.contains("node_load1 4.25"), "{text}");
     notify.wait_for("WATCHDOG=1");
 }
 
@@ -132,14 +140,9 @@ fn sighup_reloads_without_dropping_a_scrape_and_sigterm_stops() {
     let tmp = tempfile::tempdir().unwrap();
     let notify = Notify::bind(tmp.path());
     let cfg = tmp.path().join("agent.yaml");
-    let textdir = tmp.path().join("textfile");
-    std::fs::create_dir(&textdir).unwrap();
+    let (root, fifo) = fixture_copy(tmp.path());
     std::fs::write(&cfg, "collectors:\n  disable: [uname]\n").unwrap();
-    let mut args = fixture_flags(&fixtures());
-    args.push(format!(
-        "--collector.textfile.directory={}",
-        textdir.display()
-    ));
+    let mut args = fixture_flags(&root);
     args.push(format!("--config={}", cfg.display()));
     let mut agent = Agent::start_with(&args, |cmd| {
         cmd.env("NOTIFY_SOCKET", &notify.path);
@@ -148,7 +151,7 @@ fn sighup_reloads_without_dropping_a_scrape_and_sigterm_stops() {
     assert!(!agent.scrape().contains("node_uname_info"));
 
     // A scrape in flight while the config changes.
-    let fifo = textdir.join("slow.prom");
+    std::fs::remove_file(&fifo).unwrap();
     mkfifo(&fifo);
     let scrape = wedged_scrape(&agent);
     std::thread::sleep(Duration::from_millis(300));
@@ -164,6 +167,7 @@ fn sighup_reloads_without_dropping_a_scrape_and_sigterm_stops() {
         "the scrape in flight finishes with the set it started with"
     );
     std::fs::remove_file(&fifo).unwrap();
+    std::fs::write(&fifo, "0.52 0.41 0.37 2/241 31337\n").unwrap();
     assert!(
         agent.scrape().contains("node_uname_info"),
         "reload did not apply"
