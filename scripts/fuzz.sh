@@ -22,7 +22,7 @@ rss_mb=${FUZZ_RSS_MB:-2048}
 max_len=${FUZZ_MAX_LEN:-65536}
 # cargo fuzz asks the compiler for nightly options; the stable compiler
 # takes them with this. Without a sanitizer (`-s none`) no nightly-only
-# runtime is needed: onprem has no unsafe code, and what is looked for is
+# runtime is needed: the parsers have no unsafe code, and what is looked for is
 # panics, hangs and runaway memory.
 export RUSTC_BOOTSTRAP=1
 
