@@ -318,7 +318,11 @@ pub async fn run(opts: Options, shutdown: CancellationToken) -> anyhow::Result<(
     println!(
         "  onprem login {} --token-file {} --ca-fingerprint {}",
         cp.url(),
-        scratch.0.join("control-plane").join("admin.token").display(),
+        scratch
+            .0
+            .join("control-plane")
+            .join("admin.token")
+            .display(),
         cp.ca_fingerprint
     );
     println!("  onprem get devices -o wide");
