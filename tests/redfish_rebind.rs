@@ -11,7 +11,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Agent;
@@ -111,19 +110,9 @@ impl Node {
     /// certificate: the status code.
     fn https_get(&self, addr: SocketAddr, path: &str) -> u16 {
         let pem = std::fs::read_to_string(self.dir.path().join("state/redfish/tls.crt")).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        for c in onprem::pki::parse_certs(&pem, "cert").unwrap() {
-            roots.add(c).unwrap();
-        }
-        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let cfg = common::tls_client_config(&pem);
         let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-        let conn = rustls::ClientConnection::new(Arc::new(cfg), name).unwrap();
+        let conn = rustls::ClientConnection::new(cfg, name).unwrap();
         let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut s = rustls::StreamOwned::new(conn, tcp);

@@ -204,20 +204,10 @@ impl Resp {
 
 impl Https {
     fn new(addr: SocketAddr, ca_pem: &str) -> Https {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in onprem::pki::parse_certs(ca_pem, "cert").unwrap() {
-            roots.add(c).unwrap();
-        }
-        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let cfg = common::tls_client_config(ca_pem);
         Https {
             addr,
-            tls: tokio_rustls::TlsConnector::from(Arc::new(cfg)),
+            tls: tokio_rustls::TlsConnector::from(cfg),
         }
     }
 

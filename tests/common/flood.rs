@@ -459,18 +459,7 @@ async fn logins(node: Node, n: usize, stop: Arc<AtomicBool>, counts: Arc<Counts>
 
 /// A TLS client trusting `ca_pem`.
 pub fn connector(ca_pem: &str) -> tokio_rustls::TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in onprem::controlplane::pki::parse_certs(ca_pem, "cert").unwrap() {
-        roots.add(c).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    super::tls_connector(ca_pem)
 }
 
 async fn tls_connect(

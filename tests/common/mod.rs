@@ -204,3 +204,25 @@ pub fn require(program: &str, package: &str) -> PathBuf {
     }
     panic!("{program} not found: install {package} (scripts/test.sh installs every test peer)");
 }
+
+/// A TLS client configuration trusting only the certificates in `ca_pem`
+/// (a node's self-signed Redfish certificate, a control plane's CA).
+pub fn tls_client_config(ca_pem: &str) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in onprem::pki::parse_certs(ca_pem, "cert").unwrap() {
+        roots.add(c).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    std::sync::Arc::new(cfg)
+}
+
+/// [`tls_client_config`] as a tokio connector.
+pub fn tls_connector(ca_pem: &str) -> tokio_rustls::TlsConnector {
+    tokio_rustls::TlsConnector::from(tls_client_config(ca_pem))
+}
