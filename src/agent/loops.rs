@@ -293,8 +293,8 @@ pub const LOOP_BLOCKING_THREADS: usize = 8;
 /// worker thread (`onprem-loops`) for their timers and its own blocking
 /// pool for their ticks, so that nothing the rest of the process does
 /// (a flood of connections, TLS handshakes, password hashing, scrapes
-/// holding the shared blocking pool) can hold a tick back. The agent and
-/// the demo call it at start; without it (library users, tests on a
+/// holding the shared blocking pool) can hold a tick back. The agent
+/// calls it at start; without it (the demo, library users, tests on a
 /// paused clock) loops run on the caller's runtime.
 pub fn run_on_own_thread() -> std::io::Result<()> {
     if OWN_RUNTIME.get().is_some() {

@@ -234,11 +234,9 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ControlPlane(opts) => controlplane::run(opts, shutdown).await,
-        Command::Demo(opts) => {
-            agent::loops::run_on_own_thread()
-                .map_err(|e| anyhow::anyhow!("starting the loops' thread: {e}"))?;
-            demo::run(opts, shutdown).await
-        }
+        // The demo's nodes keep their loops on the demo's runtime: with a
+        // runtime of their own, a node's simulated world outlived the demo.
+        Command::Demo(opts) => demo::run(opts, shutdown).await,
         Command::Hw(cmd) => {
             let all_ok = tokio::task::spawn_blocking(move || hw::run(cmd)).await??;
             if !all_ok {
