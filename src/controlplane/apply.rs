@@ -203,16 +203,10 @@ impl Core {
             for r in ok {
                 let size = serde_json::to_vec(&r.spec).map_or(0, |v| v.len());
                 if size > limits::MAX_RECORD_BYTES.value {
-                    bad.push(Refused {
-                        source: r.source.clone(),
-                        index: r.index,
-                        kind: r.kind.as_str().into(),
-                        name: r.name.clone(),
-                        errors: vec![FieldError::new(
-                            "spec",
-                            limits::too_large(size, false, limits::MAX_RECORD_BYTES).to_string(),
-                        )],
-                    });
+                    bad.push(r.refused(vec![FieldError::new(
+                        "spec",
+                        limits::too_large(size, false, limits::MAX_RECORD_BYTES).to_string(),
+                    )]));
                 } else {
                     recs.push(r);
                 }
@@ -227,20 +221,14 @@ impl Core {
         let mut keep = Vec::new();
         for r in recs {
             if let Some((src, idx)) = seen.get(&(r.kind, r.name.clone())) {
-                bad.push(Refused {
-                    source: r.source.clone(),
-                    index: r.index,
-                    kind: r.kind.as_str().into(),
-                    name: r.name.clone(),
-                    errors: vec![FieldError::new(
-                        "metadata.name",
-                        format!(
-                            "{} {:?} is also record {idx} of {src}",
-                            r.kind.as_str(),
-                            r.name
-                        ),
-                    )],
-                });
+                bad.push(r.refused(vec![FieldError::new(
+                    "metadata.name",
+                    format!(
+                        "{} {:?} is also record {idx} of {src}",
+                        r.kind.as_str(),
+                        r.name
+                    ),
+                )]));
             } else {
                 seen.insert((r.kind, r.name.clone()), (r.source.clone(), r.index));
                 keep.push(r);
@@ -334,13 +322,7 @@ impl Core {
             if errors.is_empty() {
                 plans.push((r, rev));
             } else {
-                bad.push(Refused {
-                    source: r.source.clone(),
-                    index: r.index,
-                    kind: r.kind.as_str().into(),
-                    name: r.name.clone(),
-                    errors,
-                });
+                bad.push(r.refused(errors));
             }
         }
 

@@ -95,6 +95,19 @@ pub struct Refused {
     pub errors: Vec<FieldError>,
 }
 
+impl Record {
+    /// This record refused, for `errors`.
+    pub fn refused(&self, errors: Vec<FieldError>) -> Refused {
+        Refused {
+            source: self.source.clone(),
+            index: self.index,
+            kind: self.kind.as_str().into(),
+            name: self.name.clone(),
+            errors,
+        }
+    }
+}
+
 /// `Facility.spec`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
